@@ -1,0 +1,98 @@
+//! Builds the service (store, keys, router) and serves it. `serve` and the test
+//! suite both start the server through `Application::build`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+use crate::auth::jwt::TokenKeys;
+use crate::auth::secret::SecretVerifier;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::domain::ids;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub tokens: Arc<TokenKeys>,
+    pub secrets: SecretVerifier,
+    pub clock: Arc<Clock>,
+    pub settings: Arc<Settings>,
+    pub metrics: PrometheusHandle,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// How long open connections may keep a stopping server alive.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+impl Application {
+    /// Connects to and migrates the database, loads or creates the token key, and
+    /// binds the listener (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = Store::connect(&settings.database_url).await?;
+        store.migrate().await?;
+        let jwt_key = match &settings.jwt_secret {
+            Some(secret) => {
+                anyhow::ensure!(
+                    secret.expose().len() >= 32,
+                    "the JWT secret must be at least 32 bytes"
+                );
+                secret.expose().as_bytes().to_vec()
+            }
+            None => store.jwt_key(&ids::random_bytes::<32>()).await?,
+        };
+        let secrets = SecretVerifier::new(settings.max_concurrent_hashes)?;
+        let listener = TcpListener::bind(settings.listen).await?;
+        let state = AppState {
+            store,
+            tokens: Arc::new(TokenKeys::new(&jwt_key)),
+            secrets,
+            clock: Arc::new(Clock::default()),
+            settings: Arc::new(settings),
+            metrics: crate::telemetry::metrics_handle(),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish for
+    /// up to ten seconds.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = crate::http::router(self.state);
+        let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(true);
+        });
+        let mut stopping = stopping_rx;
+        tokio::select! {
+            result = server => result?,
+            () = async move {
+                let _ = stopping.wait_for(|stopping| *stopping).await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => tracing::warn!("connections still open after the shutdown grace period; closing them"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! `AuthenticatedPartner`: the four-header check as an extractor.
+//!
+//! A handler that takes this type cannot run unless every check passed, in this
+//! order: headers present, JWT valid and unexpired, `X-CLIENT-ID` equal to the
+//! token's client, `X-TIMESTAMP` inside the window, the login neither revoked nor
+//! outlived by a secret rotation, the partner enabled, and `X-SIGNATURE` valid
+//! for one of the partner's active keys.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+
+use super::{AuthError, signature, timestamp};
+use crate::app::AppState;
+use crate::http::error::ApiError;
+use crate::http::middleware::RequestContext;
+
+/// A partner whose request passed every authentication check.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedPartner {
+    pub client_id: String,
+}
+
+const AUTHORIZATION: &str = "authorization";
+const X_CLIENT_ID: &str = "x-client-id";
+const X_TIMESTAMP: &str = "x-timestamp";
+const X_SIGNATURE: &str = "x-signature";
+
+impl FromRequestParts<AppState> for AuthenticatedPartner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let partner = authenticate(&parts.headers, state).await?;
+        if let Some(context) = parts.extensions.get::<Arc<RequestContext>>() {
+            let _ = context.client_id.set(partner.client_id.clone());
+        }
+        Ok(partner)
+    }
+}
+
+async fn authenticate(
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<AuthenticatedPartner, ApiError> {
+    let [authorization, client_id, timestamp_header, signature_header] = required_headers(
+        headers,
+        [AUTHORIZATION, X_CLIENT_ID, X_TIMESTAMP, X_SIGNATURE],
+    )?;
+
+    let token = authorization
+        .strip_prefix("Bearer ")
+        .or_else(|| authorization.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or(AuthError::TokenInvalid(
+            "Authorization must be 'Bearer <token>'",
+        ))?;
+    let now = state.clock.now();
+    let claims = state.tokens.verify_access(token, now.unix_timestamp())?;
+    if client_id != claims.client_id {
+        return Err(AuthError::ClientIdMismatch.into());
+    }
+    timestamp::check_window(timestamp_header, now, state.settings.timestamp_tolerance)?;
+
+    let session = state
+        .store
+        .session_state(&claims.sid)
+        .await?
+        .filter(|session| session.client_id == claims.client_id)
+        .ok_or(AuthError::TokenRevoked(
+            "the login behind this token no longer exists; log in again",
+        ))?;
+    if session.revoked {
+        return Err(AuthError::TokenRevoked("this token's login was revoked; log in again").into());
+    }
+    if !session.partner_enabled {
+        return Err(AuthError::PartnerDisabled.into());
+    }
+    if session.secret_version != claims.secret_version {
+        return Err(AuthError::TokenRevoked(
+            "the client secret was rotated after this token was issued; log in again",
+        )
+        .into());
+    }
+
+    let keys = state.store.active_keys(&claims.client_id).await?;
+    let message = signature::string_to_sign(client_id, timestamp_header);
+    signature::verify(keys.iter().map(Vec::as_slice), &message, signature_header)?;
+    Ok(AuthenticatedPartner {
+        client_id: claims.client_id,
+    })
+}
+
+/// The named headers as text, or one error naming every missing one.
+fn required_headers<'h, const N: usize>(
+    headers: &'h HeaderMap,
+    names: [&'static str; N],
+) -> Result<[&'h str; N], AuthError> {
+    let values = names.map(|name| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+    });
+    let missing: Vec<&'static str> = names
+        .iter()
+        .zip(&values)
+        .filter(|(_, value)| value.is_none_or(str::is_empty))
+        .map(|(name, _)| canonical(name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(AuthError::MissingHeaders(missing));
+    }
+    Ok(values.map(Option::unwrap_or_default))
+}
+
+fn canonical(name: &str) -> &'static str {
+    match name {
+        AUTHORIZATION => "Authorization",
+        X_CLIENT_ID => "X-CLIENT-ID",
+        X_TIMESTAMP => "X-TIMESTAMP",
+        _ => "X-SIGNATURE",
+    }
+}

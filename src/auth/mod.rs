@@ -1,0 +1,73 @@
+//! Who is calling: client secrets, access tokens, request signatures, and the
+//! extractor that runs every check before a sales-order handler sees the request.
+
+pub mod extractor;
+pub mod jwt;
+pub mod secret;
+pub mod signature;
+pub mod timestamp;
+
+pub use extractor::AuthenticatedPartner;
+
+/// Every way authentication can fail, each with a stable code partners can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing required header(s): {}", .0.join(", "))]
+    MissingHeaders(Vec<&'static str>),
+    #[error("{0}")]
+    TokenInvalid(&'static str),
+    #[error("the access token has expired; refresh it at /api/v1/auth/refresh")]
+    TokenExpired,
+    #[error("{0}")]
+    TokenRevoked(&'static str),
+    #[error(
+        "this token was already refreshed; as a precaution every token of its login is now revoked, log in again"
+    )]
+    TokenReused,
+    #[error("the token expired more than the refresh window ago; log in again")]
+    RefreshWindowClosed,
+    #[error(
+        "the login behind this token is older than the absolute session lifetime; log in again"
+    )]
+    SessionExpired,
+    #[error("X-CLIENT-ID does not match the client id of the access token")]
+    ClientIdMismatch,
+    #[error("{0}")]
+    TimestampInvalid(String),
+    #[error(
+        "X-TIMESTAMP is {skew_seconds} s away from server time; at most {tolerance_seconds} s is allowed"
+    )]
+    TimestampOutOfWindow {
+        skew_seconds: i64,
+        tolerance_seconds: u64,
+    },
+    #[error("{reason}")]
+    SignatureInvalid {
+        reason: &'static str,
+        string_to_sign: String,
+    },
+    #[error("invalid client credentials")]
+    InvalidCredentials,
+    #[error("this partner is disabled; contact the integration team")]
+    PartnerDisabled,
+}
+
+impl AuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingHeaders(_) => "MISSING_HEADER",
+            Self::TokenInvalid(_) => "TOKEN_INVALID",
+            Self::TokenExpired => "TOKEN_EXPIRED",
+            Self::TokenRevoked(_) => "TOKEN_REVOKED",
+            Self::TokenReused => "TOKEN_REUSED",
+            Self::RefreshWindowClosed => "REFRESH_WINDOW_EXPIRED",
+            Self::SessionExpired => "SESSION_EXPIRED",
+            Self::ClientIdMismatch => "CLIENT_ID_MISMATCH",
+            Self::TimestampInvalid(_) => "TIMESTAMP_INVALID",
+            Self::TimestampOutOfWindow { .. } => "TIMESTAMP_OUT_OF_WINDOW",
+            Self::SignatureInvalid { .. } => "SIGNATURE_INVALID",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::PartnerDisabled => "PARTNER_DISABLED",
+        }
+    }
+}

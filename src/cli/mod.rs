@@ -1,0 +1,71 @@
+//! The `sales-order-api` command line: one module per command.
+
+mod partner;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::DatabaseUrl;
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sales-order-api",
+    version,
+    about = "Signed sales-order intake for authorised partner systems"
+)]
+pub struct Cli {
+    /// Database to use: sqlite://PATH (created on first use).
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        default_value = "sqlite://sales-orders.db"
+    )]
+    pub database_url: DatabaseUrl,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(serve::ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Register and manage partners, their secrets and keys.
+    Partner(partner::PartnerArgs),
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve(args) => serve::run(args, self.database_url).await,
+            Command::Migrate => {
+                open_store(&self.database_url).await?;
+                eprintln!("migrations applied to {}", self.database_url);
+                Ok(())
+            }
+            Command::Partner(args) => {
+                partner::run(args, &open_store(&self.database_url).await?).await
+            }
+        }
+    }
+}
+
+async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
+    let store = Store::connect(url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,255 @@
+//! `partner`: register partners and manage their secrets and keys.
+//!
+//! Every change is a database write, and the server reads partners and keys on
+//! each request, so a change is live on running servers at once.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::auth::secret;
+use crate::config::Secret;
+use crate::domain::partner::fingerprint;
+use crate::domain::{ClientId, PublicKey, ids};
+
+use crate::store::{AddKey, NewPartner, Store};
+
+#[derive(Debug, Args)]
+pub struct PartnerArgs {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: PartnerCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnerCommand {
+    /// Register a partner with its first public key; prints the client secret once.
+    Create {
+        /// Display name, e.g. "Versuni".
+        #[arg(long)]
+        name: String,
+        /// The partner's RSA public key (PEM: BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Choose the client id (e.g. versuni-client-001) instead of generating one.
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+    /// List all partners.
+    List,
+    /// Show one partner and its keys.
+    Show { client_id: String },
+    /// Refuse logins and requests from a partner.
+    Disable { client_id: String },
+    /// Allow a disabled partner again.
+    Enable { client_id: String },
+    /// Issue a new client secret (printed once); tokens from the old one stop working.
+    RotateSecret { client_id: String },
+    /// Register an additional public key (for rotation with overlap).
+    AddKey {
+        client_id: String,
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Stop accepting signatures made with a key.
+    RevokeKey { client_id: String, key_id: String },
+}
+
+pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let output = Output { json: args.json };
+    match args.command {
+        PartnerCommand::Create {
+            name,
+            public_key,
+            client_id,
+        } => {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 200 {
+                bail!("--name must be 1 to 200 characters");
+            }
+            let key = read_key(&public_key)?;
+            let client_id = ClientId::parse(&client_id.unwrap_or_else(ids::new_client_id))
+                .map_err(|e| anyhow::anyhow!("--client-id: {e}"))?;
+            let client_secret = Secret::new(ids::new_client_secret());
+            let secret_hash = secret::hash(&client_secret)?;
+            let key_id = ids::new_key_id();
+            let partner = NewPartner {
+                client_id: &client_id,
+                name,
+                secret_hash: &secret_hash,
+                key_id: &key_id,
+                key: &key,
+                now,
+            };
+            if !store.insert_partner(&partner).await? {
+                bail!("a partner with client id {client_id} already exists");
+            }
+            output.print(
+                &json!({
+                    "client_id": client_id.as_str(),
+                    "client_secret": client_secret.expose(),
+                    "key_id": key_id,
+                    "fingerprint": key.fingerprint(),
+                }),
+                &format!(
+                    "Partner registered.\n  client_id:     {client_id}\n  client_secret: {}\n  key_id:        {key_id}\n  fingerprint:   {}\n\nThe client secret is shown only this once; hand it to the partner over a secure channel.",
+                    client_secret.expose(),
+                    key.fingerprint()
+                ),
+            );
+        }
+        PartnerCommand::List => {
+            let partners = store.partners().await?;
+            let rows: Vec<serde_json::Value> = partners
+                .iter()
+                .map(|p| json!({"client_id": p.client_id, "name": p.name, "enabled": p.enabled, "created_at": p.created_at}))
+                .collect();
+            let mut text = format!("{:<40} {:<9} {}", "CLIENT ID", "STATUS", "NAME");
+            for p in &partners {
+                text.push_str(&format!(
+                    "\n{:<40} {:<9} {}",
+                    p.client_id,
+                    status(p.enabled),
+                    p.name
+                ));
+            }
+            output.print(&json!(rows), &text);
+        }
+        PartnerCommand::Show { client_id } => {
+            let partner = store
+                .partner(&client_id)
+                .await?
+                .with_context(|| no_partner(&client_id))?;
+            let keys = store.keys(&client_id).await?;
+            let key_rows: Vec<serde_json::Value> = keys
+                .iter()
+                .map(|k| {
+                    json!({"key_id": k.key_id, "fingerprint": k.fingerprint, "bits": k.bits,
+                           "created_at": k.created_at, "revoked_at": k.revoked_at})
+                })
+                .collect();
+            let mut text = format!(
+                "client_id:      {}\nname:           {}\nstatus:         {}\nsecret_version: {}\nkeys:",
+                partner.client_id,
+                partner.name,
+                status(partner.enabled),
+                partner.secret_version
+            );
+            for k in &keys {
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                text.push_str(&format!(
+                    "\n  {}  RSA-{}  {}  {}",
+                    k.key_id,
+                    k.bits,
+                    state,
+                    fingerprint(&k.spki_der)
+                ));
+            }
+            output.print(
+                &json!({"client_id": partner.client_id, "name": partner.name, "enabled": partner.enabled,
+                        "secret_version": partner.secret_version, "created_at": partner.created_at, "keys": key_rows}),
+                &text,
+            );
+        }
+        PartnerCommand::Disable { client_id } => {
+            set_enabled(store, &output, &client_id, false, now).await?;
+        }
+        PartnerCommand::Enable { client_id } => {
+            set_enabled(store, &output, &client_id, true, now).await?;
+        }
+        PartnerCommand::RotateSecret { client_id } => {
+            let client_secret = Secret::new(ids::new_client_secret());
+            if !store
+                .rotate_secret(&client_id, &secret::hash(&client_secret)?, now)
+                .await?
+            {
+                bail!(no_partner(&client_id));
+            }
+            output.print(
+                &json!({"client_id": client_id, "client_secret": client_secret.expose()}),
+                &format!(
+                    "New client secret for {client_id}: {}\nTokens issued under the old secret no longer work.",
+                    client_secret.expose()
+                ),
+            );
+        }
+        PartnerCommand::AddKey {
+            client_id,
+            public_key,
+        } => {
+            let key = read_key(&public_key)?;
+            let key_id = ids::new_key_id();
+            match store.add_key(&client_id, &key_id, &key, now).await? {
+                AddKey::Added => output.print(
+                    &json!({"client_id": client_id, "key_id": key_id, "fingerprint": key.fingerprint()}),
+                    &format!("Key {key_id} added to {client_id} ({})", key.fingerprint()),
+                ),
+                AddKey::NoSuchPartner => bail!(no_partner(&client_id)),
+                AddKey::Duplicate { key_id } => bail!("this key is already registered for {client_id} as {key_id}"),
+            }
+        }
+        PartnerCommand::RevokeKey { client_id, key_id } => {
+            if !store.revoke_key(&client_id, &key_id, now).await? {
+                bail!("{client_id} has no active key {key_id}");
+            }
+            output.print(
+                &json!({"client_id": client_id, "key_id": key_id, "revoked": true}),
+                &format!("Key {key_id} of {client_id} revoked."),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn set_enabled(
+    store: &Store,
+    output: &Output,
+    client_id: &str,
+    enabled: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    if !store.set_partner_enabled(client_id, enabled, now).await? {
+        bail!(no_partner(client_id));
+    }
+    output.print(
+        &json!({"client_id": client_id, "enabled": enabled}),
+        &format!("{client_id} is now {}.", status(enabled)),
+    );
+    Ok(())
+}
+
+fn read_key(path: &PathBuf) -> anyhow::Result<PublicKey> {
+    let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    PublicKey::from_pem(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn no_partner(client_id: &str) -> String {
+    format!("no partner with client id {client_id}")
+}
+
+fn status(enabled: bool) -> &'static str {
+    if enabled { "enabled" } else { "disabled" }
+}
+
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn print(&self, json: &serde_json::Value, text: &str) {
+        if self.json {
+            println!("{json:#}");
+        } else {
+            println!("{text}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `serve`: run the HTTP server until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::Application;
+use crate::config::{DatabaseUrl, Secret, Settings};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SALES_ORDER_API_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Lifetime of an access token (e.g. 12h, 30m).
+    #[arg(long, env = "SALES_ORDER_API_TOKEN_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
+    token_ttl: Duration,
+    /// Allowed distance between X-TIMESTAMP and server time.
+    #[arg(long, env = "SALES_ORDER_API_TIMESTAMP_TOLERANCE", default_value = "5m", value_parser = humantime::parse_duration)]
+    timestamp_tolerance: Duration,
+    /// How long after expiry a token can still be refreshed.
+    #[arg(long, env = "SALES_ORDER_API_REFRESH_WINDOW", default_value = "7days", value_parser = humantime::parse_duration)]
+    refresh_window: Duration,
+    /// How long after login a token lineage can be refreshed at all.
+    #[arg(long, env = "SALES_ORDER_API_ABSOLUTE_LIFETIME", default_value = "30days", value_parser = humantime::parse_duration)]
+    absolute_lifetime: Duration,
+    /// HS256 signing key for access tokens (≥ 32 bytes). When unset, one is
+    /// generated on first start and kept in the database.
+    #[arg(long, env = "SALES_ORDER_API_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<Secret>,
+}
+
+pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<()> {
+    crate::telemetry::init_logging();
+    let mut settings = Settings::new(args.listen, database_url);
+    settings.token_ttl = args.token_ttl;
+    settings.timestamp_tolerance = args.timestamp_tolerance;
+    settings.refresh_window = args.refresh_window;
+    settings.absolute_lifetime = args.absolute_lifetime;
+    settings.jwt_secret = args.jwt_secret;
+    let database = settings.database_url.to_string();
+    let app = Application::build(settings).await?;
+    tracing::info!(address = %app.local_addr(), %database, "sales-order-api listening");
+    app.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,137 @@
+//! Runtime settings of the HTTP server, with the defaults SPEC promises.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything `serve` needs. Built from CLI flags and environment by `cli::serve`,
+/// and directly by the test suite.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: DatabaseUrl,
+    /// Lifetime of an access token.
+    pub token_ttl: Duration,
+    /// How far `X-TIMESTAMP` may be from server time, either way.
+    pub timestamp_tolerance: Duration,
+    /// How long after expiry a token can still be refreshed.
+    pub refresh_window: Duration,
+    /// How long after the original login a token lineage can be refreshed at all.
+    pub absolute_lifetime: Duration,
+    /// HS256 key for access tokens; generated and kept in the database when absent.
+    pub jwt_secret: Option<Secret>,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    /// Concurrent argon2 verifications allowed; the rest wait their turn.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Settings {
+    pub fn new(listen: SocketAddr, database_url: DatabaseUrl) -> Self {
+        Self {
+            listen,
+            database_url,
+            token_ttl: Duration::from_secs(12 * 3600),
+            timestamp_tolerance: Duration::from_secs(5 * 60),
+            refresh_window: Duration::from_secs(7 * 24 * 3600),
+            absolute_lifetime: Duration::from_secs(30 * 24 * 3600),
+            jwt_secret: None,
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// A database URL that never prints its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // scheme://user:password@host → scheme://user:***@host
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let credentials = &self.0[scheme_end + 3..at];
+                match credentials.find(':') {
+                    Some(colon) => write!(
+                        f,
+                        "{}{}:***{}",
+                        &self.0[..scheme_end + 3],
+                        &credentials[..colon],
+                        &self.0[at..]
+                    ),
+                    None => f.write_str(&self.0),
+                }
+            }
+            _ => f.write_str(&self.0),
+        }
+    }
+}
+
+/// A secret string (client secret, signing key) that redacts itself in logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_hides_its_password() {
+        let url = DatabaseUrl::new("postgres://app:hunter2@db:5432/orders");
+        assert_eq!(url.to_string(), "postgres://app:***@db:5432/orders");
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Secret::new("s3cr3t")), "Secret(***)");
+    }
+}

@@ -1,0 +1,10 @@
+//! Types that can only hold valid values: the edge parses into them, the core trusts them.
+
+pub mod decimal;
+pub mod ids;
+pub mod order;
+pub mod partner;
+
+pub use decimal::Decimal;
+pub use order::{FieldError, NewOrder, NewOrderLine, Order, OrderLine, OrderStatus};
+pub use partner::{ClientId, PublicKey};

@@ -1,0 +1,218 @@
+//! `POST /api/v1/auth/login` and `POST /api/v1/auth/refresh`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorEnvelope};
+use super::extract::JsonBody;
+use crate::app::AppState;
+use crate::auth::AuthError;
+use crate::auth::jwt::Claims;
+use crate::config::Secret;
+use crate::domain::ids;
+use crate::store::{RefreshOutcome, TokenRow};
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// Client ID
+    #[schema(example = "partner-client-001")]
+    pub client_id: String,
+    /// Client Secret
+    #[schema(example = "secret-key-123")]
+    pub client_secret: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// JWT Token
+    #[schema(example = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...")]
+    pub token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    #[schema(example = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...")]
+    pub token: String,
+    /// When the token expires, in unix seconds.
+    #[schema(example = 1704067200)]
+    pub expired_at: i64,
+}
+
+impl IntoResponse for TokenResponse {
+    fn into_response(self) -> Response {
+        let mut response = Json(self).into_response();
+        // A token must not be kept by any cache between us and the partner.
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
+/// Generate JWT token with client credentials
+///
+/// Exchanges the partner's `client_id` and `client_secret` for an access token
+/// valid for 12 hours (by default). Unknown client ids and wrong secrets get the
+/// same answer.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "Authentication",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new access token", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = ErrorEnvelope),
+        (status = 401, description = "`INVALID_CREDENTIALS` or `PARTNER_DISABLED`", body = ErrorEnvelope),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    body: JsonBody,
+) -> Result<TokenResponse, ApiError> {
+    let [client_id, client_secret] = body.string_fields(["client_id", "client_secret"])?;
+    let partner = state.store.partner(&client_id).await?;
+    let matched = state
+        .secrets
+        .verify(
+            Secret::new(client_secret),
+            partner.as_ref().map(|p| p.secret_hash.clone()),
+        )
+        .await
+        .map_err(ApiError::Internal)?;
+    let partner = match partner {
+        Some(partner) if matched => partner,
+        _ => return Err(AuthError::InvalidCredentials.into()),
+    };
+    if !partner.enabled {
+        return Err(AuthError::PartnerDisabled.into());
+    }
+    let now = state.clock.unix_now();
+    let claims = state.new_claims(
+        &partner.client_id,
+        ids::new_session_id(),
+        now,
+        partner.secret_version,
+        now,
+    );
+    state
+        .store
+        .start_session(&partner.client_id, &token_row(&claims))
+        .await?;
+    issue(&state, &claims)
+}
+
+/// Refresh JWT token
+///
+/// Exchanges a token, expired or not, for a new one. Each token can be refreshed
+/// exactly once; presenting an already-refreshed token again revokes every token
+/// of its login. Refused when the token expired more than 7 days ago, the login
+/// is older than 30 days, the secret was rotated, or the partner is disabled.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "Authentication",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new access token", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = ErrorEnvelope),
+        (status = 401, description = "`TOKEN_INVALID`, `TOKEN_REUSED`, `TOKEN_REVOKED`, `REFRESH_WINDOW_EXPIRED`, `SESSION_EXPIRED` or `PARTNER_DISABLED`", body = ErrorEnvelope),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    body: JsonBody,
+) -> Result<TokenResponse, ApiError> {
+    let [token] = body.string_fields(["token"])?;
+    let old = state.tokens.decode(token.trim())?;
+    let now = state.clock.unix_now();
+    if now
+        > old
+            .exp
+            .saturating_add(seconds(state.settings.refresh_window))
+    {
+        return Err(AuthError::RefreshWindowClosed.into());
+    }
+    if now
+        >= old
+            .auth_time
+            .saturating_add(seconds(state.settings.absolute_lifetime))
+    {
+        return Err(AuthError::SessionExpired.into());
+    }
+    let claims = state.new_claims(
+        &old.client_id,
+        old.sid.clone(),
+        old.auth_time,
+        old.secret_version,
+        now,
+    );
+    let outcome = state
+        .store
+        .refresh(&old.jti, old.secret_version, &token_row(&claims))
+        .await?;
+    match outcome {
+        RefreshOutcome::Refreshed => issue(&state, &claims),
+        RefreshOutcome::Reused => {
+            tracing::warn!(client_id = %old.client_id, session = %old.sid, "refresh token reuse: session revoked");
+            Err(AuthError::TokenReused.into())
+        }
+        RefreshOutcome::UnknownToken => {
+            Err(AuthError::TokenInvalid("this token was not issued by this service").into())
+        }
+        RefreshOutcome::SessionRevoked => {
+            Err(AuthError::TokenRevoked("this token's login was revoked; log in again").into())
+        }
+        RefreshOutcome::PartnerDisabled => Err(AuthError::PartnerDisabled.into()),
+        RefreshOutcome::SecretRotated => Err(AuthError::TokenRevoked(
+            "the client secret was rotated after this token was issued; log in again",
+        )
+        .into()),
+    }
+}
+
+fn seconds(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn token_row(claims: &Claims) -> TokenRow<'_> {
+    TokenRow {
+        jti: &claims.jti,
+        session_id: &claims.sid,
+        issued_at: claims.iat,
+        expires_at: claims.exp,
+    }
+}
+
+fn issue(state: &AppState, claims: &Claims) -> Result<TokenResponse, ApiError> {
+    let token = state.tokens.issue(claims).map_err(ApiError::Internal)?;
+    Ok(TokenResponse {
+        token,
+        expired_at: claims.exp,
+    })
+}
+
+impl AppState {
+    fn new_claims(
+        &self,
+        client_id: &str,
+        sid: String,
+        auth_time: i64,
+        secret_version: i64,
+        now: i64,
+    ) -> Claims {
+        Claims {
+            sub: client_id.to_owned(),
+            client_id: client_id.to_owned(),
+            iat: now,
+            exp: now.saturating_add(seconds(self.settings.token_ttl)),
+            jti: ids::new_token_id(),
+            sid,
+            auth_time,
+            secret_version,
+        }
+    }
+}

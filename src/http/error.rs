@@ -1,0 +1,168 @@
+//! The one error type of the HTTP API and its JSON envelope.
+//!
+//! Handlers and extractors return `ApiError`; it becomes a response carrying an
+//! [`ErrorBody`] extension, and the envelope middleware renders that with the
+//! request id. 5xx answers are opaque: the cause is logged, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::auth::AuthError;
+use crate::domain::FieldError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// 400: JSON, but fields break the rules.
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    /// 400: bad query parameters.
+    #[error("the query has invalid parameters")]
+    InvalidQuery(Vec<FieldError>),
+    /// 401, with a code naming the check that failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// 404: no such order for this partner (also another partner's order).
+    #[error("no sales order with id {0:?} exists for this client")]
+    OrderNotFound(String),
+    /// 409: the partner already sent an order with this purchase order number.
+    #[error("a sales order with purchase_order_no {purchase_order_no:?} already exists")]
+    DuplicatePurchaseOrder {
+        purchase_order_no: String,
+        existing_id: String,
+    },
+    /// 415
+    #[error("the request body must be JSON, sent with 'Content-Type: application/json'")]
+    UnsupportedMediaType,
+    /// 413
+    #[error("the request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 503: the database is unreachable.
+    #[error("the service is temporarily unavailable; retry shortly")]
+    Unavailable,
+    /// 500: a bug. Logged with its cause, answered opaquely.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// The error part of the envelope, kept on the response until the request id is known.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable, machine-readable code, e.g. `SIGNATURE_INVALID`.
+    pub code: &'static str,
+    /// Offending fields or other specifics, e.g. `{"field": "products[0].quantity", "message": "..."}`.
+    pub details: Vec<Value>,
+    #[serde(skip)]
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_) | Self::Validation(_) | Self::InvalidQuery(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Auth(_) => StatusCode::UNAUTHORIZED,
+            Self::OrderNotFound(_) => StatusCode::NOT_FOUND,
+            Self::DuplicatePurchaseOrder { .. } => StatusCode::CONFLICT,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "INVALID_JSON",
+            Self::Validation(_) => "VALIDATION_FAILED",
+            Self::InvalidQuery(_) => "INVALID_QUERY",
+            Self::Auth(auth) => auth.code(),
+            Self::OrderNotFound(_) => "ORDER_NOT_FOUND",
+            Self::DuplicatePurchaseOrder { .. } => "DUPLICATE_PURCHASE_ORDER",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::Unavailable => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    fn details(&self) -> Vec<Value> {
+        let fields = |errors: &[FieldError]| errors.iter().map(|e| serde_json::json!(e)).collect();
+        match self {
+            Self::Validation(errors) | Self::InvalidQuery(errors) => fields(errors),
+            Self::DuplicatePurchaseOrder {
+                purchase_order_no,
+                existing_id,
+            } => vec![serde_json::json!({
+                "field": "purchase_order_no",
+                "message": format!("already used by sales order {existing_id}"),
+                "existing_id": existing_id,
+                "purchase_order_no": purchase_order_no,
+            })],
+            Self::Auth(AuthError::MissingHeaders(headers)) => headers
+                .iter()
+                .map(|h| serde_json::json!({"header": h, "message": "is required"}))
+                .collect(),
+            // Not secret, and the fastest way for a partner to find a signing bug.
+            Self::Auth(AuthError::SignatureInvalid { string_to_sign, .. }) => {
+                vec![serde_json::json!({"string_to_sign": string_to_sign})]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                Self::Unavailable
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(cause) = &self {
+            tracing::error!(error = ?cause, "request failed");
+        }
+        let body = ErrorBody {
+            code: self.code(),
+            details: self.details(),
+            message: self.to_string(),
+        };
+        let mut response = status.into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sales-order-api\""),
+            );
+        }
+        if let Self::Auth(auth) = &self {
+            metrics::counter!("auth_failures_total", "reason" => auth.code()).increment(1);
+        }
+        response.extensions_mut().insert(body);
+        response
+    }
+}
+
+/// The envelope every error is sent in (documentation of the wire shape).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// A sentence for humans.
+    pub message: String,
+    pub error: ErrorBody,
+    /// Echo of `X-Request-Id`; quote it when reporting a problem.
+    pub request_id: String,
+}

@@ -1,0 +1,88 @@
+//! Body extractors whose rejections are `ApiError`s, so malformed input gets
+//! the API's envelope and a precise code instead of axum's plain-text defaults.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::domain::FieldError;
+
+/// The raw bytes of a JSON request body: content type checked, size bounded.
+pub struct JsonBody(pub Bytes);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge(state.settings.body_limit))
+            }
+            Err(rejection) => Err(ApiError::InvalidJson(format!(
+                "the request body could not be read: {rejection}"
+            ))),
+        }
+    }
+}
+
+impl JsonBody {
+    /// Reads a flat object of required string fields, refusing unknown ones and
+    /// listing every problem at once. For the small auth bodies.
+    pub fn string_fields<const N: usize>(
+        &self,
+        names: [&'static str; N],
+    ) -> Result<[String; N], ApiError> {
+        let value: Value = serde_json::from_slice(&self.0)
+            .map_err(|e| ApiError::InvalidJson(format!("request body is not valid JSON: {e}")))?;
+        let Value::Object(mut object) = value else {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "",
+                "request body must be a JSON object",
+            )]));
+        };
+        let mut errors = Vec::new();
+        let values = names.map(|name| take_string(&mut object, name, &mut errors));
+        for unknown in object.keys() {
+            errors.push(FieldError::new(
+                unknown.as_str(),
+                format!(
+                    "is not a known field; expected one of: {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(values)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+fn take_string(
+    object: &mut Map<String, Value>,
+    name: &str,
+    errors: &mut Vec<FieldError>,
+) -> String {
+    match object.remove(name) {
+        Some(Value::String(text)) if !text.trim().is_empty() => return text,
+        Some(Value::String(_) | Value::Null) | None => {
+            errors.push(FieldError::new(name, "is required"))
+        }
+        Some(_) => errors.push(FieldError::new(name, "must be a string")),
+    }
+    String::new()
+}

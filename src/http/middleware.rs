@@ -1,0 +1,166 @@
+//! Cross-cutting request handling: request ids, the error envelope, access logs
+//! and request metrics.
+//!
+//! `envelope` is the outermost layer, so every response passes it: it renders
+//! `ApiError`s with the request id and turns errors produced outside our handlers
+//! (axum's 404/405, body limits, timeouts, panics) into the same envelope.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::error::{ErrorBody, ErrorEnvelope};
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Per-request facts that inner layers learn and the access log reports.
+#[derive(Debug, Default)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub client_id: OnceLock<String>,
+    pub route: OnceLock<String>,
+}
+
+/// Keeps a caller's request id when it is sane, else mints one.
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+pub async fn envelope(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let context = Arc::new(RequestContext {
+        request_id: request_id(&request),
+        ..Default::default()
+    });
+    request.extensions_mut().insert(context.clone());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+
+    let mut response = next.run(request).await;
+
+    let body = match response.extensions_mut().remove::<ErrorBody>() {
+        Some(body) => Some(body),
+        None if is_unrendered_error(&response) => {
+            Some(generic_error(&response, method.as_str(), &path))
+        }
+        None => None,
+    };
+    if let Some(body) = body {
+        let json = serde_json::to_string(&ErrorEnvelope {
+            message: body.message.clone(),
+            error: body,
+            request_id: context.request_id.clone(),
+        })
+        .unwrap_or_default();
+        let headers = response.headers_mut();
+        headers.remove(header::CONTENT_LENGTH);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        *response.body_mut() = Body::from(json);
+    }
+    if let Ok(value) = HeaderValue::from_str(&context.request_id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+
+    let status = response.status().as_u16();
+    let route = context.route.get().map_or("unmatched", String::as_str);
+    let latency = started.elapsed();
+    metrics::counter!("http_requests_total", "method" => method.to_string(), "route" => route.to_owned(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method.to_string(), "route" => route.to_owned())
+        .record(latency.as_secs_f64());
+    tracing::info!(
+        request_id = %context.request_id,
+        client_id = context.client_id.get().map_or("-", String::as_str),
+        method = %method,
+        route,
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// Records the matched route template (e.g. `/api/v1/sales-orders/{id}`), which
+/// is only known inside the router; raw paths would explode metric cardinality.
+pub async fn record_route(request: Request, next: Next) -> Response {
+    if let (Some(path), Some(context)) = (
+        request.extensions().get::<MatchedPath>(),
+        request.extensions().get::<Arc<RequestContext>>(),
+    ) {
+        let _ = context.route.set(path.as_str().to_owned());
+    }
+    next.run(request).await
+}
+
+fn is_unrendered_error(response: &Response) -> bool {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    (status.is_client_error() || status.is_server_error()) && !is_json
+}
+
+fn generic_error(response: &Response, method: &str, path: &str) -> ErrorBody {
+    let shown_path: String = path.chars().take(200).collect();
+    let (code, message) = match response.status() {
+        StatusCode::NOT_FOUND => ("NOT_FOUND", format!("no route for {method} {shown_path}")),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = response
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            (
+                "METHOD_NOT_ALLOWED",
+                format!("{method} is not allowed on {shown_path}; allowed: {allowed}"),
+            )
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "PAYLOAD_TOO_LARGE",
+            "the request body is larger than the limit".into(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "UNSUPPORTED_MEDIA_TYPE",
+            "the request body must be sent as application/json".into(),
+        ),
+        StatusCode::REQUEST_TIMEOUT
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => (
+            "SERVICE_UNAVAILABLE",
+            "the request could not be completed in time; retry shortly".into(),
+        ),
+        status if status.is_server_error() => ("INTERNAL_ERROR", "internal error".into()),
+        status => (
+            "BAD_REQUEST",
+            status
+                .canonical_reason()
+                .unwrap_or("bad request")
+                .to_owned(),
+        ),
+    };
+    ErrorBody {
+        code,
+        details: Vec::new(),
+        message,
+    }
+}

@@ -1,0 +1,55 @@
+//! The HTTP API: one module per resource, the error envelope, and the router.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod orders;
+pub mod service;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::app::AppState;
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(orders::create_order, orders::list_orders))
+        .routes(routes!(orders::get_order))
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, document) = api_routes().split_for_parts();
+    let settings = state.settings.clone();
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(service::healthz))
+        .route("/readyz", get(service::readyz))
+        .route("/metrics", get(service::metrics))
+        .route_layer(axum::middleware::from_fn(middleware::record_route))
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(middleware::envelope))
+}

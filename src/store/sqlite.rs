@@ -1,0 +1,623 @@
+//! SQLite implementation of the store.
+//!
+//! Writes go through a pool of exactly one connection and start with
+//! `BEGIN IMMEDIATE`, so writers of this process queue in order instead of
+//! failing with "database is locked"; other processes (the CLI) wait out the busy
+//! timeout. Reads use their own pool and never block writers thanks to WAL.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use time::OffsetDateTime;
+
+use super::*;
+use crate::domain::{Decimal, NewOrder, Order, OrderLine, OrderStatus, PublicKey, ids};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Clone)]
+pub struct Store {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store(sqlite)")
+    }
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at a `sqlite://` URL.
+    pub async fn connect(url: &crate::config::DatabaseUrl) -> anyhow::Result<Self> {
+        let url = url.expose();
+        anyhow::ensure!(
+            url.starts_with("sqlite:"),
+            "unsupported database URL (expected sqlite://PATH): {}",
+            crate::config::DatabaseUrl::new(url)
+        );
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before we answer 201, even across power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// The HS256 signing key: the stored one, or `candidate` if none is stored
+    /// yet. Racing first starts agree on whichever key was written first.
+    pub async fn jwt_key(&self, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ('jwt_signing_key', ?) ON CONFLICT (name) DO NOTHING")
+            .bind(candidate)
+            .execute(&self.writer)
+            .await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE name = 'jwt_signing_key'")
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(row.try_get("value")?)
+    }
+
+    // ----- partners and keys -----
+
+    /// Registers a partner and its first key; `false` when the client id is taken.
+    pub async fn insert_partner(&self, partner: &NewPartner<'_>) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO partners (client_id, name, secret_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (client_id) DO NOTHING",
+        )
+        .bind(partner.client_id.as_str())
+        .bind(partner.name)
+        .bind(partner.secret_hash)
+        .bind(partner.now)
+        .bind(partner.now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        insert_key(
+            &mut tx,
+            partner.client_id.as_str(),
+            partner.key_id,
+            partner.key,
+            partner.now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn partner(&self, client_id: &str) -> StoreResult<Option<PartnerRecord>> {
+        let row = sqlx::query("SELECT * FROM partners WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| partner_from_row(&row)).transpose()
+    }
+
+    pub async fn partners(&self) -> StoreResult<Vec<PartnerRecord>> {
+        let rows = sqlx::query("SELECT * FROM partners ORDER BY client_id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(partner_from_row).collect()
+    }
+
+    /// `false` when there is no such partner.
+    pub async fn set_partner_enabled(
+        &self,
+        client_id: &str,
+        enabled: bool,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let affected =
+            sqlx::query("UPDATE partners SET enabled = ?, updated_at = ? WHERE client_id = ?")
+                .bind(enabled)
+                .bind(now)
+                .bind(client_id)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+        Ok(affected == 1)
+    }
+
+    /// Replaces the secret hash and bumps its version, which invalidates every
+    /// token issued under the old secret. `false` when there is no such partner.
+    pub async fn rotate_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let affected = sqlx::query(
+            "UPDATE partners SET secret_hash = ?, secret_version = secret_version + 1, updated_at = ?
+             WHERE client_id = ?",
+        )
+        .bind(secret_hash)
+        .bind(now)
+        .bind(client_id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(affected == 1)
+    }
+
+    pub async fn add_key(
+        &self,
+        client_id: &str,
+        key_id: &str,
+        key: &PublicKey,
+        now: i64,
+    ) -> StoreResult<AddKey> {
+        let mut tx = self.begin_write().await?;
+        let exists = sqlx::query("SELECT 1 FROM partners WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(AddKey::NoSuchPartner);
+        }
+        let duplicate =
+            sqlx::query("SELECT key_id FROM partner_keys WHERE client_id = ? AND fingerprint = ?")
+                .bind(client_id)
+                .bind(key.fingerprint())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(row) = duplicate {
+            return Ok(AddKey::Duplicate {
+                key_id: row.try_get("key_id")?,
+            });
+        }
+        insert_key(&mut tx, client_id, key_id, key, now).await?;
+        tx.commit().await?;
+        Ok(AddKey::Added)
+    }
+
+    /// `false` when the partner has no such active key.
+    pub async fn revoke_key(&self, client_id: &str, key_id: &str, now: i64) -> StoreResult<bool> {
+        let affected = sqlx::query(
+            "UPDATE partner_keys SET revoked_at = ? WHERE client_id = ? AND key_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(client_id)
+        .bind(key_id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(affected == 1)
+    }
+
+    pub async fn keys(&self, client_id: &str) -> StoreResult<Vec<KeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM partner_keys WHERE client_id = ? ORDER BY created_at, key_id",
+        )
+        .bind(client_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// SPKI DER of each active key, for signature checks.
+    pub async fn active_keys(&self, client_id: &str) -> StoreResult<Vec<Vec<u8>>> {
+        let rows = sqlx::query(
+            "SELECT spki_der FROM partner_keys WHERE client_id = ? AND revoked_at IS NULL",
+        )
+        .bind(client_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get("spki_der")?))
+            .collect()
+    }
+
+    // ----- logins and token lineage -----
+
+    pub async fn start_session(&self, client_id: &str, token: &TokenRow<'_>) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO auth_sessions (id, client_id, authenticated_at) VALUES (?, ?, ?)")
+            .bind(token.session_id)
+            .bind(client_id)
+            .bind(token.issued_at)
+            .execute(&mut *tx)
+            .await?;
+        insert_token(&mut tx, token).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn session_state(&self, session_id: &str) -> StoreResult<Option<SessionState>> {
+        let row = sqlx::query(
+            "SELECT s.client_id, s.revoked_at IS NOT NULL AS revoked, p.enabled, p.secret_version
+             FROM auth_sessions s JOIN partners p ON p.client_id = s.client_id WHERE s.id = ?",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            Ok(SessionState {
+                client_id: row.try_get("client_id")?,
+                partner_enabled: row.try_get("enabled")?,
+                secret_version: row.try_get("secret_version")?,
+                revoked: row.try_get("revoked")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Exchanges token `old_jti` for `new`, at most once. A second attempt on the
+    /// same token is reuse: the whole session is revoked (RFC 9700 §4.14.2).
+    pub async fn refresh(
+        &self,
+        old_jti: &str,
+        secret_version: i64,
+        new: &TokenRow<'_>,
+    ) -> StoreResult<RefreshOutcome> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT t.refreshed_at IS NOT NULL AS refreshed, s.revoked_at IS NOT NULL AS revoked,
+                    p.enabled, p.secret_version
+             FROM auth_tokens t
+             JOIN auth_sessions s ON s.id = t.session_id
+             JOIN partners p ON p.client_id = s.client_id
+             WHERE t.jti = ? AND t.session_id = ?",
+        )
+        .bind(old_jti)
+        .bind(new.session_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(RefreshOutcome::UnknownToken);
+        };
+        let refreshed: bool = row.try_get("refreshed")?;
+        let outcome = if row.try_get::<bool, _>("revoked")? {
+            RefreshOutcome::SessionRevoked
+        } else if refreshed {
+            sqlx::query("UPDATE auth_sessions SET revoked_at = ?, revoked_reason = 'refresh token reuse' WHERE id = ?")
+                .bind(new.issued_at)
+                .bind(new.session_id)
+                .execute(&mut *tx)
+                .await?;
+            RefreshOutcome::Reused
+        } else if !row.try_get::<bool, _>("enabled")? {
+            RefreshOutcome::PartnerDisabled
+        } else if row.try_get::<i64, _>("secret_version")? != secret_version {
+            RefreshOutcome::SecretRotated
+        } else {
+            let claimed = sqlx::query(
+                "UPDATE auth_tokens SET refreshed_at = ?, replaced_by = ? WHERE jti = ? AND refreshed_at IS NULL",
+            )
+            .bind(new.issued_at)
+            .bind(new.jti)
+            .bind(old_jti)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed != 1 {
+                return Err(StoreError::Corrupt(
+                    "token refreshed twice inside one write transaction".into(),
+                ));
+            }
+            insert_token(&mut tx, new).await?;
+            RefreshOutcome::Refreshed
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    // ----- orders -----
+
+    /// Stores an order and its lines in one transaction; returns once committed.
+    pub async fn insert_order(
+        &self,
+        client_id: &str,
+        order: &NewOrder,
+        now: OffsetDateTime,
+    ) -> StoreResult<InsertOrder> {
+        let id = ids::new_order_id();
+        let created_at = rfc3339(now);
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address,
+                                       purchase_order_no, total_amount, created_at, updated_at)
+             VALUES (?, ?, 'received', ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (client_id, purchase_order_no) DO NOTHING
+             RETURNING seq",
+        )
+        .bind(&id)
+        .bind(client_id)
+        .bind(&order.customer_code)
+        .bind(&order.site_code)
+        .bind(&order.sales_name)
+        .bind(&order.address)
+        .bind(&order.purchase_order_no)
+        .bind(order.total_amount().map(|total| total.to_string()))
+        .bind(&created_at)
+        .bind(&created_at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = inserted else {
+            let existing = sqlx::query(
+                "SELECT id FROM sales_orders WHERE client_id = ? AND purchase_order_no = ?",
+            )
+            .bind(client_id)
+            .bind(&order.purchase_order_no)
+            .fetch_one(&mut *tx)
+            .await?;
+            return Ok(InsertOrder::DuplicatePurchaseOrder {
+                existing_id: existing.try_get("id")?,
+            });
+        };
+        let seq: i64 = row.try_get("seq")?;
+        let mut lines = Vec::with_capacity(order.products.len());
+        // Bind-parameter limit (32766) allows ~4000 lines of 8 columns per statement.
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, uom, unit_price, line_amount, notes) ",
+        );
+        insert.push_values(
+            order.products.iter().enumerate(),
+            |mut values, (index, line)| {
+                let line_no = u32::try_from(index + 1).unwrap_or(u32::MAX);
+                let line_amount = line.line_amount();
+                values
+                    .push_bind(seq)
+                    .push_bind(line_no)
+                    .push_bind(&line.product_code)
+                    .push_bind(line.quantity.to_string())
+                    .push_bind(&line.uom)
+                    .push_bind(line.unit_price.as_ref().map(Decimal::to_string))
+                    .push_bind(line_amount.as_ref().map(Decimal::to_string))
+                    .push_bind(&line.notes);
+                lines.push(OrderLine {
+                    line_no,
+                    product_code: line.product_code.clone(),
+                    quantity: line.quantity.clone(),
+                    uom: line.uom.clone(),
+                    unit_price: line.unit_price.clone(),
+                    line_amount,
+                    notes: line.notes.clone(),
+                });
+            },
+        );
+        insert.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(InsertOrder::Created(Box::new(Order {
+            id,
+            order_number: ids::order_number(seq),
+            client_id: client_id.to_owned(),
+            status: OrderStatus::Received,
+            status_reason: None,
+            customer_code: order.customer_code.clone(),
+            site_code: order.site_code.clone(),
+            sales_name: order.sales_name.clone(),
+            address: order.address.clone(),
+            purchase_order_no: order.purchase_order_no.clone(),
+            products: lines,
+            total_amount: order.total_amount(),
+            created_at: created_at.clone(),
+            updated_at: created_at,
+        })))
+    }
+
+    pub async fn order(&self, client_id: &str, id: &str) -> StoreResult<Option<Order>> {
+        let row = sqlx::query("SELECT * FROM sales_orders WHERE client_id = ? AND id = ?")
+            .bind(client_id)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        match row {
+            Some(row) => Ok(self.with_lines(vec![row]).await?.pop()),
+            None => Ok(None),
+        }
+    }
+
+    /// One page of a partner's orders, newest first.
+    pub async fn orders(&self, client_id: &str, query: &OrderQuery) -> StoreResult<OrderPage> {
+        let mut select =
+            QueryBuilder::<Sqlite>::new("SELECT * FROM sales_orders WHERE client_id = ");
+        select.push_bind(client_id);
+        if let Some(po) = &query.purchase_order_no {
+            select.push(" AND purchase_order_no = ").push_bind(po);
+        }
+        if let Some(before) = query.before_seq {
+            select.push(" AND seq < ").push_bind(before);
+        }
+        // One extra row tells whether another page exists.
+        select
+            .push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(query.limit) + 1);
+        let mut rows = select.build().fetch_all(&self.reader).await?;
+        let next_before_seq = if rows.len() > query.limit as usize {
+            rows.truncate(query.limit as usize);
+            rows.last().map(|row| row.try_get("seq")).transpose()?
+        } else {
+            None
+        };
+        Ok(OrderPage {
+            orders: self.with_lines(rows).await?,
+            next_before_seq,
+        })
+    }
+
+    /// Turns order rows into orders, loading all their lines in one query.
+    async fn with_lines(&self, rows: Vec<SqliteRow>) -> StoreResult<Vec<Order>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seqs: Vec<i64> = rows
+            .iter()
+            .map(|row| row.try_get("seq"))
+            .collect::<Result<_, _>>()?;
+        let mut select =
+            QueryBuilder::<Sqlite>::new("SELECT * FROM sales_order_lines WHERE order_seq IN (");
+        let mut separated = select.separated(", ");
+        for seq in &seqs {
+            separated.push_bind(*seq);
+        }
+        select.push(") ORDER BY order_seq, line_no");
+        let line_rows = select.build().fetch_all(&self.reader).await?;
+        let mut lines: std::collections::HashMap<i64, Vec<OrderLine>> =
+            std::collections::HashMap::new();
+        for row in &line_rows {
+            lines
+                .entry(row.try_get("order_seq")?)
+                .or_default()
+                .push(line_from_row(row)?);
+        }
+        rows.iter()
+            .zip(seqs)
+            .map(|(row, seq)| order_from_row(row, seq, lines.remove(&seq).unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// Outcome of registering an additional key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddKey {
+    Added,
+    NoSuchPartner,
+    Duplicate { key_id: String },
+}
+
+async fn insert_key(
+    tx: &mut Transaction<'static, Sqlite>,
+    client_id: &str,
+    key_id: &str,
+    key: &PublicKey,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO partner_keys (key_id, client_id, spki_der, fingerprint, bits, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(key_id)
+    .bind(client_id)
+    .bind(key.spki_der())
+    .bind(key.fingerprint())
+    .bind(key.bits())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_token(
+    tx: &mut Transaction<'static, Sqlite>,
+    token: &TokenRow<'_>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO auth_tokens (jti, session_id, issued_at, expires_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(token.jti)
+    .bind(token.session_id)
+    .bind(token.issued_at)
+    .bind(token.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T08:27:49.024Z`.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+fn partner_from_row(row: &SqliteRow) -> StoreResult<PartnerRecord> {
+    Ok(PartnerRecord {
+        client_id: row.try_get("client_id")?,
+        name: row.try_get("name")?,
+        secret_hash: row.try_get("secret_hash")?,
+        secret_version: row.try_get("secret_version")?,
+        enabled: row.try_get("enabled")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
+    Ok(KeyRecord {
+        key_id: row.try_get("key_id")?,
+        client_id: row.try_get("client_id")?,
+        spki_der: row.try_get("spki_der")?,
+        fingerprint: row.try_get("fingerprint")?,
+        bits: row.try_get("bits")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn decimal(text: Option<String>) -> StoreResult<Option<Decimal>> {
+    text.map(|text| {
+        Decimal::parse_stored(&text)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad decimal {text:?}")))
+    })
+    .transpose()
+}
+
+fn line_from_row(row: &SqliteRow) -> StoreResult<OrderLine> {
+    Ok(OrderLine {
+        line_no: row.try_get("line_no")?,
+        product_code: row.try_get("product_code")?,
+        quantity: decimal(Some(row.try_get("quantity")?))?
+            .ok_or_else(|| StoreError::Corrupt("missing quantity".into()))?,
+        uom: row.try_get("uom")?,
+        unit_price: decimal(row.try_get("unit_price")?)?,
+        line_amount: decimal(row.try_get("line_amount")?)?,
+        notes: row.try_get("notes")?,
+    })
+}
+
+fn order_from_row(row: &SqliteRow, seq: i64, products: Vec<OrderLine>) -> StoreResult<Order> {
+    let status: String = row.try_get("status")?;
+    Ok(Order {
+        id: row.try_get("id")?,
+        order_number: ids::order_number(seq),
+        client_id: row.try_get("client_id")?,
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad status {status:?}")))?,
+        status_reason: row.try_get("status_reason")?,
+        customer_code: row.try_get("customer_code")?,
+        site_code: row.try_get("site_code")?,
+        sales_name: row.try_get("sales_name")?,
+        address: row.try_get("address")?,
+        purchase_order_no: row.try_get("purchase_order_no")?,
+        products,
+        total_amount: decimal(row.try_get("total_amount")?)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
