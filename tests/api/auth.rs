@@ -1,0 +1,287 @@
+//! Login and refresh: every rule of SPEC's auth section.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn login_returns_an_hs256_token_valid_for_twelve_hours_and_uncacheable() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let response = app.login(&partner.client_id, &partner.secret).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    let token = body["token"].as_str().unwrap();
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header, serde_json::json!({"alg": "HS256", "typ": "JWT"}));
+    let claims = claims_of(token);
+    assert_eq!(claims["client_id"], "versuni-client-001");
+    assert_eq!(claims["sub"], "versuni-client-001");
+    assert!(claims["jti"].is_string());
+    let iat = claims["iat"].as_i64().unwrap();
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 12 * 3600);
+    assert_eq!(body["expired_at"], claims["exp"]);
+    assert!((iat - app.now()).abs() <= 2);
+}
+
+#[tokio::test]
+async fn unknown_client_and_wrong_secret_get_the_same_answer() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let wrong_secret = expect_error(
+        app.login(&partner.client_id, "not-the-secret").await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    let unknown = expect_error(
+        app.login("nobody", &partner.secret).await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    assert_eq!(wrong_secret["message"], unknown["message"]);
+    assert_eq!(wrong_secret["error"], unknown["error"]);
+}
+
+#[tokio::test]
+async fn login_with_missing_fields_lists_each_of_them() {
+    let app = TestApp::spawn().await;
+    let body = expect_error(
+        app.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"client_idd": "x"}),
+        )
+        .await,
+        400,
+        "VALIDATION_FAILED",
+    )
+    .await;
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["client_id", "client_secret", "client_idd"]);
+}
+
+#[tokio::test]
+async fn a_disabled_partner_cannot_log_in() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    app.state
+        .store
+        .set_partner_enabled(&partner.client_id, false, app.now())
+        .await
+        .unwrap();
+    expect_error(
+        app.login(&partner.client_id, &partner.secret).await,
+        401,
+        "PARTNER_DISABLED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_on_api_calls_the_second_exp_is_reached() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let exp = claims_of(&session.token)["exp"].as_i64().unwrap();
+    app.advance_clock(Duration::from_secs(
+        u64::try_from(exp - app.now() - 2).unwrap(),
+    ));
+    assert_eq!(
+        app.get(&session, "/api/v1/sales-orders").await.status(),
+        200
+    );
+    app.advance_clock(Duration::from_secs(2));
+    expect_error(
+        app.get(&session, "/api/v1/sales-orders").await,
+        401,
+        "TOKEN_EXPIRED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_token_refreshes_within_the_window_and_the_new_one_works() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    app.advance_clock(13 * HOUR);
+    let response = app.refresh(&session.token).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    let fresh = Session {
+        partner: &partner,
+        token: body["token"].as_str().unwrap().to_owned(),
+    };
+    assert_eq!(
+        claims_of(&fresh.token)["sid"],
+        claims_of(&session.token)["sid"],
+        "same lineage"
+    );
+    assert_eq!(app.get(&fresh, "/api/v1/sales-orders").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_token_expired_longer_than_the_refresh_window_is_refused() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    app.advance_clock(12 * HOUR + 7 * DAY + Duration::from_secs(1));
+    expect_error(
+        app.refresh(&session.token).await,
+        401,
+        "REFRESH_WINDOW_EXPIRED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refresh_is_refused_for_a_disabled_partner() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    app.state
+        .store
+        .set_partner_enabled(&partner.client_id, false, app.now())
+        .await
+        .unwrap();
+    expect_error(app.refresh(&session.token).await, 401, "PARTNER_DISABLED").await;
+}
+
+#[tokio::test]
+async fn refresh_and_api_calls_are_refused_after_the_secret_was_rotated() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let new_hash =
+        sales_order_api::auth::secret::hash(&sales_order_api::config::Secret::new("new")).unwrap();
+    app.state
+        .store
+        .rotate_secret(&partner.client_id, &new_hash, app.now())
+        .await
+        .unwrap();
+    expect_error(
+        app.get(&session, "/api/v1/sales-orders").await,
+        401,
+        "TOKEN_REVOKED",
+    )
+    .await;
+    expect_error(app.refresh(&session.token).await, 401, "TOKEN_REVOKED").await;
+    expect_error(
+        app.login(&partner.client_id, &partner.secret).await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refresh_stops_at_the_absolute_lifetime_of_the_login() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let mut token = app.session(&partner).await.token;
+    // Refresh every six days: each refresh is inside its window, but the login ages.
+    for _ in 0..4 {
+        app.advance_clock(6 * DAY);
+        let response = app.refresh(&token).await;
+        assert_eq!(response.status(), 200);
+        token = response.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    app.advance_clock(6 * DAY); // 30 days after login
+    expect_error(app.refresh(&token).await, 401, "SESSION_EXPIRED").await;
+}
+
+#[tokio::test]
+async fn refresh_of_an_already_refreshed_token_revokes_its_whole_lineage() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let first = app.session(&partner).await;
+    let response = app.refresh(&first.token).await;
+    assert_eq!(response.status(), 200);
+    let second = Session {
+        partner: &partner,
+        token: response.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    assert_eq!(app.get(&second, "/api/v1/sales-orders").await.status(), 200);
+
+    expect_error(app.refresh(&first.token).await, 401, "TOKEN_REUSED").await;
+
+    expect_error(
+        app.get(&second, "/api/v1/sales-orders").await,
+        401,
+        "TOKEN_REVOKED",
+    )
+    .await;
+    expect_error(app.refresh(&second.token).await, 401, "TOKEN_REVOKED").await;
+    // A fresh login is unaffected.
+    let third = app.session(&partner).await;
+    assert_eq!(app.get(&third, "/api/v1/sales-orders").await.status(), 200);
+}
+
+#[tokio::test]
+async fn eight_racing_refreshes_of_one_token_succeed_exactly_once() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let attempts = (0..8).map(|_| app.refresh(&session.token));
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        7,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_token_with_a_forged_signature_is_refused() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let mut forged = session.token.clone();
+    forged.pop();
+    forged.push(if session.token.ends_with('A') {
+        'B'
+    } else {
+        'A'
+    });
+    expect_error(app.refresh(&forged).await, 401, "TOKEN_INVALID").await;
+}

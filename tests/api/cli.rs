@@ -1,0 +1,245 @@
+//! The operator's command line, run as the real binary against a real database.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn cli(database_url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sales-order-api"))
+        .arg("--database-url")
+        .arg(database_url)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json_of(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn stderr_of(output: &Output) -> String {
+    assert!(!output.status.success(), "expected failure");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn key(path: &str) -> String {
+    fixture(path).display().to_string()
+}
+
+#[tokio::test]
+async fn a_partner_created_on_the_command_line_can_log_in_and_order_at_once() {
+    let app = TestApp::spawn().await;
+    let created = json_of(&cli(
+        &app.database_url,
+        &[
+            "partner",
+            "create",
+            "--name",
+            "Versuni",
+            "--client-id",
+            "versuni-client-001",
+            "--public-key",
+            &key("vectors/published-sample-public-key.pem"),
+            "--json",
+        ],
+    ));
+    assert_eq!(created["client_id"], "versuni-client-001");
+    assert!(created["key_id"].as_str().unwrap().starts_with("key_"));
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 43);
+    let partner = Partner {
+        client_id: "versuni-client-001".into(),
+        secret,
+        key: TestKey::vectors(),
+    };
+    let session = app.session(&partner).await;
+    assert_eq!(
+        app.create_order(&session, &order_body("PO-1"))
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_client_id_is_refused() {
+    let app = TestApp::spawn().await;
+    let args = [
+        "partner",
+        "create",
+        "--name",
+        "V",
+        "--client-id",
+        "dup",
+        "--public-key",
+        &key("keys/partner-b-public.pem"),
+    ];
+    assert!(cli(&app.database_url, &args).status.success());
+    assert!(stderr_of(&cli(&app.database_url, &args)).contains("already exists"));
+}
+
+#[tokio::test]
+async fn key_registration_refuses_private_small_foreign_and_junk_keys() {
+    let app = TestApp::spawn().await;
+    let junk = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(junk.path(), "not a key").unwrap();
+    let junk = junk.path().display().to_string();
+    for (file, expected) in [
+        (
+            key("vectors/published-sample-private-key.pem"),
+            "PRIVATE key",
+        ),
+        (key("keys/rsa-1024-public.pem"), "at least 2048 bits"),
+        (key("keys/ec-p256-public.pem"), "only RSA"),
+        (junk, "no PEM block"),
+    ] {
+        let output = cli(
+            &app.database_url,
+            &["partner", "create", "--name", "V", "--public-key", &file],
+        );
+        let message = stderr_of(&output);
+        assert!(message.contains(expected), "{file}: {message}");
+    }
+    let listed = json_of(&cli(&app.database_url, &["partner", "list", "--json"]));
+    assert_eq!(listed, serde_json::json!([]), "nothing was registered");
+}
+
+#[tokio::test]
+async fn pkcs1_public_keys_are_accepted_and_keys_rotate_with_overlap() {
+    let app = TestApp::spawn().await;
+    let created = json_of(&cli(
+        &app.database_url,
+        &[
+            "partner",
+            "create",
+            "--name",
+            "V",
+            "--client-id",
+            "p1",
+            "--public-key",
+            &key("keys/rotated-public-pkcs1.pem"),
+            "--json",
+        ],
+    ));
+    let first_key = created["key_id"].as_str().unwrap().to_owned();
+    let added = json_of(&cli(
+        &app.database_url,
+        &[
+            "partner",
+            "add-key",
+            "p1",
+            "--public-key",
+            &key("keys/partner-b-public.pem"),
+            "--json",
+        ],
+    ));
+    assert!(
+        stderr_of(&cli(
+            &app.database_url,
+            &[
+                "partner",
+                "add-key",
+                "p1",
+                "--public-key",
+                &key("keys/partner-b-public.pem")
+            ]
+        ))
+        .contains("already registered")
+    );
+    assert!(
+        cli(
+            &app.database_url,
+            &["partner", "revoke-key", "p1", &first_key]
+        )
+        .status
+        .success()
+    );
+    let shown = json_of(&cli(
+        &app.database_url,
+        &["partner", "show", "p1", "--json"],
+    ));
+    let keys = shown["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.iter().filter(|k| k["revoked_at"].is_null()).count(), 1);
+    assert!(
+        keys.iter()
+            .any(|k| k["key_id"] == added["key_id"] && k["revoked_at"].is_null())
+    );
+}
+
+#[tokio::test]
+async fn disable_enable_and_rotate_secret_take_effect_on_the_running_server() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+
+    assert!(
+        cli(
+            &app.database_url,
+            &["partner", "disable", "versuni-client-001"]
+        )
+        .status
+        .success()
+    );
+    expect_error(
+        app.get(&session, "/api/v1/sales-orders").await,
+        401,
+        "PARTNER_DISABLED",
+    )
+    .await;
+    assert!(
+        cli(
+            &app.database_url,
+            &["partner", "enable", "versuni-client-001"]
+        )
+        .status
+        .success()
+    );
+    assert_eq!(
+        app.get(&session, "/api/v1/sales-orders").await.status(),
+        200
+    );
+
+    let rotated = json_of(&cli(
+        &app.database_url,
+        &["partner", "rotate-secret", "versuni-client-001", "--json"],
+    ));
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    expect_error(
+        app.get(&session, "/api/v1/sales-orders").await,
+        401,
+        "TOKEN_REVOKED",
+    )
+    .await;
+    expect_error(
+        app.login("versuni-client-001", &partner.secret).await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    assert_eq!(
+        app.login("versuni-client-001", new_secret).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn commands_on_an_unknown_partner_fail_with_a_message() {
+    let app = TestApp::spawn().await;
+    for args in [
+        ["partner", "show", "ghost"],
+        ["partner", "disable", "ghost"],
+        ["partner", "rotate-secret", "ghost"],
+    ] {
+        assert!(
+            stderr_of(&cli(&app.database_url, &args)).contains("no partner with client id ghost")
+        );
+    }
+}

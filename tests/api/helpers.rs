@@ -1,0 +1,284 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeyPair;
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sales_order_api::app::AppState;
+use sales_order_api::config::{DatabaseUrl, Secret, Settings};
+use sales_order_api::domain::{ClientId, PublicKey, ids};
+use sales_order_api::store::NewPartner;
+use sales_order_api::{Application, auth};
+use serde_json::{Value, json};
+
+pub const VECTOR_PRIVATE: &str =
+    include_str!("../fixtures/vectors/published-sample-private-key.pem");
+pub const VECTOR_PUBLIC: &str = include_str!("../fixtures/vectors/published-sample-public-key.pem");
+pub const B_PRIVATE: &str = include_str!("../fixtures/keys/partner-b-private.pem");
+pub const B_PUBLIC: &str = include_str!("../fixtures/keys/partner-b-public.pem");
+pub const ROTATED_PRIVATE: &str = include_str!("../fixtures/keys/rotated-private.pem");
+pub const ROTATED_PUBLIC_PKCS1: &str = include_str!("../fixtures/keys/rotated-public-pkcs1.pem");
+
+pub fn fixture(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+}
+
+/// An RSA private key for signing, as a partner holds it.
+pub struct TestKey {
+    pair: KeyPair,
+    pub public_pem: &'static str,
+}
+
+impl TestKey {
+    pub fn new(private_pem: &str, public_pem: &'static str) -> Self {
+        let block = pem::parse(private_pem).unwrap();
+        let pair = match block.tag() {
+            "PRIVATE KEY" => KeyPair::from_pkcs8(block.contents()),
+            _ => KeyPair::from_der(block.contents()),
+        }
+        .unwrap();
+        Self { pair, public_pem }
+    }
+
+    pub fn vectors() -> Self {
+        Self::new(VECTOR_PRIVATE, VECTOR_PUBLIC)
+    }
+
+    pub fn partner_b() -> Self {
+        Self::new(B_PRIVATE, B_PUBLIC)
+    }
+
+    pub fn sign(&self, message: &str) -> String {
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                message.as_bytes(),
+                &mut signature,
+            )
+            .unwrap();
+        STANDARD.encode(signature)
+    }
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A registered partner with its credentials.
+pub struct Partner {
+    pub client_id: String,
+    pub secret: String,
+    pub key: TestKey,
+}
+
+/// A partner holding a token, ready to sign requests.
+pub struct Session<'p> {
+    pub partner: &'p Partner,
+    pub token: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let mut settings = Settings::new(
+            "127.0.0.1:0".parse().unwrap(),
+            DatabaseUrl::new(&database_url),
+        );
+        configure(&mut settings);
+        let app = Application::build(settings)
+            .await
+            .expect("the application starts");
+        let address = app.local_addr();
+        let state = app.state().clone();
+        tokio::spawn(app.run_until(std::future::pending()));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            address,
+            client,
+            state,
+            database_url,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub fn advance_clock(&self, by: Duration) {
+        self.state.clock.advance(by);
+    }
+
+    pub fn now(&self) -> i64 {
+        self.state.clock.unix_now()
+    }
+
+    /// Registers a partner the way `partner create` does.
+    pub async fn register(&self, client_id: &str, key: TestKey) -> Partner {
+        let secret = ids::new_client_secret();
+        let hash = auth::secret::hash(&Secret::new(&secret)).unwrap();
+        let public = PublicKey::from_pem(key.public_pem.as_bytes()).unwrap();
+        let client = ClientId::parse(client_id).unwrap();
+        let inserted = self
+            .state
+            .store
+            .insert_partner(&NewPartner {
+                client_id: &client,
+                name: client_id,
+                secret_hash: &hash,
+                key_id: &ids::new_key_id(),
+                key: &public,
+                now: self.now(),
+            })
+            .await
+            .unwrap();
+        assert!(inserted);
+        Partner {
+            client_id: client_id.to_owned(),
+            secret,
+            key,
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, client_id: &str, secret: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"client_id": client_id, "client_secret": secret}),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, token: &str) -> reqwest::Response {
+        self.post_json("/api/v1/auth/refresh", &json!({"token": token}))
+            .await
+    }
+
+    pub async fn session<'p>(&self, partner: &'p Partner) -> Session<'p> {
+        let response = self.login(&partner.client_id, &partner.secret).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        Session {
+            partner,
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A request carrying all four headers, signed now.
+    pub fn signed(
+        &self,
+        session: &Session<'_>,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        let timestamp = self.now().to_string();
+        self.with_headers(
+            session,
+            method,
+            path,
+            &session.partner.client_id,
+            &timestamp,
+            None,
+        )
+    }
+
+    /// A request with chosen header values: for hostile tests.
+    pub fn with_headers(
+        &self,
+        session: &Session<'_>,
+        method: reqwest::Method,
+        path: &str,
+        client_id: &str,
+        timestamp: &str,
+        signature: Option<String>,
+    ) -> reqwest::RequestBuilder {
+        let signature = signature.unwrap_or_else(|| {
+            session
+                .partner
+                .key
+                .sign(&format!("{client_id}|{timestamp}"))
+        });
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&session.token)
+            .header("X-CLIENT-ID", client_id)
+            .header("X-TIMESTAMP", timestamp)
+            .header("X-SIGNATURE", signature)
+    }
+
+    pub async fn create_order(&self, session: &Session<'_>, body: &Value) -> reqwest::Response {
+        self.signed(session, reqwest::Method::POST, "/api/v1/sales-orders")
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, session: &Session<'_>, path: &str) -> reqwest::Response {
+        self.signed(session, reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+pub fn order_body(purchase_order_no: &str) -> Value {
+    json!({
+        "customer_code": "CUST-001",
+        "site_code": "SITE-001",
+        "sales_name": "John Doe",
+        "address": "Jl. Sudirman No. 1, Jakarta",
+        "purchase_order_no": purchase_order_no,
+        "products": [
+            {"product_code": "PRD-001", "quantity": 2, "uom": "PCS", "unit_price": 150000.5},
+            {"product_code": "PRD-002", "quantity": "0.5", "unit_price": "10"}
+        ]
+    })
+}
+
+/// Asserts status and error code, and returns the envelope.
+pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = response.json().await.expect("error bodies are JSON");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(
+        body["request_id"].as_str(),
+        request_id.as_deref(),
+        "envelope echoes X-Request-Id"
+    );
+    body
+}

@@ -1,0 +1,168 @@
+//! Signatures made elsewhere: the published known-answer vectors, the openssl
+//! CLI, and Java's SHA256withRSA.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn vectors() -> Vec<Value> {
+    let file: Value =
+        serde_json::from_str(include_str!("../fixtures/vectors/vectors.json")).unwrap();
+    file["vectors"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_published_vectors_verify_and_any_one_byte_change_fails() {
+    let key = sales_order_api::domain::PublicKey::from_pem(VECTOR_PUBLIC.as_bytes()).unwrap();
+    let keys = [key.spki_der()];
+    for vector in vectors() {
+        let message = vector["string_to_sign"].as_str().unwrap();
+        let signature = vector["signature_base64"].as_str().unwrap();
+        assert_eq!(
+            sales_order_api::auth::signature::string_to_sign(
+                vector["client_id"].as_str().unwrap(),
+                vector["timestamp"].as_str().unwrap()
+            ),
+            message
+        );
+        assert!(
+            sales_order_api::auth::signature::verify(keys, message, signature).is_ok(),
+            "{message}"
+        );
+        let altered_message = message.replacen('|', "!", 1);
+        assert!(
+            sales_order_api::auth::signature::verify(keys, &altered_message, signature).is_err()
+        );
+        let mut raw = sales_order_api::auth::signature::decode(signature).unwrap();
+        raw[10] ^= 1;
+        let altered_signature =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, raw);
+        assert!(
+            sales_order_api::auth::signature::verify(keys, message, &altered_signature).is_err()
+        );
+    }
+}
+
+#[test]
+fn our_signer_reproduces_the_published_signatures() {
+    let key = TestKey::vectors();
+    for vector in vectors() {
+        assert_eq!(
+            key.sign(vector["string_to_sign"].as_str().unwrap()),
+            vector["signature_base64"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_published_partner_vector_is_accepted_end_to_end() {
+    // The vector's timestamp is 2024-01-01; widen the window so it is current enough.
+    let app =
+        TestApp::spawn_with(|s| s.timestamp_tolerance = Duration::from_secs(20 * 365 * 24 * 3600))
+            .await;
+    let partner = app.register("partner-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let vector = vectors()
+        .into_iter()
+        .find(|v| v["client_id"] == "partner-client-001")
+        .unwrap();
+    let response = app
+        .with_headers(
+            &session,
+            reqwest::Method::GET,
+            "/api/v1/sales-orders",
+            "partner-client-001",
+            vector["timestamp"].as_str().unwrap(),
+            Some(vector["signature_base64"].as_str().unwrap().to_owned()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+async fn create_with_external_signature(
+    app: &TestApp,
+    session: &Session<'_>,
+    timestamp: &str,
+    signature: String,
+) -> u16 {
+    app.with_headers(
+        session,
+        reqwest::Method::POST,
+        "/api/v1/sales-orders",
+        &session.partner.client_id,
+        timestamp,
+        Some(signature),
+    )
+    .json(&order_body("PO-EXT"))
+    .send()
+    .await
+    .unwrap()
+    .status()
+    .as_u16()
+}
+
+#[tokio::test]
+async fn an_order_signed_with_the_openssl_cli_is_created() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!(
+            "SKIPPED an_order_signed_with_the_openssl_cli_is_created: openssl is not installed"
+        );
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let timestamp = app.now().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let message_file = dir.path().join("message");
+    std::fs::write(&message_file, format!("versuni-client-001|{timestamp}")).unwrap();
+    let signed = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(fixture("vectors/published-sample-private-key.pem"))
+        .arg(&message_file)
+        .output()
+        .unwrap();
+    assert!(signed.status.success());
+    let signature =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, signed.stdout);
+    assert_eq!(
+        create_with_external_signature(&app, &session, &timestamp, signature).await,
+        201
+    );
+}
+
+#[tokio::test]
+async fn an_order_signed_with_java_sha256withrsa_is_created() {
+    if Command::new("java").arg("-version").output().is_err() {
+        eprintln!(
+            "SKIPPED an_order_signed_with_java_sha256withrsa_is_created: java is not installed"
+        );
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let timestamp = app.now().to_string();
+    let output = Command::new("java")
+        .arg(fixture("java/Sign.java"))
+        .arg(fixture("vectors/published-sample-private-key.pem"))
+        .arg(format!("versuni-client-001|{timestamp}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let signature = String::from_utf8(output.stdout).unwrap();
+    // Java may take a few seconds to start; the timestamp window covers it.
+    assert_eq!(
+        create_with_external_signature(&app, &session, &timestamp, signature).await,
+        201
+    );
+}

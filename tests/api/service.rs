@@ -1,0 +1,114 @@
+//! Health, readiness, metrics, OpenAPI and the docs page.
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_and_readiness_answer_ok() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_auth_failures_in_prometheus_text() {
+    let app = TestApp::spawn().await;
+    app.client
+        .get(app.url("/api/v1/sales-orders"))
+        .send()
+        .await
+        .unwrap();
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("http_requests_total"), "{text}");
+    assert!(
+        text.contains("auth_failures_total{reason=\"MISSING_HEADER\"}"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_names_the_seed_schemes_and_routes() {
+    let app = TestApp::spawn().await;
+    let document: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    let schemes = document["components"]["securitySchemes"]
+        .as_object()
+        .unwrap();
+    for name in ["JWT-auth", "X-CLIENT-ID", "X-TIMESTAMP", "X-SIGNATURE"] {
+        assert!(schemes.contains_key(name), "{name}");
+    }
+    assert!(document["components"]["schemas"]["ProductDto"].is_object());
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/sales-orders",
+        "/api/v1/sales-orders/{id}",
+    ] {
+        assert!(document["paths"][path].is_object(), "{path}");
+    }
+    let create = &document["paths"]["/api/v1/sales-orders"]["post"];
+    assert_eq!(
+        create["security"][0].as_object().unwrap().len(),
+        4,
+        "all four schemes together"
+    );
+    assert!(
+        document["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Getting started")
+    );
+}
+
+#[tokio::test]
+async fn the_docs_page_loads_its_scripts_from_this_server_only() {
+    let app = TestApp::spawn().await;
+    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external URLs: {html}"
+    );
+    let script = app
+        .client
+        .get(app.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(script.text().await.unwrap().len() > 100_000);
+}

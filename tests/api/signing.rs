@@ -1,0 +1,322 @@
+//! The four-header check, including the hostile cases.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const ORDERS: &str = "/api/v1/sales-orders";
+
+#[tokio::test]
+async fn a_request_without_the_headers_names_every_missing_one() {
+    let app = TestApp::spawn().await;
+    let response = app.client.get(app.url(ORDERS)).send().await.unwrap();
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"sales-order-api\""
+    );
+    let body = expect_error(response, 401, "MISSING_HEADER").await;
+    let headers: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["header"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        headers,
+        ["Authorization", "X-CLIENT-ID", "X-TIMESTAMP", "X-SIGNATURE"]
+    );
+}
+
+fn forge(header: &str, claims: &Value, key: Option<&[u8]>) -> String {
+    let encode = |value: &[u8]| URL_SAFE_NO_PAD.encode(value);
+    let signing_input = format!(
+        "{}.{}",
+        encode(header.as_bytes()),
+        encode(claims.to_string().as_bytes())
+    );
+    let signature = match key {
+        Some(key) => {
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+            encode(aws_lc_rs::hmac::sign(&key, signing_input.as_bytes()).as_ref())
+        }
+        None => String::new(),
+    };
+    format!("{signing_input}.{signature}")
+}
+
+#[tokio::test]
+async fn hostile_tokens_are_refused_as_invalid() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let payload = session.token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+
+    let alg_none = forge(r#"{"alg":"none","typ":"JWT"}"#, &claims, None);
+    let guessed_key = forge(r#"{"alg":"HS256","typ":"JWT"}"#, &claims, Some(b"secret"));
+    let mut longer = claims.clone();
+    longer["exp"] = json!(claims["exp"].as_i64().unwrap() + 365 * 24 * 3600);
+    let parts: Vec<&str> = session.token.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(longer.to_string()),
+        parts[2]
+    );
+    let rs256 = forge(r#"{"alg":"RS256","typ":"JWT"}"#, &claims, Some(b"x"));
+
+    for token in [alg_none, guessed_key, tampered, rs256, "garbage".to_owned()] {
+        let hostile = Session {
+            partner: &partner,
+            token,
+        };
+        expect_error(app.get(&hostile, ORDERS).await, 401, "TOKEN_INVALID").await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_of_one_partner_with_the_headers_of_another_is_refused() {
+    let app = TestApp::spawn().await;
+    let a = app.register("partner-a", TestKey::vectors()).await;
+    let b = app.register("partner-b", TestKey::partner_b()).await;
+    let a_session = app.session(&a).await;
+    let b_signature = b.key.sign(&format!("partner-b|{}", app.now()));
+    let response = app
+        .with_headers(
+            &a_session,
+            Method::GET,
+            ORDERS,
+            "partner-b",
+            &app.now().to_string(),
+            Some(b_signature),
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "CLIENT_ID_MISMATCH").await;
+}
+
+#[tokio::test]
+async fn a_signature_by_another_key_is_refused_and_the_string_to_sign_echoed() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let timestamp = app.now().to_string();
+    let message = format!("versuni-client-001|{timestamp}");
+    let foreign = TestKey::partner_b().sign(&message);
+    let response = app
+        .with_headers(
+            &session,
+            Method::GET,
+            ORDERS,
+            "versuni-client-001",
+            &timestamp,
+            Some(foreign),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(response, 401, "SIGNATURE_INVALID").await;
+    assert_eq!(body["error"]["details"][0]["string_to_sign"], message);
+}
+
+#[tokio::test]
+async fn a_signature_over_a_different_timestamp_is_refused() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let now = app.now();
+    let signature = partner.key.sign(&format!("versuni-client-001|{}", now - 1));
+    let response = app
+        .with_headers(
+            &session,
+            Method::GET,
+            ORDERS,
+            "versuni-client-001",
+            &now.to_string(),
+            Some(signature),
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "SIGNATURE_INVALID").await;
+}
+
+#[tokio::test]
+async fn stale_future_and_garbage_timestamps_are_refused() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let now = app.now();
+    for (timestamp, code) in [
+        ((now - 301).to_string(), "TIMESTAMP_OUT_OF_WINDOW"),
+        ((now + 301).to_string(), "TIMESTAMP_OUT_OF_WINDOW"),
+        ("yesterday".to_owned(), "TIMESTAMP_INVALID"),
+        ("2024-03-01T08:27:49".to_owned(), "TIMESTAMP_INVALID"),
+    ] {
+        let response = app
+            .with_headers(
+                &session,
+                Method::GET,
+                ORDERS,
+                "versuni-client-001",
+                &timestamp,
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        expect_error(response, 401, code).await;
+    }
+}
+
+#[tokio::test]
+async fn unix_milliseconds_and_rfc3339_timestamps_are_accepted() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let now = time::OffsetDateTime::from_unix_timestamp(app.now()).unwrap();
+    let jakarta = now.to_offset(time::UtcOffset::from_hms(7, 0, 0).unwrap());
+    let rfc3339 = jakarta
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for timestamp in [format!("{}123", app.now()), rfc3339] {
+        let response = app
+            .with_headers(
+                &session,
+                Method::GET,
+                ORDERS,
+                "versuni-client-001",
+                &timestamp,
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{timestamp}");
+    }
+}
+
+#[tokio::test]
+async fn url_safe_and_unpadded_base64_signatures_are_accepted() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let timestamp = app.now().to_string();
+    let raw = STANDARD
+        .decode(partner.key.sign(&format!("versuni-client-001|{timestamp}")))
+        .unwrap();
+    for signature in [
+        URL_SAFE_NO_PAD.encode(&raw),
+        base64::engine::general_purpose::URL_SAFE.encode(&raw),
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&raw),
+    ] {
+        let response = app
+            .with_headers(
+                &session,
+                Method::GET,
+                ORDERS,
+                "versuni-client-001",
+                &timestamp,
+                Some(signature),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_signature_is_not_a_replay() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let timestamp = app.now().to_string();
+    let signature = partner.key.sign(&format!("versuni-client-001|{timestamp}"));
+    for po in ["PO-1", "PO-2"] {
+        let response = app
+            .with_headers(
+                &session,
+                Method::POST,
+                ORDERS,
+                "versuni-client-001",
+                &timestamp,
+                Some(signature.clone()),
+            )
+            .json(&order_body(po))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+}
+
+#[tokio::test]
+async fn every_active_key_verifies_and_a_revoked_key_stops_at_once() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let rotated = TestKey::new(ROTATED_PRIVATE, ROTATED_PUBLIC_PKCS1);
+    let key =
+        sales_order_api::domain::PublicKey::from_pem(ROTATED_PUBLIC_PKCS1.as_bytes()).unwrap();
+    app.state
+        .store
+        .add_key("versuni-client-001", "key_rotated", &key, app.now())
+        .await
+        .unwrap();
+    let timestamp = app.now().to_string();
+    let message = format!("versuni-client-001|{timestamp}");
+    for signature in [partner.key.sign(&message), rotated.sign(&message)] {
+        let response = app
+            .with_headers(
+                &session,
+                Method::GET,
+                ORDERS,
+                "versuni-client-001",
+                &timestamp,
+                Some(signature),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert!(
+        app.state
+            .store
+            .revoke_key("versuni-client-001", "key_rotated", app.now())
+            .await
+            .unwrap()
+    );
+    let response = app
+        .with_headers(
+            &session,
+            Method::GET,
+            ORDERS,
+            "versuni-client-001",
+            &timestamp,
+            Some(rotated.sign(&message)),
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "SIGNATURE_INVALID").await;
+}
+
+#[tokio::test]
+async fn disabling_a_partner_refuses_its_next_request() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    assert_eq!(app.get(&session, ORDERS).await.status(), 200);
+    app.state
+        .store
+        .set_partner_enabled("versuni-client-001", false, app.now())
+        .await
+        .unwrap();
+    expect_error(app.get(&session, ORDERS).await, 401, "PARTNER_DISABLED").await;
+}
