@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Load benchmark of one signed create, at 1 and 32 connections, with wrk
+# (apt-get install wrk). Starts a release server on a fresh SQLite file.
+# Usage: benches/create-order.sh [seconds per run, default 15]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-15}
+PORT=${PORT:-18181}
+WORK=$(mktemp -d)
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+cargo build --release --quiet
+BIN=target/release/sales-order-api
+export DATABASE_URL="sqlite://$WORK/bench.db"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/private.pem" 2>/dev/null
+openssl pkey -in "$WORK/private.pem" -pubout -out "$WORK/public.pem"
+CLIENT_SECRET=$($BIN partner create --name Bench --client-id bench-client --public-key "$WORK/public.pem" --json \
+  | sed -nE 's/.*"client_secret": "([^"]+)".*/\1/p')
+RUST_LOG=warn $BIN serve --listen "127.0.0.1:$PORT" &
+SERVER=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+
+export CLIENT_ID=bench-client
+export TOKEN=$(curl -s "http://127.0.0.1:$PORT/api/v1/auth/login" -H 'Content-Type: application/json' \
+  -d "{\"client_id\":\"$CLIENT_ID\",\"client_secret\":\"$CLIENT_SECRET\"}" | sed -E 's/.*"token":"([^"]+)".*/\1/')
+export TS=$(date +%s)
+export SIG=$(printf '%s' "$CLIENT_ID|$TS" | openssl dgst -sha256 -sign "$WORK/private.pem" | openssl base64 -A)
+
+for CONNECTIONS in 1 32; do
+  THREADS=$(( CONNECTIONS < 2 ? 1 : 2 ))
+  # Warm-up, then the measured run.
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s benches/create-order.lua "http://127.0.0.1:$PORT/api/v1/sales-orders" >/dev/null
+  printf 'connections=%-3s ' "$CONNECTIONS"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s benches/create-order.lua "http://127.0.0.1:$PORT/api/v1/sales-orders" | tail -1
+done
+echo "peak RSS of the server: $(grep VmHWM /proc/$SERVER/status | awk '{print $2, $3}')"
