@@ -97,11 +97,12 @@ fn required_headers<'h, const N: usize>(
     headers: &'h HeaderMap,
     names: [&'static str; N],
 ) -> Result<[&'h str; N], AuthError> {
+    // A value that is not visible ASCII is present but wrong: it fails the check it
+    // belongs to (token, client id, timestamp, signature) instead of reading as missing.
     let values = names.map(|name| {
         headers
             .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim)
+            .map(|value| value.to_str().unwrap_or("(not visible ASCII)").trim())
     });
     let missing: Vec<&'static str> = names
         .iter()

@@ -320,3 +320,15 @@ async fn disabling_a_partner_refuses_its_next_request() {
         .unwrap();
     expect_error(app.get(&session, ORDERS).await, 401, "PARTNER_DISABLED").await;
 }
+
+#[tokio::test]
+async fn a_non_ascii_timestamp_is_invalid_not_missing() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let mut request = app.signed(&session, Method::GET, ORDERS).build().unwrap();
+    let latin1 = reqwest::header::HeaderValue::from_bytes(b"17\xe90").unwrap();
+    request.headers_mut().insert("X-TIMESTAMP", latin1);
+    let response = app.client.execute(request).await.unwrap();
+    expect_error(response, 401, "TIMESTAMP_INVALID").await;
+}
