@@ -30,6 +30,27 @@ async fn a_request_without_the_headers_names_every_missing_one() {
     );
 }
 
+/// `GET /api/v1/sales-orders` with chosen header values.
+async fn list_with(
+    app: &TestApp,
+    session: &Session<'_>,
+    client_id: &str,
+    timestamp: &str,
+    signature: Option<String>,
+) -> reqwest::Response {
+    app.with_headers(
+        session,
+        Method::GET,
+        ORDERS,
+        client_id,
+        timestamp,
+        signature,
+    )
+    .send()
+    .await
+    .unwrap()
+}
+
 fn forge(header: &str, claims: &Value, key: Option<&[u8]>) -> String {
     let encode = |value: &[u8]| URL_SAFE_NO_PAD.encode(value);
     let signing_input = format!(
@@ -107,18 +128,14 @@ async fn a_signature_by_another_key_is_refused_and_the_string_to_sign_echoed() {
     let timestamp = app.now().to_string();
     let message = format!("versuni-client-001|{timestamp}");
     let foreign = TestKey::partner_b().sign(&message);
-    let response = app
-        .with_headers(
-            &session,
-            Method::GET,
-            ORDERS,
-            "versuni-client-001",
-            &timestamp,
-            Some(foreign),
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = list_with(
+        &app,
+        &session,
+        "versuni-client-001",
+        &timestamp,
+        Some(foreign),
+    )
+    .await;
     let body = expect_error(response, 401, "SIGNATURE_INVALID").await;
     assert_eq!(body["error"]["details"][0]["string_to_sign"], message);
 }
@@ -130,18 +147,14 @@ async fn a_signature_over_a_different_timestamp_is_refused() {
     let session = app.session(&partner).await;
     let now = app.now();
     let signature = partner.key.sign(&format!("versuni-client-001|{}", now - 1));
-    let response = app
-        .with_headers(
-            &session,
-            Method::GET,
-            ORDERS,
-            "versuni-client-001",
-            &now.to_string(),
-            Some(signature),
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = list_with(
+        &app,
+        &session,
+        "versuni-client-001",
+        &now.to_string(),
+        Some(signature),
+    )
+    .await;
     expect_error(response, 401, "SIGNATURE_INVALID").await;
 }
 
@@ -157,18 +170,7 @@ async fn stale_future_and_garbage_timestamps_are_refused() {
         ("yesterday".to_owned(), "TIMESTAMP_INVALID"),
         ("2024-03-01T08:27:49".to_owned(), "TIMESTAMP_INVALID"),
     ] {
-        let response = app
-            .with_headers(
-                &session,
-                Method::GET,
-                ORDERS,
-                "versuni-client-001",
-                &timestamp,
-                None,
-            )
-            .send()
-            .await
-            .unwrap();
+        let response = list_with(&app, &session, "versuni-client-001", &timestamp, None).await;
         expect_error(response, 401, code).await;
     }
 }
@@ -184,18 +186,7 @@ async fn unix_milliseconds_and_rfc3339_timestamps_are_accepted() {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     for timestamp in [format!("{}123", app.now()), rfc3339] {
-        let response = app
-            .with_headers(
-                &session,
-                Method::GET,
-                ORDERS,
-                "versuni-client-001",
-                &timestamp,
-                None,
-            )
-            .send()
-            .await
-            .unwrap();
+        let response = list_with(&app, &session, "versuni-client-001", &timestamp, None).await;
         assert_eq!(response.status(), 200, "{timestamp}");
     }
 }
@@ -214,18 +205,14 @@ async fn url_safe_and_unpadded_base64_signatures_are_accepted() {
         base64::engine::general_purpose::URL_SAFE.encode(&raw),
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(&raw),
     ] {
-        let response = app
-            .with_headers(
-                &session,
-                Method::GET,
-                ORDERS,
-                "versuni-client-001",
-                &timestamp,
-                Some(signature),
-            )
-            .send()
-            .await
-            .unwrap();
+        let response = list_with(
+            &app,
+            &session,
+            "versuni-client-001",
+            &timestamp,
+            Some(signature),
+        )
+        .await;
         assert_eq!(response.status(), 200);
     }
 }
@@ -271,18 +258,14 @@ async fn every_active_key_verifies_and_a_revoked_key_stops_at_once() {
     let timestamp = app.now().to_string();
     let message = format!("versuni-client-001|{timestamp}");
     for signature in [partner.key.sign(&message), rotated.sign(&message)] {
-        let response = app
-            .with_headers(
-                &session,
-                Method::GET,
-                ORDERS,
-                "versuni-client-001",
-                &timestamp,
-                Some(signature),
-            )
-            .send()
-            .await
-            .unwrap();
+        let response = list_with(
+            &app,
+            &session,
+            "versuni-client-001",
+            &timestamp,
+            Some(signature),
+        )
+        .await;
         assert_eq!(response.status(), 200);
     }
     assert!(
@@ -292,18 +275,14 @@ async fn every_active_key_verifies_and_a_revoked_key_stops_at_once() {
             .await
             .unwrap()
     );
-    let response = app
-        .with_headers(
-            &session,
-            Method::GET,
-            ORDERS,
-            "versuni-client-001",
-            &timestamp,
-            Some(rotated.sign(&message)),
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = list_with(
+        &app,
+        &session,
+        "versuni-client-001",
+        &timestamp,
+        Some(rotated.sign(&message)),
+    )
+    .await;
     expect_error(response, 401, "SIGNATURE_INVALID").await;
 }
 
