@@ -2,9 +2,9 @@
 //!
 //! A handler that takes this type cannot run unless every check passed, in this
 //! order: headers present, JWT valid and unexpired, `X-CLIENT-ID` equal to the
-//! token's client, `X-TIMESTAMP` inside the window, the login neither revoked nor
-//! outlived by a secret rotation, the partner enabled, and `X-SIGNATURE` valid
-//! for one of the partner's active keys.
+//! token's client, `X-TIMESTAMP` inside the window, the login not revoked, the
+//! partner enabled, the secret not rotated since the login, and `X-SIGNATURE`
+//! valid for one of the partner's active keys.
 
 use std::sync::Arc;
 

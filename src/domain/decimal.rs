@@ -86,7 +86,8 @@ impl Decimal {
         self.0.sign() == bigdecimal::num_bigint::Sign::Minus
     }
 
-    pub fn checked_mul(&self, other: &Self) -> Self {
+    /// The exact product; it never rounds, so it cannot fail either.
+    pub fn times(&self, other: &Self) -> Self {
         Self((&self.0 * &other.0).normalized())
     }
 
@@ -155,10 +156,7 @@ mod tests {
     #[test]
     fn tenth_times_three_is_exactly_three_tenths() {
         let tenth = parse("0.1").unwrap();
-        assert_eq!(
-            tenth.checked_mul(&Decimal::from_integer(3)).to_string(),
-            "0.3"
-        );
+        assert_eq!(tenth.times(&Decimal::from_integer(3)).to_string(), "0.3");
         assert_eq!(Decimal::sum([&tenth, &tenth, &tenth]).to_string(), "0.3");
     }
 

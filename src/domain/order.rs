@@ -66,7 +66,7 @@ impl NewOrderLine {
     pub fn line_amount(&self) -> Option<Decimal> {
         self.unit_price
             .as_ref()
-            .map(|price| self.quantity.checked_mul(price))
+            .map(|price| self.quantity.times(price))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The one seam between the service and its database.
 //!
 //! Handlers and the CLI speak to `Store` in domain terms; SQL lives behind it.
-//! SQLite is the embedded default; PostgreSQL slots in behind the same methods.
+//! SQLite is the embedded default; PostgreSQL is to slot in behind the same
+//! methods, so handlers never change with the backend.
 
 pub mod sqlite;
 

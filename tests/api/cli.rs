@@ -33,23 +33,32 @@ fn key(path: &str) -> String {
     fixture(path).display().to_string()
 }
 
-#[tokio::test]
-async fn a_partner_created_on_the_command_line_can_log_in_and_order_at_once() {
-    let app = TestApp::spawn().await;
-    let created = json_of(&cli(
-        &app.database_url,
+/// `partner create --client-id ID --public-key FIXTURE --json`, which must succeed.
+fn create_partner(database_url: &str, client_id: &str, key_fixture: &str) -> Value {
+    json_of(&cli(
+        database_url,
         &[
             "partner",
             "create",
             "--name",
-            "Versuni",
+            "V",
             "--client-id",
-            "versuni-client-001",
+            client_id,
             "--public-key",
-            &key("vectors/published-sample-public-key.pem"),
+            &key(key_fixture),
             "--json",
         ],
-    ));
+    ))
+}
+
+#[tokio::test]
+async fn a_partner_created_on_the_command_line_can_log_in_and_order_at_once() {
+    let app = TestApp::spawn().await;
+    let created = create_partner(
+        &app.database_url,
+        "versuni-client-001",
+        "vectors/published-sample-public-key.pem",
+    );
     assert_eq!(created["client_id"], "versuni-client-001");
     assert!(created["key_id"].as_str().unwrap().starts_with("key_"));
     let secret = created["client_secret"].as_str().unwrap().to_owned();
@@ -114,20 +123,7 @@ async fn key_registration_refuses_private_small_foreign_and_junk_keys() {
 #[tokio::test]
 async fn pkcs1_public_keys_are_accepted_and_keys_rotate_with_overlap() {
     let app = TestApp::spawn().await;
-    let created = json_of(&cli(
-        &app.database_url,
-        &[
-            "partner",
-            "create",
-            "--name",
-            "V",
-            "--client-id",
-            "p1",
-            "--public-key",
-            &key("keys/rotated-public-pkcs1.pem"),
-            "--json",
-        ],
-    ));
+    let created = create_partner(&app.database_url, "p1", "keys/rotated-public-pkcs1.pem");
     let first_key = created["key_id"].as_str().unwrap().to_owned();
     let added = json_of(&cli(
         &app.database_url,
