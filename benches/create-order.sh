@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
 # Load benchmark of one signed create, at 1 and 32 connections, with wrk
-# (apt-get install wrk). Starts a release server on a fresh SQLite file.
-# Usage: benches/create-order.sh [seconds per run, default 15]
+# (apt-get install wrk). Starts a release server on a fresh database: a SQLite
+# file, or with STORE=postgres a new database on PG_SERVER, dropped afterwards.
+# Usage: [STORE=sqlite|postgres] [PG_SERVER=postgres://USER@HOST:PORT] benches/create-order.sh [seconds per run, default 15]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-15}
 PORT=${PORT:-18181}
+STORE=${STORE:-sqlite}
+PG_SERVER=${PG_SERVER:-postgres://postgres@127.0.0.1:5432}
 WORK=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+SERVER=
+cleanup() {
+  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+  if [ "$STORE" = postgres ]; then psql "$PG_SERVER/postgres" -qc "DROP DATABASE IF EXISTS soa_bench_$$ WITH (FORCE)"; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 
 cargo build --release --quiet
 BIN=target/release/sales-order-api
-export DATABASE_URL="sqlite://$WORK/bench.db"
+case "$STORE" in
+  sqlite) export DATABASE_URL="sqlite://$WORK/bench.db" ;;
+  postgres)
+    psql "$PG_SERVER/postgres" -qc "CREATE DATABASE soa_bench_$$"
+    export DATABASE_URL="$PG_SERVER/soa_bench_$$" ;;
+  *) echo "STORE must be sqlite or postgres" >&2; exit 2 ;;
+esac
+echo "store: $STORE"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/private.pem" 2>/dev/null
 openssl pkey -in "$WORK/private.pem" -pubout -out "$WORK/public.pem"
 CLIENT_SECRET=$($BIN partner create --name Bench --client-id bench-client --public-key "$WORK/public.pem" --json \

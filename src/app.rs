@@ -38,7 +38,7 @@ impl Application {
     /// Connects to and migrates the database, loads or creates the token key, and
     /// binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.database_url).await?;
+        let store = Store::connect(&settings.database_url, settings.database_connections).await?;
         store.migrate().await?;
         let jwt_key = match &settings.jwt_secret {
             Some(secret) => {

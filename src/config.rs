@@ -24,6 +24,9 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Concurrent argon2 verifications allowed; the rest wait their turn.
     pub max_concurrent_hashes: usize,
+    /// Database connections this instance may hold (SQLite: readers). With
+    /// PostgreSQL, instances × this must stay below the server's `max_connections`.
+    pub database_connections: u32,
 }
 
 impl Settings {
@@ -39,6 +42,7 @@ impl Settings {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            database_connections: 16,
         }
     }
 }

@@ -54,7 +54,8 @@ impl Cli {
 }
 
 async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
-    let store = Store::connect(url).await?;
+    // One command at a time: two connections are plenty.
+    let store = Store::connect(url, 2).await?;
     store.migrate().await?;
     Ok(store)
 }

@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// generated on first start and kept in the database.
     #[arg(long, env = "SALES_ORDER_API_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<Secret>,
+    /// Database connections this instance may hold. With PostgreSQL keep
+    /// instances × this below the server's `max_connections`.
+    #[arg(long, env = "SALES_ORDER_API_DATABASE_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    database_connections: u32,
 }
 
 pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<()> {
@@ -39,6 +43,7 @@ pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<(
     settings.refresh_window = args.refresh_window;
     settings.absolute_lifetime = args.absolute_lifetime;
     settings.jwt_secret = args.jwt_secret;
+    settings.database_connections = args.database_connections;
     let database = settings.database_url.to_string();
     let app = Application::build(settings).await?;
     tracing::info!(address = %app.local_addr(), %database, "sales-order-api listening");

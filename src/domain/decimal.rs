@@ -69,6 +69,15 @@ impl Decimal {
             .flatten()
     }
 
+    /// A value read back from a `numeric` column.
+    pub fn from_bigdecimal(value: BigDecimal) -> Self {
+        Self(value.normalized())
+    }
+
+    pub fn as_bigdecimal(&self) -> &BigDecimal {
+        &self.0
+    }
+
     pub fn from_integer(value: i64) -> Self {
         Self(BigDecimal::from(value))
     }

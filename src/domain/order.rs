@@ -80,6 +80,41 @@ impl NewOrder {
             .collect();
         amounts.map(|amounts| Decimal::sum(&amounts))
     }
+
+    /// The order as stored on arrival, whatever the store: `seq` is its
+    /// position, which also gives the order number.
+    pub fn received(&self, id: String, seq: i64, client_id: &str, created_at: String) -> Order {
+        let products = self
+            .products
+            .iter()
+            .enumerate()
+            .map(|(index, line)| OrderLine {
+                line_no: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                product_code: line.product_code.clone(),
+                quantity: line.quantity.clone(),
+                uom: line.uom.clone(),
+                unit_price: line.unit_price.clone(),
+                line_amount: line.line_amount(),
+                notes: line.notes.clone(),
+            })
+            .collect();
+        Order {
+            id,
+            order_number: super::ids::order_number(seq),
+            client_id: client_id.to_owned(),
+            status: OrderStatus::Received,
+            status_reason: None,
+            customer_code: self.customer_code.clone(),
+            site_code: self.site_code.clone(),
+            sales_name: self.sales_name.clone(),
+            address: self.address.clone(),
+            purchase_order_no: self.purchase_order_no.clone(),
+            products,
+            total_amount: self.total_amount(),
+            created_at: created_at.clone(),
+            updated_at: created_at,
+        }
+    }
 }
 
 /// Fields the partner sends on an order.

@@ -1,14 +1,17 @@
 //! The one seam between the service and its database.
 //!
 //! Handlers and the CLI speak to `Store` in domain terms; SQL lives behind it.
-//! SQLite is the embedded default; PostgreSQL is to slot in behind the same
-//! methods, so handlers never change with the backend.
+//! SQLite is the embedded default, PostgreSQL the production store; both
+//! implement the same methods with the same guarantees, and the scheme of the
+//! database URL picks one.
 
+pub mod postgres;
 pub mod sqlite;
 
-pub use sqlite::{AddKey, Store};
+use time::OffsetDateTime;
 
-use crate::domain::ClientId;
+use crate::config::DatabaseUrl;
+use crate::domain::{ClientId, Decimal, NewOrder, Order, OrderStatus, PublicKey};
 
 /// Storage failures, split by what the caller should tell its client.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +28,22 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        match &error {
+        let unavailable = match &error {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => Self::Unavailable(error),
-            _ => Self::Database(error),
+            | sqlx::Error::Tls(_) => true,
+            // PostgreSQL going away mid-session: connection exceptions (08),
+            // insufficient resources (53), administrator shutdown (57P01-03).
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+            }),
+            _ => false,
+        };
+        if unavailable {
+            Self::Unavailable(error)
+        } else {
+            Self::Database(error)
         }
     }
 }
@@ -64,7 +77,7 @@ pub struct NewPartner<'a> {
     pub name: &'a str,
     pub secret_hash: &'a str,
     pub key_id: &'a str,
-    pub key: &'a crate::domain::PublicKey,
+    pub key: &'a PublicKey,
     pub now: i64,
 }
 
@@ -99,7 +112,7 @@ pub enum RefreshOutcome {
 
 #[derive(Debug, Clone)]
 pub enum InsertOrder {
-    Created(Box<crate::domain::Order>),
+    Created(Box<Order>),
     DuplicatePurchaseOrder { existing_id: String },
 }
 
@@ -114,6 +127,123 @@ pub struct OrderQuery {
 
 /// A page of orders, each with its position for the next cursor.
 pub struct OrderPage {
-    pub orders: Vec<crate::domain::Order>,
+    pub orders: Vec<Order>,
     pub next_before_seq: Option<i64>,
+}
+
+/// Outcome of registering an additional key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddKey {
+    Added,
+    NoSuchPartner,
+    Duplicate { key_id: String },
+}
+
+/// The database behind the service, chosen by the URL's scheme.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+/// Forwards each listed method to the backend in use.
+macro_rules! delegate {
+    ($($(#[$doc:meta])* pub async fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                match self {
+                    Self::Sqlite(store) => store.$name($($arg),*).await,
+                    Self::Postgres(store) => store.$name($($arg),*).await,
+                }
+            }
+        )*
+    };
+}
+
+impl Store {
+    /// Opens the database at a `sqlite://PATH` or `postgres://…` URL with at
+    /// most `max_connections` connections (SQLite: readers; it has one writer).
+    pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Self> {
+        let scheme = url.expose().split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Self::Sqlite(
+                sqlite::SqliteStore::connect(url.expose(), max_connections).await?,
+            )),
+            "postgres" | "postgresql" => Ok(Self::Postgres(
+                postgres::PgStore::connect(url.expose(), max_connections).await?,
+            )),
+            _ => anyhow::bail!(
+                "unsupported database URL {url} (expected sqlite://PATH or postgres://USER@HOST/DB)"
+            ),
+        }
+    }
+
+    /// Which backend this is, for logs and metrics.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    delegate! {
+        /// Applies the embedded migrations; safe when several instances start at once.
+        pub async fn migrate(&self) -> anyhow::Result<()>;
+        pub async fn ping(&self) -> StoreResult<()>;
+        /// The HS256 signing key: the stored one, or `candidate` if none is stored
+        /// yet. Racing first starts agree on whichever key was written first.
+        pub async fn jwt_key(&self, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+        /// Registers a partner and its first key; `false` when the client id is taken.
+        pub async fn insert_partner(&self, partner: &NewPartner<'_>) -> StoreResult<bool>;
+        pub async fn partner(&self, client_id: &str) -> StoreResult<Option<PartnerRecord>>;
+        pub async fn partners(&self) -> StoreResult<Vec<PartnerRecord>>;
+        /// `false` when there is no such partner.
+        pub async fn set_partner_enabled(&self, client_id: &str, enabled: bool, now: i64) -> StoreResult<bool>;
+        /// Replaces the secret hash and bumps its version, which invalidates every
+        /// token issued under the old secret. `false` when there is no such partner.
+        pub async fn rotate_secret(&self, client_id: &str, secret_hash: &str, now: i64) -> StoreResult<bool>;
+        pub async fn add_key(&self, client_id: &str, key_id: &str, key: &PublicKey, now: i64) -> StoreResult<AddKey>;
+        /// `false` when the partner has no such active key.
+        pub async fn revoke_key(&self, client_id: &str, key_id: &str, now: i64) -> StoreResult<bool>;
+        pub async fn keys(&self, client_id: &str) -> StoreResult<Vec<KeyRecord>>;
+        /// SPKI DER of each active key, for signature checks.
+        pub async fn active_keys(&self, client_id: &str) -> StoreResult<Vec<Vec<u8>>>;
+        pub async fn start_session(&self, client_id: &str, token: &TokenRow<'_>) -> StoreResult<()>;
+        pub async fn session_state(&self, session_id: &str) -> StoreResult<Option<SessionState>>;
+        /// Exchanges token `old_jti` for `new`, at most once, whichever instance
+        /// asks. A second attempt on the same token is reuse: the whole session is
+        /// revoked (RFC 9700 §4.14.2).
+        pub async fn refresh(&self, old_jti: &str, secret_version: i64, new: &TokenRow<'_>) -> StoreResult<RefreshOutcome>;
+        /// Stores an order and its lines in one transaction; returns once committed.
+        pub async fn insert_order(&self, client_id: &str, order: &NewOrder, now: OffsetDateTime) -> StoreResult<InsertOrder>;
+        pub async fn order(&self, client_id: &str, id: &str) -> StoreResult<Option<Order>>;
+        /// One page of a partner's orders, newest first.
+        pub async fn orders(&self, client_id: &str, query: &OrderQuery) -> StoreResult<OrderPage>;
+    }
+}
+
+/// Order times are kept to the millisecond, the precision the API shows, so
+/// the 201 body and every later read agree on both stores.
+fn to_millis(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(u32::from(at.millisecond()) * 1_000_000)
+        .unwrap_or(at)
+}
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T08:27:49.024Z`.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+fn parse_decimal(text: &str) -> StoreResult<Decimal> {
+    Decimal::parse_stored(text).ok_or_else(|| StoreError::Corrupt(format!("bad decimal {text:?}")))
+}
+
+fn parse_status(text: &str) -> StoreResult<OrderStatus> {
+    OrderStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("bad status {text:?}")))
 }

@@ -15,31 +15,25 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
 use super::*;
-use crate::domain::{Decimal, NewOrder, Order, OrderLine, OrderStatus, PublicKey, ids};
+use crate::domain::{Decimal, OrderLine, ids};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Store(sqlite)")
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://` URL.
-    pub async fn connect(url: &crate::config::DatabaseUrl) -> anyhow::Result<Self> {
-        let url = url.expose();
-        anyhow::ensure!(
-            url.starts_with("sqlite:"),
-            "unsupported database URL (expected sqlite://PATH): {}",
-            crate::config::DatabaseUrl::new(url)
-        );
+    pub async fn connect(url: &str, readers: u32) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -53,13 +47,15 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.read_only(true))
             .await?;
         Ok(Self { writer, reader })
     }
 
+    /// Several processes may open one file; the single writer and
+    /// `BEGIN IMMEDIATE` serialise them, so this needs no lock of its own.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.writer).await?;
         Ok(())
@@ -338,7 +334,6 @@ impl Store {
 
     // ----- orders -----
 
-    /// Stores an order and its lines in one transaction; returns once committed.
     pub async fn insert_order(
         &self,
         client_id: &str,
@@ -346,7 +341,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> StoreResult<InsertOrder> {
         let id = ids::new_order_id();
-        let created_at = rfc3339(now);
+        let created_at = rfc3339(to_millis(now));
         let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address,
@@ -380,54 +375,25 @@ impl Store {
             });
         };
         let seq: i64 = row.try_get("seq")?;
-        let mut lines = Vec::with_capacity(order.products.len());
+        let created = order.received(id, seq, client_id, created_at);
         // Bind-parameter limit (32766) allows ~4000 lines of 8 columns per statement.
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, uom, unit_price, line_amount, notes) ",
         );
-        insert.push_values(
-            order.products.iter().enumerate(),
-            |mut values, (index, line)| {
-                let line_no = u32::try_from(index + 1).unwrap_or(u32::MAX);
-                let line_amount = line.line_amount();
-                values
-                    .push_bind(seq)
-                    .push_bind(line_no)
-                    .push_bind(&line.product_code)
-                    .push_bind(line.quantity.to_string())
-                    .push_bind(&line.uom)
-                    .push_bind(line.unit_price.as_ref().map(Decimal::to_string))
-                    .push_bind(line_amount.as_ref().map(Decimal::to_string))
-                    .push_bind(&line.notes);
-                lines.push(OrderLine {
-                    line_no,
-                    product_code: line.product_code.clone(),
-                    quantity: line.quantity.clone(),
-                    uom: line.uom.clone(),
-                    unit_price: line.unit_price.clone(),
-                    line_amount,
-                    notes: line.notes.clone(),
-                });
-            },
-        );
+        insert.push_values(&created.products, |mut values, line| {
+            values
+                .push_bind(seq)
+                .push_bind(line.line_no)
+                .push_bind(&line.product_code)
+                .push_bind(line.quantity.to_string())
+                .push_bind(&line.uom)
+                .push_bind(line.unit_price.as_ref().map(Decimal::to_string))
+                .push_bind(line.line_amount.as_ref().map(Decimal::to_string))
+                .push_bind(&line.notes);
+        });
         insert.build().execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(InsertOrder::Created(Box::new(Order {
-            id,
-            order_number: ids::order_number(seq),
-            client_id: client_id.to_owned(),
-            status: OrderStatus::Received,
-            status_reason: None,
-            customer_code: order.customer_code.clone(),
-            site_code: order.site_code.clone(),
-            sales_name: order.sales_name.clone(),
-            address: order.address.clone(),
-            purchase_order_no: order.purchase_order_no.clone(),
-            products: lines,
-            total_amount: order.total_amount(),
-            created_at: created_at.clone(),
-            updated_at: created_at,
-        })))
+        Ok(InsertOrder::Created(Box::new(created)))
     }
 
     pub async fn order(&self, client_id: &str, id: &str) -> StoreResult<Option<Order>> {
@@ -502,14 +468,6 @@ impl Store {
     }
 }
 
-/// Outcome of registering an additional key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AddKey {
-    Added,
-    NoSuchPartner,
-    Duplicate { key_id: String },
-}
-
 async fn insert_key(
     tx: &mut Transaction<'static, Sqlite>,
     client_id: &str,
@@ -547,16 +505,6 @@ async fn insert_token(
     Ok(())
 }
 
-/// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T08:27:49.024Z`.
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
-}
-
 fn partner_from_row(row: &SqliteRow) -> StoreResult<PartnerRecord> {
     Ok(PartnerRecord {
         client_id: row.try_get("client_id")?,
@@ -581,19 +529,14 @@ fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
 }
 
 fn decimal(text: Option<String>) -> StoreResult<Option<Decimal>> {
-    text.map(|text| {
-        Decimal::parse_stored(&text)
-            .ok_or_else(|| StoreError::Corrupt(format!("bad decimal {text:?}")))
-    })
-    .transpose()
+    text.as_deref().map(parse_decimal).transpose()
 }
 
 fn line_from_row(row: &SqliteRow) -> StoreResult<OrderLine> {
     Ok(OrderLine {
         line_no: row.try_get("line_no")?,
         product_code: row.try_get("product_code")?,
-        quantity: decimal(Some(row.try_get("quantity")?))?
-            .ok_or_else(|| StoreError::Corrupt("missing quantity".into()))?,
+        quantity: parse_decimal(row.try_get("quantity")?)?,
         uom: row.try_get("uom")?,
         unit_price: decimal(row.try_get("unit_price")?)?,
         line_amount: decimal(row.try_get("line_amount")?)?,
@@ -602,13 +545,11 @@ fn line_from_row(row: &SqliteRow) -> StoreResult<OrderLine> {
 }
 
 fn order_from_row(row: &SqliteRow, seq: i64, products: Vec<OrderLine>) -> StoreResult<Order> {
-    let status: String = row.try_get("status")?;
     Ok(Order {
         id: row.try_get("id")?,
         order_number: ids::order_number(seq),
         client_id: row.try_get("client_id")?,
-        status: OrderStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("bad status {status:?}")))?,
+        status: parse_status(row.try_get("status")?)?,
         status_reason: row.try_get("status_reason")?,
         customer_code: row.try_get("customer_code")?,
         site_code: row.try_get("site_code")?,

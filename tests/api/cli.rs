@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-fn cli(database_url: &str, args: &[&str]) -> Output {
+pub fn cli(database_url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sales-order-api"))
         .arg("--database-url")
         .arg(database_url)
@@ -15,7 +15,7 @@ fn cli(database_url: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn json_of(output: &Output) -> Value {
+pub fn json_of(output: &Output) -> Value {
     assert!(
         output.status.success(),
         "{}",
@@ -34,7 +34,7 @@ fn key(path: &str) -> String {
 }
 
 /// `partner create --client-id ID --public-key FIXTURE --json`, which must succeed.
-fn create_partner(database_url: &str, client_id: &str, key_fixture: &str) -> Value {
+pub fn create_partner(database_url: &str, client_id: &str, key_fixture: &str) -> Value {
     json_of(&cli(
         database_url,
         &[

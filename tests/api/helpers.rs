@@ -1,4 +1,9 @@
+//! Shared by the SQLite (`tests/api`) and PostgreSQL (`tests/postgres`) test
+//! binaries; each uses a different part of it.
+#![allow(dead_code)]
+
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
@@ -12,6 +17,7 @@ use sales_order_api::domain::{ClientId, PublicKey, ids};
 use sales_order_api::store::NewPartner;
 use sales_order_api::{Application, auth};
 use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 pub const VECTOR_PRIVATE: &str =
     include_str!("../fixtures/vectors/published-sample-private-key.pem");
@@ -71,10 +77,105 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     pub database_url: String,
-    _dir: tempfile::TempDir,
+    /// Shared with sibling instances; the database goes when the last one does.
+    database: Arc<TestDatabase>,
 }
 
-/// A registered partner with its credentials.
+/// Which store this test binary runs the suite on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The variable naming the PostgreSQL server the suite may create databases on.
+pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
+
+/// A database of the test's own, removed when the test ends.
+pub enum TestDatabase {
+    Sqlite(tempfile::TempDir),
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+    /// Someone else's (a test's own PostgreSQL cluster): nothing to clean up.
+    Unmanaged,
+}
+
+impl TestDatabase {
+    /// A fresh, empty database on the backend this binary tests, and its URL.
+    pub async fn create() -> (Self, String) {
+        match crate::BACKEND {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                (Self::Sqlite(dir), url)
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var(TEST_DATABASE_URL).unwrap_or_else(|_| {
+                    panic!("{TEST_DATABASE_URL} must name a PostgreSQL server")
+                });
+                let name = format!("soa_test_{}", hex::encode(ids::random_bytes::<8>()));
+                let mut admin = PgConnection::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|error| {
+                        panic!("cannot reach PostgreSQL at {TEST_DATABASE_URL}: {error}")
+                    });
+                // The name is ours (hex), so formatting it into SQL is safe.
+                sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                let url = with_database(&admin_url, &name);
+                (Self::Postgres { admin_url, name }, url)
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Self::Postgres { admin_url, name } = self else {
+            return;
+        };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // Drop runs inside the test's runtime, which cannot block on async work;
+        // a thread with its own runtime can. FORCE ends the servers' connections.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut admin).await;
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+/// `admin_url` with its database name replaced by `name`.
+pub fn with_database(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (admin_url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A partner with its credentials.
 pub struct Partner {
     pub client_id: String,
     pub secret: String,
@@ -93,12 +194,29 @@ impl TestApp {
     }
 
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let database_url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let (database, url) = TestDatabase::create().await;
+        Self::start(Arc::new(database), url, configure).await
+    }
+
+    /// Another instance of the service on this one's database, as a load
+    /// balancer would have behind it: same data, nothing else shared.
+    pub async fn sibling(&self) -> Self {
+        Self::start(self.database.clone(), self.database_url.clone(), |_| {}).await
+    }
+
+    /// Starts an instance on `database_url`, which `database` keeps alive.
+    pub async fn start(
+        database: Arc<TestDatabase>,
+        database_url: String,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = Settings::new(
             "127.0.0.1:0".parse().unwrap(),
             DatabaseUrl::new(&database_url),
         );
+        // Enough for the 32-way races, few enough for many tests at once on one
+        // PostgreSQL server.
+        settings.database_connections = 8;
         configure(&mut settings);
         let app = Application::build(settings)
             .await
@@ -115,7 +233,7 @@ impl TestApp {
             client,
             state,
             database_url,
-            _dir: dir,
+            database,
         }
     }
 

@@ -1,11 +1,15 @@
 //! Integration suite: each test starts the real server on port 0 over a fresh
-//! SQLite database and speaks HTTP to it.
+//! SQLite database and speaks HTTP to it. `tests/postgres` runs these same
+//! files again on PostgreSQL.
+
+const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
 
 mod helpers;
 
 mod auth;
 mod cli;
 mod errors;
+mod instances;
 mod interop;
 mod orders;
 mod service;

@@ -168,10 +168,11 @@ async fn thirty_two_concurrent_writers_all_commit_without_lock_errors() {
     let responses =
         futures::future::join_all(bodies.iter().map(|body| app.create_order(&session, body))).await;
     assert!(responses.iter().all(|r| r.status() == 201));
-    // Committed: a separate connection to the same file sees all 32.
-    let store = sales_order_api::store::Store::connect(&sales_order_api::config::DatabaseUrl::new(
-        &app.database_url,
-    ))
+    // Committed: a separate connection to the same database sees all 32.
+    let store = sales_order_api::store::Store::connect(
+        &sales_order_api::config::DatabaseUrl::new(&app.database_url),
+        1,
+    )
     .await
     .unwrap();
     let page = store
