@@ -62,8 +62,15 @@ impl PgStore {
         Ok(())
     }
 
+    /// Opens a transaction. sqlx 0.9.0 cannot cancel a PostgreSQL `BEGIN`
+    /// safely (launchbadge/sqlx#4393): a caller dropped between sending `BEGIN`
+    /// and reading its answer (a client hanging up) hands the connection back
+    /// to the pool still inside a transaction, where the next borrower's
+    /// statements would run. Detached, the `BEGIN` always finishes, and if
+    /// nobody is left to take the transaction, dropping it rolls it back.
     async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
+        let pool = self.pool.clone();
+        detached(async move { pool.begin().await }).await
     }
 
     pub async fn jwt_key(&self, candidate: &[u8]) -> StoreResult<Vec<u8>> {
@@ -104,7 +111,7 @@ impl PgStore {
             now,
         )
         .await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(true)
     }
 
@@ -190,7 +197,7 @@ impl PgStore {
             });
         }
         insert_key(&mut tx, client_id, key_id, key, at(now)?).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(AddKey::Added)
     }
 
@@ -242,7 +249,7 @@ impl PgStore {
         .execute(&mut *tx)
         .await?;
         insert_token(&mut tx, token).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(())
     }
 
@@ -323,7 +330,7 @@ impl PgStore {
             insert_token(&mut tx, new).await?;
             RefreshOutcome::Refreshed
         };
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(outcome)
     }
 
@@ -389,7 +396,7 @@ impl PgStore {
                 .push_bind(&line.notes);
         });
         insert.build().execute(&mut *tx).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(InsertOrder::Created(Box::new(created)))
     }
 
@@ -459,6 +466,26 @@ impl PgStore {
             .zip(seqs)
             .map(|(row, seq)| order_from_row(row, seq, lines.remove(&seq).unwrap_or_default()))
             .collect()
+    }
+}
+
+/// Commits whether or not the caller is still waiting: a `COMMIT` cut off
+/// after it was sent would otherwise be followed by a stray `ROLLBACK`, and
+/// the caller could not know which one won.
+async fn commit(tx: Transaction<'static, Postgres>) -> StoreResult<()> {
+    detached(tx.commit()).await
+}
+
+/// Runs `work` in a task of its own, so that it finishes even if the caller
+/// is dropped.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> StoreResult<T> {
+    match tokio::spawn(work).await {
+        Ok(result) => Ok(result?),
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        // Only when the runtime is shutting down.
+        Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
     }
 }
 

@@ -45,6 +45,8 @@ mod service;
 mod signing;
 
 #[cfg(postgres_tests)]
+mod cancellation;
+#[cfg(postgres_tests)]
 mod migrations;
 #[cfg(postgres_tests)]
 mod outage;
