@@ -179,16 +179,9 @@ impl Store {
         }
     }
 
-    /// Which backend this is, for logs and metrics.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
-        }
-    }
-
     delegate! {
-        /// Applies the embedded migrations; safe when several instances start at once.
+        /// Applies the embedded migrations. On PostgreSQL an advisory lock makes
+        /// this safe when several instances start at once.
         pub async fn migrate(&self) -> anyhow::Result<()>;
         pub async fn ping(&self) -> StoreResult<()>;
         /// The HS256 signing key: the stored one, or `candidate` if none is stored

@@ -54,8 +54,8 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 
-    /// Several processes may open one file; the single writer and
-    /// `BEGIN IMMEDIATE` serialise them, so this needs no lock of its own.
+    /// sqlx takes no lock for SQLite migrations: with several processes on one
+    /// file, run `migrate` once before starting them.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.writer).await?;
         Ok(())

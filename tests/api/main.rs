@@ -7,6 +7,7 @@ const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
 mod helpers;
 
 mod auth;
+mod cancellation;
 mod cli;
 mod errors;
 mod instances;

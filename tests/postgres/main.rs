@@ -23,6 +23,9 @@ mod helpers;
 #[path = "../api/auth.rs"]
 mod auth;
 #[cfg(postgres_tests)]
+#[path = "../api/cancellation.rs"]
+mod cancellation;
+#[cfg(postgres_tests)]
 #[path = "../api/cli.rs"]
 mod cli;
 #[cfg(postgres_tests)]
@@ -44,8 +47,6 @@ mod service;
 #[path = "../api/signing.rs"]
 mod signing;
 
-#[cfg(postgres_tests)]
-mod cancellation;
 #[cfg(postgres_tests)]
 mod migrations;
 #[cfg(postgres_tests)]
