@@ -26,6 +26,20 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
 }
 
+impl AppState {
+    /// Forgets Idempotency-Keys older than the retention period.
+    pub async fn purge_idempotency_keys(&self) -> Result<u64, crate::store::StoreError> {
+        let retention =
+            i64::try_from(self.settings.idempotency_retention.as_secs()).unwrap_or(i64::MAX);
+        self.store
+            .purge_idempotency_keys(self.clock.unix_now().saturating_sub(retention))
+            .await
+    }
+}
+
+/// How often expired Idempotency-Keys are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
 pub struct Application {
     listener: TcpListener,
     state: AppState,
@@ -79,6 +93,19 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        // Every instance purges; the DELETE is idempotent, so they cannot clash.
+        let purger = tokio::spawn(async move {
+            let mut every = tokio::time::interval(PURGE_INTERVAL);
+            loop {
+                every.tick().await;
+                match state.purge_idempotency_keys().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "expired idempotency keys purged"),
+                    Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
+                }
+            }
+        });
         let router = crate::http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
         let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
@@ -93,6 +120,7 @@ impl Application {
                 tokio::time::sleep(SHUTDOWN_GRACE).await;
             } => tracing::warn!("connections still open after the shutdown grace period; closing them"),
         }
+        purger.abort();
         Ok(())
     }
 }

@@ -27,6 +27,8 @@ pub struct Settings {
     /// Database connections this instance may hold (SQLite: readers). With
     /// PostgreSQL, instances × this must stay below the server's `max_connections`.
     pub database_connections: u32,
+    /// How long an Idempotency-Key is remembered (SPEC: at least 24 h).
+    pub idempotency_retention: Duration,
 }
 
 impl Settings {
@@ -43,6 +45,7 @@ impl Settings {
             request_timeout: Duration::from_secs(30),
             max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
             database_connections: 16,
+            idempotency_retention: Duration::from_secs(24 * 3600),
         }
     }
 }

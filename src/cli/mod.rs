@@ -1,5 +1,6 @@
 //! The `sales-order-api` command line: one module per command.
 
+mod order;
 mod partner;
 mod serve;
 
@@ -15,7 +16,7 @@ use crate::store::Store;
     about = "Signed sales-order intake for authorised partner systems"
 )]
 pub struct Cli {
-    /// Database to use: sqlite://PATH (created on first use).
+    /// Database to use: sqlite://PATH (created on first use) or postgres://USER@HOST/DB.
     #[arg(
         long,
         global = true,
@@ -35,6 +36,8 @@ pub enum Command {
     Migrate,
     /// Register and manage partners, their secrets and keys.
     Partner(partner::PartnerArgs),
+    /// Look at orders, move them through their statuses, export them to the ERP.
+    Order(order::OrderArgs),
 }
 
 impl Cli {
@@ -49,6 +52,7 @@ impl Cli {
             Command::Partner(args) => {
                 partner::run(args, &open_store(&self.database_url).await?).await
             }
+            Command::Order(args) => order::run(args, &open_store(&self.database_url).await?).await,
         }
     }
 }
@@ -58,6 +62,21 @@ async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
     let store = Store::connect(url, 2).await?;
     store.migrate().await?;
     Ok(store)
+}
+
+/// Prints either JSON (`--json`) or text for people.
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn print(&self, json: &serde_json::Value, text: &str) {
+        if self.json {
+            println!("{json:#}");
+        } else {
+            println!("{text}");
+        }
+    }
 }
 
 #[cfg(test)]

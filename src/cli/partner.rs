@@ -14,6 +14,7 @@ use crate::config::Secret;
 use crate::domain::partner::fingerprint;
 use crate::domain::{ClientId, PublicKey, ids};
 
+use super::Output;
 use crate::store::{AddKey, NewPartner, Store};
 
 #[derive(Debug, Args)]
@@ -238,18 +239,4 @@ fn no_partner(client_id: &str) -> String {
 
 fn status(enabled: bool) -> &'static str {
     if enabled { "enabled" } else { "disabled" }
-}
-
-struct Output {
-    json: bool,
-}
-
-impl Output {
-    fn print(&self, json: &serde_json::Value, text: &str) {
-        if self.json {
-            println!("{json:#}");
-        } else {
-            println!("{text}");
-        }
-    }
 }

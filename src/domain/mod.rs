@@ -6,5 +6,7 @@ pub mod order;
 pub mod partner;
 
 pub use decimal::Decimal;
-pub use order::{FieldError, NewOrder, NewOrderLine, Order, OrderLine, OrderStatus};
+pub use order::{
+    Actor, FieldError, NewOrder, NewOrderLine, Order, OrderEvent, OrderLine, OrderStatus,
+};
 pub use partner::{ClientId, PublicKey};

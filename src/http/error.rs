@@ -37,6 +37,20 @@ pub enum ApiError {
         purchase_order_no: String,
         existing_id: String,
     },
+    /// 400: the `Idempotency-Key` header is not a usable key.
+    #[error("the Idempotency-Key header must be 1 to 255 visible ASCII characters")]
+    InvalidIdempotencyKey,
+    /// 409: the `Idempotency-Key` came before with a different request body.
+    #[error(
+        "this Idempotency-Key was already used with a different request body; use a new key for a new order"
+    )]
+    IdempotencyKeyReused,
+    /// 409: the order's status does not allow the requested change.
+    #[error("the sales order is {current}, so it cannot become {requested}")]
+    StatusConflict {
+        current: crate::domain::OrderStatus,
+        requested: crate::domain::OrderStatus,
+    },
     /// 415
     #[error("the request body must be JSON, sent with 'Content-Type: application/json'")]
     UnsupportedMediaType,
@@ -65,12 +79,15 @@ pub struct ErrorBody {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidJson(_) | Self::Validation(_) | Self::InvalidQuery(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidJson(_)
+            | Self::Validation(_)
+            | Self::InvalidQuery(_)
+            | Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::OrderNotFound(_) => StatusCode::NOT_FOUND,
-            Self::DuplicatePurchaseOrder { .. } => StatusCode::CONFLICT,
+            Self::DuplicatePurchaseOrder { .. }
+            | Self::IdempotencyKeyReused
+            | Self::StatusConflict { .. } => StatusCode::CONFLICT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -86,6 +103,12 @@ impl ApiError {
             Self::Auth(auth) => auth.code(),
             Self::OrderNotFound(_) => "ORDER_NOT_FOUND",
             Self::DuplicatePurchaseOrder { .. } => "DUPLICATE_PURCHASE_ORDER",
+            Self::InvalidIdempotencyKey => "INVALID_IDEMPOTENCY_KEY",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::StatusConflict { requested, .. } => match requested {
+                crate::domain::OrderStatus::Cancelled => "ORDER_NOT_CANCELLABLE",
+                _ => "ILLEGAL_STATUS_CHANGE",
+            },
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
@@ -105,6 +128,12 @@ impl ApiError {
                 "message": format!("already used by sales order {existing_id}"),
                 "existing_id": existing_id,
                 "purchase_order_no": purchase_order_no,
+            })],
+            Self::StatusConflict { current, requested } => vec![serde_json::json!({
+                "field": "status",
+                "status": current,
+                "requested": requested,
+                "message": format!("no move from {current} to {requested}"),
             })],
             Self::Auth(AuthError::MissingHeaders(headers)) => headers
                 .iter()

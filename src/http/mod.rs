@@ -32,6 +32,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::refresh))
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::get_order))
+        .routes(routes!(orders::cancel_order))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -4,10 +4,13 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorEnvelope};
@@ -15,8 +18,8 @@ use super::extract::JsonBody;
 use crate::app::AppState;
 use crate::auth::AuthenticatedPartner;
 use crate::domain::order::OrderBodyError;
-use crate::domain::{Decimal, FieldError, NewOrder, Order};
-use crate::store::{InsertOrder, OrderQuery};
+use crate::domain::{Actor, Decimal, FieldError, NewOrder, Order, OrderStatus};
+use crate::store::{Idempotency, InsertOrder, OrderQuery, OrderRef, StatusChange, Transition};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
@@ -85,28 +88,51 @@ pub struct OrderListResponse {
 pub struct ListParams {
     /// Page size, 1–200 (default 50).
     limit: Option<String>,
-    /// `next_cursor` from the previous page.
+    /// `next_cursor` from the previous page. Send the same filters with it.
     cursor: Option<String>,
     /// Only the order with this purchase order number.
     purchase_order_no: Option<String>,
+    /// Only orders in this status: received, accepted, fulfilled, rejected or cancelled.
+    status: Option<String>,
+    /// Only orders created at or after this instant (RFC 3339, e.g. `2026-11-24T00:00:00Z`).
+    created_from: Option<String>,
+    /// Only orders created before this instant (RFC 3339).
+    created_to: Option<String>,
 }
+
+/// The header that makes a create safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Set on a create answered from an earlier request with the same key.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// Create a new sales order
 ///
 /// Validates the whole body and lists every offending field at once. The order
 /// is acknowledged only after it is committed. A `purchase_order_no` already used
 /// by this partner is refused with 409, naming the existing order.
+///
+/// Send an `Idempotency-Key` (any unique string up to 255 characters, e.g. a
+/// UUID) to make retries safe: the same key with the same body answers with the
+/// order the first request created, and the header `Idempotent-Replayed: true`;
+/// the same key with a different body is refused with 409
+/// `IDEMPOTENCY_KEY_REUSED`. Keys are per partner and kept for at least 24 hours.
+/// A request refused for invalid input stores nothing, so its key stays free.
 #[utoipa::path(
     post,
     path = "/api/v1/sales-orders",
     tag = "Sales Orders",
     request_body = CreateSalesOrderRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1–255 visible ASCII characters, unique per order"),
+    ),
     security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
     responses(
-        (status = 201, description = "Sales order created successfully", body = OrderResponse),
-        (status = 400, description = "`INVALID_JSON` or `VALIDATION_FAILED`, with every offending field", body = ErrorEnvelope),
+        (status = 201, description = "Sales order created successfully (or, with `Idempotent-Replayed: true`, created by an earlier request with the same Idempotency-Key)", body = OrderResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` when the answer repeats an earlier request's"))),
+        (status = 400, description = "`INVALID_JSON`, `VALIDATION_FAILED` with every offending field, or `INVALID_IDEMPOTENCY_KEY`", body = ErrorEnvelope),
         (status = 401, description = "An authentication check failed; the code says which", body = ErrorEnvelope),
-        (status = 409, description = "`DUPLICATE_PURCHASE_ORDER`", body = ErrorEnvelope),
+        (status = 409, description = "`DUPLICATE_PURCHASE_ORDER` or `IDEMPOTENCY_KEY_REUSED`", body = ErrorEnvelope),
         (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope),
         (status = 415, description = "Body not `application/json`", body = ErrorEnvelope),
     )
@@ -114,29 +140,48 @@ pub struct ListParams {
 pub async fn create_order(
     State(state): State<AppState>,
     partner: AuthenticatedPartner,
+    headers: HeaderMap,
     body: JsonBody,
-) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let order = NewOrder::parse(&body.0).map_err(|error| match error {
         OrderBodyError::Syntax(message) => ApiError::InvalidJson(message),
         OrderBodyError::Invalid(fields) => ApiError::Validation(fields),
     })?;
+    let request_hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.0);
+    let idempotency = key.map(|key| Idempotency {
+        key,
+        request_hash: request_hash.as_ref(),
+    });
     let started = std::time::Instant::now();
     let outcome = state
         .store
-        .insert_order(&partner.client_id, &order, state.clock.now())
+        .insert_order(&partner.client_id, &order, idempotency, state.clock.now())
         .await?;
     metrics::histogram!("order_insert_duration_seconds").record(started.elapsed().as_secs_f64());
+    let created = |order: Box<Order>| {
+        (
+            StatusCode::CREATED,
+            Json(OrderResponse {
+                message: "Sales order created successfully",
+                data: *order,
+            }),
+        )
+    };
     match outcome {
         InsertOrder::Created(order) => {
             metrics::counter!("orders_created_total").increment(1);
-            Ok((
-                StatusCode::CREATED,
-                Json(OrderResponse {
-                    message: "Sales order created successfully",
-                    data: *order,
-                }),
-            ))
+            Ok(created(order).into_response())
         }
+        InsertOrder::Replayed(order) => {
+            metrics::counter!("orders_replayed_total").increment(1);
+            Ok((
+                [(HeaderName::from_static(IDEMPOTENT_REPLAYED), "true")],
+                created(order),
+            )
+                .into_response())
+        }
+        InsertOrder::IdempotencyConflict => Err(ApiError::IdempotencyKeyReused),
         InsertOrder::DuplicatePurchaseOrder { existing_id } => {
             Err(ApiError::DuplicatePurchaseOrder {
                 purchase_order_no: order.purchase_order_no.unwrap_or_default(),
@@ -169,12 +214,13 @@ pub async fn list_orders(
     let Query(params) = params.map_err(|rejection| {
         ApiError::InvalidQuery(vec![FieldError::new("query", rejection.body_text())])
     })?;
-    let query = parse_list_params(params)?;
-    let page = state.store.orders(&partner.client_id, &query).await?;
+    let mut query = parse_list_params(params)?;
+    query.client_id = Some(partner.client_id);
+    let page = state.store.orders(&query).await?;
     Ok(Json(OrderListResponse {
         message: "Sales orders retrieved successfully",
         data: page.orders,
-        next_cursor: page.next_before_seq.map(encode_cursor),
+        next_cursor: page.next_after_seq.map(encode_cursor),
     }))
 }
 
@@ -198,13 +244,78 @@ pub async fn get_order(
 ) -> Result<Json<OrderResponse>, ApiError> {
     let order = state
         .store
-        .order(&partner.client_id, &id)
+        .order(OrderRef::partner(&partner.client_id, &id))
         .await?
         .ok_or(ApiError::OrderNotFound(id))?;
     Ok(Json(OrderResponse {
         message: "Sales order retrieved successfully",
         data: order,
     }))
+}
+
+/// Cancel one of your sales orders
+///
+/// Allowed while the order is `received`. Once the operator has accepted,
+/// rejected or fulfilled it (or it was cancelled already) the answer is 409
+/// `ORDER_NOT_CANCELLABLE`, with the order's current status in `details`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sales-orders/{id}/cancel",
+    tag = "Sales Orders",
+    params(("id" = String, Path, description = "The order's `id`")),
+    security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
+    responses(
+        (status = 200, description = "The cancelled order", body = OrderResponse),
+        (status = 401, description = "An authentication check failed; the code says which", body = ErrorEnvelope),
+        (status = 404, description = "`ORDER_NOT_FOUND` (also for another partner's order)", body = ErrorEnvelope),
+        (status = 409, description = "`ORDER_NOT_CANCELLABLE`: the order is no longer `received`", body = ErrorEnvelope),
+    )
+)]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    partner: AuthenticatedPartner,
+    Path(id): Path<String>,
+) -> Result<Json<OrderResponse>, ApiError> {
+    let change = StatusChange {
+        to: OrderStatus::Cancelled,
+        reason: Some("cancelled by the partner"),
+        actor: Actor::Partner,
+        actor_name: &partner.client_id,
+    };
+    let outcome = state
+        .store
+        .change_status(
+            OrderRef::partner(&partner.client_id, &id),
+            change,
+            state.clock.now(),
+        )
+        .await?;
+    match outcome {
+        Transition::Changed(order) => Ok(Json(OrderResponse {
+            message: "Sales order cancelled",
+            data: *order,
+        })),
+        Transition::NotFound => Err(ApiError::OrderNotFound(id)),
+        Transition::Refused { current } => Err(ApiError::StatusConflict {
+            current,
+            requested: OrderStatus::Cancelled,
+        }),
+    }
+}
+
+/// The `Idempotency-Key` header, if sent: Stripe's limit of 255 characters,
+/// visible ASCII so it logs and compares without surprises.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|key| (1..=MAX_IDEMPOTENCY_KEY).contains(&key.len()))
+        .filter(|key| key.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or(ApiError::InvalidIdempotencyKey)?;
+    Ok(Some(key))
 }
 
 fn parse_list_params(params: ListParams) -> Result<OrderQuery, ApiError> {
@@ -231,13 +342,45 @@ fn parse_list_params(params: ListParams) -> Result<OrderQuery, ApiError> {
             None
         }
     };
+    let status = params.status.as_deref().and_then(|text| {
+        let status = OrderStatus::parse(text);
+        if status.is_none() {
+            errors.push(FieldError::new(
+                "status",
+                "must be one of received, accepted, fulfilled, rejected, cancelled",
+            ));
+        }
+        status
+    });
+    let mut instant = |name: &str, text: Option<&str>| {
+        let text = text?;
+        let parsed = OffsetDateTime::parse(text, &Rfc3339).ok();
+        if parsed.is_none() {
+            errors.push(FieldError::new(
+                name,
+                "must be an RFC 3339 date-time, e.g. 2026-11-24T00:00:00Z",
+            ));
+        }
+        parsed
+    };
+    let created_from = instant("created_from", params.created_from.as_deref());
+    let created_to = instant("created_to", params.created_to.as_deref());
+    if let (Some(from), Some(to)) = (created_from, created_to)
+        && from >= to
+    {
+        errors.push(FieldError::new("created_to", "must be after created_from"));
+    }
     if !errors.is_empty() {
         return Err(ApiError::InvalidQuery(errors));
     }
     Ok(OrderQuery {
         purchase_order_no: params.purchase_order_no,
-        before_seq,
+        status,
+        created_from,
+        created_to,
+        after_seq: before_seq,
         limit,
+        ..OrderQuery::default()
     })
 }
 

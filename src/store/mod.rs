@@ -11,7 +11,9 @@ pub mod sqlite;
 use time::OffsetDateTime;
 
 use crate::config::DatabaseUrl;
-use crate::domain::{ClientId, Decimal, NewOrder, Order, OrderStatus, PublicKey};
+use crate::domain::{
+    Actor, ClientId, Decimal, NewOrder, Order, OrderEvent, OrderStatus, PublicKey,
+};
 
 /// Storage failures, split by what the caller should tell its client.
 #[derive(Debug, thiserror::Error)]
@@ -113,22 +115,100 @@ pub enum RefreshOutcome {
 #[derive(Debug, Clone)]
 pub enum InsertOrder {
     Created(Box<Order>),
-    DuplicatePurchaseOrder { existing_id: String },
+    /// The Idempotency-Key was used before with the same request: its order.
+    Replayed(Box<Order>),
+    /// The Idempotency-Key was used before with a different request.
+    IdempotencyConflict,
+    DuplicatePurchaseOrder {
+        existing_id: String,
+    },
 }
 
-/// Which page of a partner's orders to read, newest first.
+/// An `Idempotency-Key` and the hash of the request it came with.
+#[derive(Debug, Clone, Copy)]
+pub struct Idempotency<'a> {
+    pub key: &'a str,
+    pub request_hash: &'a [u8],
+}
+
+/// Which order: by id or by order number, within one partner's orders or
+/// (for the operator) among all.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderRef<'a> {
+    pub client_id: Option<&'a str>,
+    pub key: OrderKey<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum OrderKey<'a> {
+    Id(&'a str),
+    /// The sequence behind an order number (`SO-00000042` is 42).
+    Number(i64),
+}
+
+impl<'a> OrderRef<'a> {
+    /// A partner's own order, by id.
+    pub fn partner(client_id: &'a str, id: &'a str) -> Self {
+        Self {
+            client_id: Some(client_id),
+            key: OrderKey::Id(id),
+        }
+    }
+
+    /// Any order, by id or by order number, as an operator types it.
+    pub fn operator(id_or_number: &'a str) -> Self {
+        let key = match crate::domain::ids::parse_order_number(id_or_number) {
+            Some(seq) => OrderKey::Number(seq),
+            None => OrderKey::Id(id_or_number),
+        };
+        Self {
+            client_id: None,
+            key,
+        }
+    }
+}
+
+/// A requested status change, and who asks for it.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusChange<'a> {
+    pub to: OrderStatus,
+    pub reason: Option<&'a str>,
+    pub actor: Actor,
+    pub actor_name: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub enum Transition {
+    Changed(Box<Order>),
+    NotFound,
+    /// The state machine has no move from `current` to the requested status.
+    Refused {
+        current: OrderStatus,
+    },
+}
+
+/// Which orders to read, one page at a time.
 #[derive(Debug, Clone, Default)]
 pub struct OrderQuery {
+    /// One partner's orders; `None` only for the operator.
+    pub client_id: Option<String>,
     pub purchase_order_no: Option<String>,
-    /// Only orders older than this position (from the previous page's cursor).
-    pub before_seq: Option<i64>,
+    pub status: Option<OrderStatus>,
+    /// Created at or after this instant.
+    pub created_from: Option<OffsetDateTime>,
+    /// Created before this instant.
+    pub created_to: Option<OffsetDateTime>,
+    /// Oldest first (the export) instead of newest first (the API).
+    pub oldest_first: bool,
+    /// Continue after this position (from the previous page).
+    pub after_seq: Option<i64>,
     pub limit: u32,
 }
 
-/// A page of orders, each with its position for the next cursor.
+/// A page of orders, and where the next page starts if there is one.
 pub struct OrderPage {
     pub orders: Vec<Order>,
-    pub next_before_seq: Option<i64>,
+    pub next_after_seq: Option<i64>,
 }
 
 /// Outcome of registering an additional key.
@@ -208,11 +288,21 @@ impl Store {
         /// asks. A second attempt on the same token is reuse: the whole session is
         /// revoked (RFC 9700 §4.14.2).
         pub async fn refresh(&self, old_jti: &str, secret_version: i64, new: &TokenRow<'_>) -> StoreResult<RefreshOutcome>;
-        /// Stores an order and its lines in one transaction; returns once committed.
-        pub async fn insert_order(&self, client_id: &str, order: &NewOrder, now: OffsetDateTime) -> StoreResult<InsertOrder>;
-        pub async fn order(&self, client_id: &str, id: &str) -> StoreResult<Option<Order>>;
-        /// One page of a partner's orders, newest first.
-        pub async fn orders(&self, client_id: &str, query: &OrderQuery) -> StoreResult<OrderPage>;
+        /// Stores an order, its lines, its first history entry and its
+        /// Idempotency-Key in one transaction; returns once committed. Requests
+        /// with the same key are served one at a time, across instances.
+        pub async fn insert_order(&self, client_id: &str, order: &NewOrder, idempotency: Option<Idempotency<'_>>, now: OffsetDateTime) -> StoreResult<InsertOrder>;
+        pub async fn order(&self, target: OrderRef<'_>) -> StoreResult<Option<Order>>;
+        /// One page of orders, in `seq` order.
+        pub async fn orders(&self, query: &OrderQuery) -> StoreResult<OrderPage>;
+        /// Moves an order to another status if the state machine allows it from
+        /// the status it has when the change is applied: of two racing changes,
+        /// the second sees the first's result.
+        pub async fn change_status(&self, target: OrderRef<'_>, change: StatusChange<'_>, now: OffsetDateTime) -> StoreResult<Transition>;
+        /// The order's creation and status changes, oldest first.
+        pub async fn history(&self, order_id: &str) -> StoreResult<Vec<OrderEvent>>;
+        /// Forgets Idempotency-Keys created before `before` (unix seconds).
+        pub async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<u64>;
     }
 }
 
@@ -235,6 +325,10 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
 
 fn parse_decimal(text: &str) -> StoreResult<Decimal> {
     Decimal::parse_stored(text).ok_or_else(|| StoreError::Corrupt(format!("bad decimal {text:?}")))
+}
+
+fn parse_actor(text: &str) -> StoreResult<Actor> {
+    Actor::parse(text).ok_or_else(|| StoreError::Corrupt(format!("bad actor {text:?}")))
 }
 
 fn parse_status(text: &str) -> StoreResult<OrderStatus> {

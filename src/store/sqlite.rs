@@ -338,11 +338,42 @@ impl SqliteStore {
         &self,
         client_id: &str,
         order: &NewOrder,
+        idempotency: Option<Idempotency<'_>>,
         now: OffsetDateTime,
     ) -> StoreResult<InsertOrder> {
         let id = ids::new_order_id();
         let created_at = rfc3339(to_millis(now));
+        // The one writer serialises every write, so a key looked up here cannot
+        // be taken by another request before this transaction ends.
         let mut tx = self.begin_write().await?;
+        if let Some(idempotency) = idempotency {
+            let used = sqlx::query(
+                "SELECT request_hash, order_seq FROM idempotency_keys WHERE client_id = ? AND key = ?",
+            )
+            .bind(client_id)
+            .bind(idempotency.key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(used) = used {
+                drop(tx);
+                let hash: Vec<u8> = used.try_get("request_hash")?;
+                if hash != idempotency.request_hash {
+                    return Ok(InsertOrder::IdempotencyConflict);
+                }
+                let seq: i64 = used.try_get("order_seq")?;
+                let first = self
+                    .order(OrderRef {
+                        client_id: Some(client_id),
+                        key: OrderKey::Number(seq),
+                    })
+                    .await?;
+                return first
+                    .map(|order| InsertOrder::Replayed(Box::new(order)))
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("idempotency key names missing order {seq}"))
+                    });
+            }
+        }
         let inserted = sqlx::query(
             "INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address,
                                        purchase_order_no, total_amount, created_at, updated_at)
@@ -392,39 +423,75 @@ impl SqliteStore {
                 .push_bind(&line.notes);
         });
         insert.build().execute(&mut *tx).await?;
+        insert_history(
+            &mut tx,
+            seq,
+            &created.created_at,
+            None,
+            StatusChange {
+                to: OrderStatus::Received,
+                reason: None,
+                actor: Actor::Partner,
+                actor_name: client_id,
+            },
+        )
+        .await?;
+        if let Some(idempotency) = idempotency {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (client_id, key, request_hash, order_seq, created_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(client_id)
+            .bind(idempotency.key)
+            .bind(idempotency.request_hash)
+            .bind(seq)
+            .bind(now.unix_timestamp())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(InsertOrder::Created(Box::new(created)))
     }
 
-    pub async fn order(&self, client_id: &str, id: &str) -> StoreResult<Option<Order>> {
-        let row = sqlx::query("SELECT * FROM sales_orders WHERE client_id = ? AND id = ?")
-            .bind(client_id)
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+    pub async fn order(&self, target: OrderRef<'_>) -> StoreResult<Option<Order>> {
+        let mut select = QueryBuilder::<Sqlite>::new("SELECT * FROM sales_orders WHERE ");
+        push_target(&mut select, target);
+        let row = select.build().fetch_optional(&self.reader).await?;
         match row {
             Some(row) => Ok(self.with_lines(vec![row]).await?.pop()),
             None => Ok(None),
         }
     }
 
-    /// One page of a partner's orders, newest first.
-    pub async fn orders(&self, client_id: &str, query: &OrderQuery) -> StoreResult<OrderPage> {
-        let mut select =
-            QueryBuilder::<Sqlite>::new("SELECT * FROM sales_orders WHERE client_id = ");
-        select.push_bind(client_id);
+    pub async fn orders(&self, query: &OrderQuery) -> StoreResult<OrderPage> {
+        let mut select = QueryBuilder::<Sqlite>::new("SELECT * FROM sales_orders WHERE 1 = 1");
+        if let Some(client_id) = &query.client_id {
+            select.push(" AND client_id = ").push_bind(client_id);
+        }
         if let Some(po) = &query.purchase_order_no {
             select.push(" AND purchase_order_no = ").push_bind(po);
         }
-        if let Some(before) = query.before_seq {
-            select.push(" AND seq < ").push_bind(before);
+        if let Some(status) = query.status {
+            select.push(" AND status = ").push_bind(status.as_str());
+        }
+        // Stored as fixed-width RFC 3339 UTC text, so text order is time order.
+        if let Some(from) = query.created_from {
+            select.push(" AND created_at >= ").push_bind(rfc3339(from));
+        }
+        if let Some(to) = query.created_to {
+            select.push(" AND created_at < ").push_bind(rfc3339(to));
+        }
+        let (after, order) = if query.oldest_first {
+            (" AND seq > ", " ORDER BY seq ASC LIMIT ")
+        } else {
+            (" AND seq < ", " ORDER BY seq DESC LIMIT ")
+        };
+        if let Some(seq) = query.after_seq {
+            select.push(after).push_bind(seq);
         }
         // One extra row tells whether another page exists.
-        select
-            .push(" ORDER BY seq DESC LIMIT ")
-            .push_bind(i64::from(query.limit) + 1);
+        select.push(order).push_bind(i64::from(query.limit) + 1);
         let mut rows = select.build().fetch_all(&self.reader).await?;
-        let next_before_seq = if rows.len() > query.limit as usize {
+        let next_after_seq = if rows.len() > query.limit as usize {
             rows.truncate(query.limit as usize);
             rows.last().map(|row| row.try_get("seq")).transpose()?
         } else {
@@ -432,8 +499,81 @@ impl SqliteStore {
         };
         Ok(OrderPage {
             orders: self.with_lines(rows).await?,
-            next_before_seq,
+            next_after_seq,
         })
+    }
+
+    pub async fn change_status(
+        &self,
+        target: OrderRef<'_>,
+        change: StatusChange<'_>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Transition> {
+        let at = rfc3339(to_millis(now));
+        let mut tx = self.begin_write().await?;
+        let mut select = QueryBuilder::<Sqlite>::new("SELECT seq, status FROM sales_orders WHERE ");
+        push_target(&mut select, target);
+        let Some(row) = select.build().fetch_optional(&mut *tx).await? else {
+            return Ok(Transition::NotFound);
+        };
+        let seq: i64 = row.try_get("seq")?;
+        let current = parse_status(row.try_get("status")?)?;
+        if !current.can_move_to(change.to) {
+            return Ok(Transition::Refused { current });
+        }
+        sqlx::query(
+            "UPDATE sales_orders SET status = ?, status_reason = ?, updated_at = ? WHERE seq = ?",
+        )
+        .bind(change.to.as_str())
+        .bind(change.reason)
+        .bind(&at)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        insert_history(&mut tx, seq, &at, Some(current), change).await?;
+        tx.commit().await?;
+        let changed = self
+            .order(OrderRef {
+                client_id: None,
+                key: OrderKey::Number(seq),
+            })
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("order {seq} vanished")))?;
+        Ok(Transition::Changed(Box::new(changed)))
+    }
+
+    pub async fn history(&self, order_id: &str) -> StoreResult<Vec<OrderEvent>> {
+        let rows = sqlx::query(
+            "SELECT h.* FROM sales_order_history h JOIN sales_orders o ON o.seq = h.order_seq
+             WHERE o.id = ? ORDER BY h.rowid",
+        )
+        .bind(order_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OrderEvent {
+                    at: row.try_get("at")?,
+                    actor: parse_actor(row.try_get("actor")?)?,
+                    actor_name: row.try_get("actor_name")?,
+                    from: row
+                        .try_get::<Option<&str>, _>("from_status")?
+                        .map(parse_status)
+                        .transpose()?,
+                    to: parse_status(row.try_get("to_status")?)?,
+                    reason: row.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<u64> {
+        let purged = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(before)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(purged)
     }
 
     /// Turns order rows into orders, loading all their lines in one query.
@@ -466,6 +606,42 @@ impl SqliteStore {
             .map(|(row, seq)| order_from_row(row, seq, lines.remove(&seq).unwrap_or_default()))
             .collect()
     }
+}
+
+/// `WHERE` conditions that pick `target`.
+fn push_target(select: &mut QueryBuilder<Sqlite>, target: OrderRef<'_>) {
+    match target.key {
+        OrderKey::Id(id) => select.push("id = ").push_bind(id.to_owned()),
+        OrderKey::Number(seq) => select.push("seq = ").push_bind(seq),
+    };
+    if let Some(client_id) = target.client_id {
+        select
+            .push(" AND client_id = ")
+            .push_bind(client_id.to_owned());
+    }
+}
+
+async fn insert_history(
+    tx: &mut Transaction<'static, Sqlite>,
+    seq: i64,
+    at: &str,
+    from: Option<OrderStatus>,
+    change: StatusChange<'_>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO sales_order_history (order_seq, at, actor, actor_name, from_status, to_status, reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(seq)
+    .bind(at)
+    .bind(change.actor.as_str())
+    .bind(change.actor_name)
+    .bind(from.map(OrderStatus::as_str))
+    .bind(change.to.as_str())
+    .bind(change.reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_key(

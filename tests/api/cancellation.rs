@@ -5,7 +5,7 @@ use std::sync::{Mutex, Once};
 
 use sales_order_api::config::DatabaseUrl;
 use sales_order_api::domain::NewOrder;
-use sales_order_api::store::{InsertOrder, Store};
+use sales_order_api::store::{InsertOrder, OrderRef, Store};
 use sqlx::{Connection, PgConnection, Row};
 use time::OffsetDateTime;
 
@@ -70,7 +70,7 @@ async fn a_write_abandoned_at_any_await_point_leaves_no_transaction_behind() {
     // Every await point of a create, new and duplicate, several times over.
     for attempt in 0..120 {
         let new = order(&format!("PO-{}", attempt % 40));
-        let write = store.insert_order(&partner.client_id, &new, OffsetDateTime::now_utc());
+        let write = store.insert_order(&partner.client_id, &new, None, OffsetDateTime::now_utc());
         abandon_after(attempt % 12, write).await;
     }
 
@@ -80,6 +80,7 @@ async fn a_write_abandoned_at_any_await_point_leaves_no_transaction_behind() {
         .insert_order(
             &partner.client_id,
             &order("PO-LAST"),
+            None,
             OffsetDateTime::now_utc(),
         )
         .await
@@ -90,7 +91,7 @@ async fn a_write_abandoned_at_any_await_point_leaves_no_transaction_behind() {
     let seen = app
         .state
         .store
-        .order(&partner.client_id, &created.id)
+        .order(OrderRef::partner(&partner.client_id, &created.id))
         .await
         .unwrap();
     assert!(

@@ -12,6 +12,7 @@ mod cli;
 mod errors;
 mod instances;
 mod interop;
+mod manage;
 mod orders;
 mod service;
 mod signing;

@@ -176,13 +176,11 @@ async fn thirty_two_concurrent_writers_all_commit_without_lock_errors() {
     .await
     .unwrap();
     let page = store
-        .orders(
-            "versuni-client-001",
-            &sales_order_api::store::OrderQuery {
-                limit: 200,
-                ..Default::default()
-            },
-        )
+        .orders(&sales_order_api::store::OrderQuery {
+            client_id: Some("versuni-client-001".into()),
+            limit: 200,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(page.orders.len(), 32);

@@ -38,6 +38,9 @@ mod instances;
 #[path = "../api/interop.rs"]
 mod interop;
 #[cfg(postgres_tests)]
+#[path = "../api/manage.rs"]
+mod manage;
+#[cfg(postgres_tests)]
 #[path = "../api/orders.rs"]
 mod orders;
 #[cfg(postgres_tests)]

@@ -1,0 +1,378 @@
+//! `order`: the operator's side of orders. List and show them (with their
+//! history), move them through the state machine, export them for the ERP.
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::Output;
+use crate::domain::{Actor, Order, OrderStatus};
+use crate::store::{OrderQuery, OrderRef, StatusChange, Store, Transition};
+
+/// Orders per database round trip in `list` and `export`.
+const PAGE: u32 = 500;
+
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: OrderCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum OrderCommand {
+    /// List orders, newest first.
+    List {
+        #[command(flatten)]
+        filter: Filter,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one order, by id or order number (SO-00000042), with its history.
+    Show { order: String },
+    /// Move an order: received → accepted → fulfilled, or received → rejected.
+    SetStatus {
+        /// The order's id or order number.
+        order: String,
+        status: OperatorStatus,
+        /// Why; required for `rejected`, and shown to the partner.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Write every matching order, oldest first, for an ERP import. Streams:
+    /// memory stays flat however many orders there are.
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[command(flatten)]
+        filter: Filter,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Filter {
+    /// Only this partner's orders (client id).
+    #[arg(long)]
+    partner: Option<String>,
+    /// Only orders in this status.
+    #[arg(long, value_parser = parse_status)]
+    status: Option<OrderStatus>,
+    /// Only orders created at or after this time (RFC 3339, e.g. 2026-11-24T00:00:00Z).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<OffsetDateTime>,
+    /// Only orders created before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    until: Option<OffsetDateTime>,
+}
+
+impl Filter {
+    fn query(&self, oldest_first: bool) -> OrderQuery {
+        OrderQuery {
+            client_id: self.partner.clone(),
+            status: self.status,
+            created_from: self.since,
+            created_to: self.until,
+            oldest_first,
+            limit: PAGE,
+            ..OrderQuery::default()
+        }
+    }
+}
+
+/// The statuses an operator may set; `cancelled` is the partner's.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OperatorStatus {
+    Accepted,
+    Rejected,
+    Fulfilled,
+}
+
+impl From<OperatorStatus> for OrderStatus {
+    fn from(status: OperatorStatus) -> Self {
+        match status {
+            OperatorStatus::Accepted => Self::Accepted,
+            OperatorStatus::Rejected => Self::Rejected,
+            OperatorStatus::Fulfilled => Self::Fulfilled,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// One JSON order per line, as the API returns it.
+    Jsonl,
+    /// One row per order line, with the order's fields repeated, and a header.
+    Csv,
+}
+
+fn parse_status(text: &str) -> Result<OrderStatus, String> {
+    OrderStatus::parse(text)
+        .ok_or_else(|| "expected received, accepted, fulfilled, rejected or cancelled".into())
+}
+
+fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|_| "expected an RFC 3339 time, e.g. 2026-11-24T00:00:00Z".into())
+}
+
+pub async fn run(args: OrderArgs, store: &Store) -> anyhow::Result<()> {
+    let output = Output { json: args.json };
+    match args.command {
+        OrderCommand::List { filter, limit } => {
+            let mut query = filter.query(false);
+            query.limit = limit.clamp(1, 10_000);
+            let orders = store.orders(&query).await?.orders;
+            let mut text = format!(
+                "{:<12} {:<36} {:<24} {:<10} {:<24} {}",
+                "NUMBER", "ID", "PARTNER", "STATUS", "CREATED", "PO"
+            );
+            for order in &orders {
+                text.push_str(&format!(
+                    "\n{:<12} {:<36} {:<24} {:<10} {:<24} {}",
+                    order.order_number,
+                    order.id,
+                    order.client_id,
+                    order.status,
+                    order.created_at,
+                    order.purchase_order_no.as_deref().unwrap_or("-")
+                ));
+            }
+            output.print(&json!(orders), &text);
+        }
+        OrderCommand::Show { order } => {
+            let found = store
+                .order(OrderRef::operator(&order))
+                .await?
+                .with_context(|| format!("no order {order}"))?;
+            let history = store.history(&found.id).await?;
+            let mut text = format!(
+                "{} ({})\npartner:  {}\nstatus:   {}{}\nPO:       {}\ncustomer: {} / site {}\ncreated:  {}\nupdated:  {}\nlines:",
+                found.order_number,
+                found.id,
+                found.client_id,
+                found.status,
+                found
+                    .status_reason
+                    .as_deref()
+                    .map(|reason| format!(" ({reason})"))
+                    .unwrap_or_default(),
+                found.purchase_order_no.as_deref().unwrap_or("-"),
+                found.customer_code,
+                found.site_code,
+                found.created_at,
+                found.updated_at,
+            );
+            for line in &found.products {
+                text.push_str(&format!(
+                    "\n  {:>4}  {:<20} {:>14} {:<6} {}",
+                    line.line_no,
+                    line.product_code,
+                    line.quantity.to_string(),
+                    line.uom.as_deref().unwrap_or(""),
+                    line.line_amount
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ));
+            }
+            text.push_str("\nhistory:");
+            for event in &history {
+                text.push_str(&format!(
+                    "\n  {}  {} {:<24} {} -> {}{}",
+                    event.at,
+                    event.actor.as_str(),
+                    event.actor_name,
+                    event.from.map_or("-", OrderStatus::as_str),
+                    event.to,
+                    event
+                        .reason
+                        .as_deref()
+                        .map(|reason| format!(" ({reason})"))
+                        .unwrap_or_default()
+                ));
+            }
+            output.print(&json!({"order": found, "history": history}), &text);
+        }
+        OrderCommand::SetStatus {
+            order,
+            status,
+            reason,
+        } => {
+            let to = OrderStatus::from(status);
+            let reason = reason
+                .as_deref()
+                .map(str::trim)
+                .filter(|reason| !reason.is_empty());
+            if to == OrderStatus::Rejected && reason.is_none() {
+                bail!("a rejection needs --reason: the partner sees it");
+            }
+            if reason.is_some_and(|reason| reason.chars().count() > 500) {
+                bail!("--reason must be at most 500 characters");
+            }
+            let operator = operator_name();
+            let change = StatusChange {
+                to,
+                reason,
+                actor: Actor::Operator,
+                actor_name: &operator,
+            };
+            let now = OffsetDateTime::now_utc();
+            match store
+                .change_status(OrderRef::operator(&order), change, now)
+                .await?
+            {
+                Transition::Changed(changed) => output.print(
+                    &json!(changed),
+                    &format!("{} is now {}", changed.order_number, changed.status),
+                ),
+                Transition::NotFound => bail!("no order {order}"),
+                Transition::Refused { current } => {
+                    bail!("order {order} is {current}; it cannot become {to}")
+                }
+            }
+        }
+        OrderCommand::Export { format, filter } => {
+            export(store, format, &filter).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Who the history names for a change made here.
+fn operator_name() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|user| !user.is_empty()))
+        .unwrap_or_else(|| "operator".into())
+}
+
+const CSV_HEADER: [&str; 20] = [
+    "order_id",
+    "order_number",
+    "client_id",
+    "status",
+    "status_reason",
+    "customer_code",
+    "site_code",
+    "sales_name",
+    "address",
+    "purchase_order_no",
+    "total_amount",
+    "created_at",
+    "updated_at",
+    "line_no",
+    "product_code",
+    "quantity",
+    "uom",
+    "unit_price",
+    "line_amount",
+    "notes",
+];
+
+/// Pages through the orders by position, so memory holds one page at a time.
+/// A reader that stops early (`| head`) ends the export quietly.
+async fn export(store: &Store, format: ExportFormat, filter: &Filter) -> anyhow::Result<()> {
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut sink = match format {
+        ExportFormat::Jsonl => Sink::Jsonl(stdout),
+        ExportFormat::Csv => {
+            let mut csv = csv::Writer::from_writer(stdout);
+            csv.write_record(CSV_HEADER)?;
+            Sink::Csv(Box::new(csv))
+        }
+    };
+    let result: anyhow::Result<()> = async {
+        let mut query = filter.query(true);
+        loop {
+            let page = store.orders(&query).await?;
+            for order in &page.orders {
+                sink.write(order)?;
+            }
+            match page.next_after_seq {
+                Some(seq) => query.after_seq = Some(seq),
+                None => break,
+            }
+        }
+        sink.flush()
+    }
+    .await;
+    match result {
+        Err(error) if is_broken_pipe(&error) => Ok(()),
+        other => other,
+    }
+}
+
+enum Sink<W: Write> {
+    Jsonl(W),
+    Csv(Box<csv::Writer<W>>),
+}
+
+impl<W: Write> Sink<W> {
+    fn write(&mut self, order: &Order) -> anyhow::Result<()> {
+        match self {
+            Self::Jsonl(out) => {
+                serde_json::to_writer(&mut *out, order)?;
+                out.write_all(b"\n")?;
+            }
+            Self::Csv(csv) => write_csv(csv, order)?,
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        match self {
+            Self::Jsonl(out) => out.flush()?,
+            Self::Csv(csv) => csv.flush()?,
+        }
+        Ok(())
+    }
+}
+
+fn write_csv<W: Write>(csv: &mut csv::Writer<W>, order: &Order) -> anyhow::Result<()> {
+    let text = |value: Option<String>| value.unwrap_or_default();
+    for line in &order.products {
+        csv.write_record([
+            order.id.clone(),
+            order.order_number.clone(),
+            order.client_id.clone(),
+            order.status.to_string(),
+            text(order.status_reason.clone()),
+            order.customer_code.clone(),
+            order.site_code.clone(),
+            order.sales_name.clone(),
+            order.address.clone(),
+            text(order.purchase_order_no.clone()),
+            text(order.total_amount.as_ref().map(ToString::to_string)),
+            order.created_at.clone(),
+            order.updated_at.clone(),
+            line.line_no.to_string(),
+            line.product_code.clone(),
+            line.quantity.to_string(),
+            text(line.uom.clone()),
+            text(line.unit_price.as_ref().map(ToString::to_string)),
+            text(line.line_amount.as_ref().map(ToString::to_string)),
+            text(line.notes.clone()),
+        ])?;
+    }
+    Ok(())
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| match cause.downcast_ref::<csv::Error>()?.kind() {
+                csv::ErrorKind::Io(io) => Some(io.kind()),
+                _ => None,
+            });
+        io == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
