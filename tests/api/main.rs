@@ -10,6 +10,7 @@ mod auth;
 mod cancellation;
 mod cli;
 mod errors;
+mod export;
 mod instances;
 mod interop;
 mod manage;

@@ -76,6 +76,7 @@ async fn the_openapi_document_names_the_seed_schemes_and_routes() {
         "/api/v1/auth/refresh",
         "/api/v1/sales-orders",
         "/api/v1/sales-orders/{id}",
+        "/api/v1/sales-orders/{id}/cancel",
     ] {
         assert!(document["paths"][path].is_object(), "{path}");
     }
@@ -85,12 +86,29 @@ async fn the_openapi_document_names_the_seed_schemes_and_routes() {
         4,
         "all four schemes together"
     );
+    let parameters = create["parameters"].as_array().unwrap();
     assert!(
-        document["info"]["description"]
-            .as_str()
-            .unwrap()
-            .contains("Getting started")
+        parameters
+            .iter()
+            .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+        "{parameters:?}"
     );
+    assert!(create["responses"]["201"]["headers"]["Idempotent-Replayed"].is_object());
+    let list = document["paths"]["/api/v1/sales-orders"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    for filter in [
+        "status",
+        "created_from",
+        "created_to",
+        "purchase_order_no",
+        "cursor",
+    ] {
+        assert!(list.iter().any(|p| p["name"] == filter), "{filter}");
+    }
+    let description = document["info"]["description"].as_str().unwrap();
+    assert!(description.contains("Getting started"));
+    assert!(description.contains("ORDER_NOT_CANCELLABLE"));
 }
 
 #[tokio::test]

@@ -32,6 +32,9 @@ mod cli;
 #[path = "../api/errors.rs"]
 mod errors;
 #[cfg(postgres_tests)]
+#[path = "../api/export.rs"]
+mod export;
+#[cfg(postgres_tests)]
 #[path = "../api/instances.rs"]
 mod instances;
 #[cfg(postgres_tests)]
