@@ -112,9 +112,10 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// is acknowledged only after it is committed. A `purchase_order_no` already used
 /// by this partner is refused with 409, naming the existing order.
 ///
-/// Send an `Idempotency-Key` (any unique string up to 255 characters, e.g. a
-/// UUID) to make retries safe: the same key with the same body answers with the
-/// order the first request created, and the header `Idempotent-Replayed: true`;
+/// Send an `Idempotency-Key` (a unique string of 1–255 visible ASCII
+/// characters, e.g. a UUID) to make retries safe: the same key with the same
+/// body, byte for byte, answers with the order the first request created (as
+/// it is now) and the header `Idempotent-Replayed: true`;
 /// the same key with a different body is refused with 409
 /// `IDEMPOTENCY_KEY_REUSED`. Keys are per partner and kept for at least 24 hours.
 /// A request refused for invalid input stores nothing, so its key stays free.
