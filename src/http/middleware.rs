@@ -78,6 +78,11 @@ pub async fn envelope(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&context.request_id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
+    // JSON is never to be sniffed into something a browser would run.
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
 
     let status = response.status().as_u16();
     let route = context.route.get().map_or("unmatched", String::as_str);

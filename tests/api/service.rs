@@ -130,3 +130,22 @@ async fn the_docs_page_loads_its_scripts_from_this_server_only() {
     assert_eq!(script.status(), 200);
     assert!(script.text().await.unwrap().len() > 100_000);
 }
+
+#[tokio::test]
+async fn every_response_forbids_content_sniffing() {
+    let app = TestApp::spawn().await;
+    let responses = [
+        app.client.get(app.url("/healthz")).send().await.unwrap(),
+        app.client.get(app.url("/openapi.json")).send().await.unwrap(),
+        app.client.get(app.url("/no-such-route")).send().await.unwrap(),
+        app.login("nobody", "wrong").await,
+    ];
+    for response in responses {
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "{}",
+            response.url()
+        );
+    }
+}
