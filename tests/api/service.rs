@@ -136,8 +136,16 @@ async fn every_response_forbids_content_sniffing() {
     let app = TestApp::spawn().await;
     let responses = [
         app.client.get(app.url("/healthz")).send().await.unwrap(),
-        app.client.get(app.url("/openapi.json")).send().await.unwrap(),
-        app.client.get(app.url("/no-such-route")).send().await.unwrap(),
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+        app.client
+            .get(app.url("/no-such-route"))
+            .send()
+            .await
+            .unwrap(),
         app.login("nobody", "wrong").await,
     ];
     for response in responses {
