@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::jwt::TokenKeys;
 use crate::auth::secret::SecretVerifier;
+use crate::auth::throttle::LoginThrottle;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::ids;
@@ -21,6 +22,7 @@ pub struct AppState {
     pub store: Store,
     pub tokens: Arc<TokenKeys>,
     pub secrets: SecretVerifier,
+    pub login_throttle: Arc<LoginThrottle>,
     pub clock: Arc<Clock>,
     pub settings: Arc<Settings>,
     pub metrics: PrometheusHandle,
@@ -70,6 +72,7 @@ impl Application {
             store,
             tokens: Arc::new(TokenKeys::new(&jwt_key)),
             secrets,
+            login_throttle: Arc::new(LoginThrottle::new(settings.login_limits)),
             clock: Arc::new(Clock::default()),
             settings: Arc::new(settings),
             metrics: crate::telemetry::metrics_handle(),
@@ -108,7 +111,9 @@ impl Application {
         });
         let router = crate::http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+        // The peer address feeds the per-address login throttle.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stopping_tx.send(true);
         });

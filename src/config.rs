@@ -29,6 +29,8 @@ pub struct Settings {
     pub database_connections: u32,
     /// How long an Idempotency-Key is remembered (SPEC: at least 24 h).
     pub idempotency_retention: Duration,
+    /// When failed logins are answered 429 instead of being checked.
+    pub login_limits: crate::auth::throttle::Limits,
 }
 
 impl Settings {
@@ -46,6 +48,7 @@ impl Settings {
             max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
             database_connections: 16,
             idempotency_retention: Duration::from_secs(24 * 3600),
+            login_limits: crate::auth::throttle::Limits::default(),
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod extractor;
 pub mod jwt;
 pub mod secret;
 pub mod signature;
+pub mod throttle;
 pub mod timestamp;
 
 pub use extractor::AuthenticatedPartner;

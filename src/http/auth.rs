@@ -1,7 +1,9 @@
 //! `POST /api/v1/auth/login` and `POST /api/v1/auth/refresh`.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -67,13 +69,21 @@ impl IntoResponse for TokenResponse {
         (status = 200, description = "A new access token", body = TokenResponse),
         (status = 400, description = "Malformed body", body = ErrorEnvelope),
         (status = 401, description = "`INVALID_CREDENTIALS` or `PARTNER_DISABLED`", body = ErrorEnvelope),
+        (status = 429, description = "`LOGIN_THROTTLED`: more than 10 failed logins for this client id (or 100 from this address) within a minute; wait `Retry-After` seconds", body = ErrorEnvelope,
+            headers(("Retry-After" = u64, description = "Seconds until logins are checked again"))),
     )
 )]
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
     let [client_id, client_secret] = body.string_fields(["client_id", "client_secret"])?;
+    let now_ms = state.clock.unix_now().saturating_mul(1000);
+    // Refused before any argon2 work, so a guessing flood costs us nothing.
+    if let Some(retry_after) = state.login_throttle.check(&client_id, peer.ip(), now_ms) {
+        return Err(ApiError::LoginThrottled { retry_after });
+    }
     let partner = state.store.partner(&client_id).await?;
     let matched = state
         .secrets
@@ -85,8 +95,14 @@ pub async fn login(
         .map_err(ApiError::Internal)?;
     let partner = match partner {
         Some(partner) if matched => partner,
-        _ => return Err(AuthError::InvalidCredentials.into()),
+        _ => {
+            state
+                .login_throttle
+                .record_failure(&client_id, peer.ip(), now_ms);
+            return Err(AuthError::InvalidCredentials.into());
+        }
     };
+    state.login_throttle.record_success(&partner.client_id);
     if !partner.enabled {
         return Err(AuthError::PartnerDisabled.into());
     }

@@ -51,6 +51,9 @@ pub enum ApiError {
         current: crate::domain::OrderStatus,
         requested: crate::domain::OrderStatus,
     },
+    /// 429: too many failed logins for this client id or from this address.
+    #[error("too many failed logins; retry after {retry_after} seconds")]
+    LoginThrottled { retry_after: u64 },
     /// 415
     #[error("the request body must be JSON, sent with 'Content-Type: application/json'")]
     UnsupportedMediaType,
@@ -88,6 +91,7 @@ impl ApiError {
             Self::DuplicatePurchaseOrder { .. }
             | Self::IdempotencyKeyReused
             | Self::StatusConflict { .. } => StatusCode::CONFLICT,
+            Self::LoginThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -109,6 +113,7 @@ impl ApiError {
                 crate::domain::OrderStatus::Cancelled => "ORDER_NOT_CANCELLABLE",
                 _ => "ILLEGAL_STATUS_CHANGE",
             },
+            Self::LoginThrottled { .. } => "LOGIN_THROTTLED",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
@@ -177,6 +182,12 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"sales-order-api\""),
             );
+        }
+        if let Self::LoginThrottled { retry_after } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            metrics::counter!("auth_failures_total", "reason" => "LOGIN_THROTTLED").increment(1);
         }
         if let Self::Auth(auth) = &self {
             metrics::counter!("auth_failures_total", "reason" => auth.code()).increment(1);

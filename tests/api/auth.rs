@@ -285,3 +285,40 @@ async fn a_refresh_token_with_a_forged_signature_is_refused() {
     });
     expect_error(app.refresh(&forged).await, 401, "TOKEN_INVALID").await;
 }
+
+#[tokio::test]
+async fn after_ten_failed_logins_in_a_minute_the_client_id_waits_out_the_minute() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let other = app.register("partner-b", TestKey::partner_b()).await;
+    for _ in 0..11 {
+        expect_error(
+            app.login(&partner.client_id, "guess").await,
+            401,
+            "INVALID_CREDENTIALS",
+        )
+        .await;
+    }
+    // Throttled: even the right secret is not checked until the window ends.
+    let response = app.login(&partner.client_id, &partner.secret).await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    expect_error(response, 429, "LOGIN_THROTTLED").await;
+    // Another partner behind the same address is not affected.
+    assert_eq!(
+        app.login(&other.client_id, &other.secret).await.status(),
+        200
+    );
+
+    app.advance_clock(Duration::from_secs(retry_after));
+    assert_eq!(
+        app.login(&partner.client_id, &partner.secret)
+            .await
+            .status(),
+        200
+    );
+}
