@@ -4,7 +4,9 @@
 //! order: headers present, JWT valid and unexpired, `X-CLIENT-ID` equal to the
 //! token's client, `X-TIMESTAMP` inside the window, the login not revoked, the
 //! partner enabled, the secret not rotated since the login, and `X-SIGNATURE`
-//! valid for one of the partner's active keys.
+//! valid for one of the partner's active keys: over v1's `client_id|timestamp`,
+//! or with `X-SIGNATURE-VERSION: 2` over v2's string, which adds the method,
+//! path, query and body digest (required for partners so configured).
 
 use std::sync::Arc;
 
@@ -27,12 +29,18 @@ const AUTHORIZATION: &str = "authorization";
 const X_CLIENT_ID: &str = "x-client-id";
 const X_TIMESTAMP: &str = "x-timestamp";
 const X_SIGNATURE: &str = "x-signature";
+pub const X_SIGNATURE_VERSION: &str = "x-signature-version";
+
+/// SHA-256 (lowercase hex) of the request body, put in the request's
+/// extensions by [`crate::http::middleware::body_digest`] for v2 requests.
+#[derive(Debug, Clone)]
+pub struct BodyDigest(pub String);
 
 impl FromRequestParts<AppState> for AuthenticatedPartner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let partner = authenticate(&parts.headers, state).await?;
+        let partner = authenticate(parts, state).await?;
         if let Some(context) = parts.extensions.get::<Arc<RequestContext>>() {
             let _ = context.client_id.set(partner.client_id.clone());
         }
@@ -40,10 +48,16 @@ impl FromRequestParts<AppState> for AuthenticatedPartner {
     }
 }
 
-async fn authenticate(
-    headers: &HeaderMap,
-    state: &AppState,
-) -> Result<AuthenticatedPartner, ApiError> {
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPartner, ApiError> {
+    let headers = &parts.headers;
+    let v2 = match headers
+        .get(X_SIGNATURE_VERSION)
+        .map(|v| v.to_str().map(str::trim))
+    {
+        None | Some(Ok("1")) => false,
+        Some(Ok("2")) => true,
+        Some(_) => return Err(AuthError::SignatureVersionUnsupported.into()),
+    };
     let [authorization, client_id, timestamp_header, signature_header] = required_headers(
         headers,
         [AUTHORIZATION, X_CLIENT_ID, X_TIMESTAMP, X_SIGNATURE],
@@ -84,8 +98,31 @@ async fn authenticate(
         .into());
     }
 
+    if session.require_body_signature && !v2 {
+        return Err(AuthError::SignatureV2Required.into());
+    }
+
     let keys = state.store.active_keys(&claims.client_id).await?;
-    let message = signature::string_to_sign(client_id, timestamp_header);
+    let message = if v2 {
+        let empty_body = || signature::body_digest(b"");
+        let digest = parts
+            .extensions
+            .get::<BodyDigest>()
+            .map_or_else(empty_body, |digest| digest.0.clone());
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+        signature::string_to_sign_v2(
+            client_id,
+            timestamp_header,
+            parts.method.as_str(),
+            path_and_query,
+            &digest,
+        )
+    } else {
+        signature::string_to_sign(client_id, timestamp_header)
+    };
     signature::verify(keys.iter().map(Vec::as_slice), &message, signature_header)?;
     Ok(AuthenticatedPartner {
         client_id: claims.client_id,

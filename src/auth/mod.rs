@@ -47,6 +47,12 @@ pub enum AuthError {
         reason: &'static str,
         string_to_sign: String,
     },
+    #[error(
+        "this partner must sign with version 2 (X-SIGNATURE-VERSION: 2, covering method, path, query and body)"
+    )]
+    SignatureV2Required,
+    #[error("X-SIGNATURE-VERSION must be 1 or 2")]
+    SignatureVersionUnsupported,
     #[error("invalid client credentials")]
     InvalidCredentials,
     #[error("this partner is disabled; contact the integration team")]
@@ -67,6 +73,8 @@ impl AuthError {
             Self::TimestampInvalid(_) => "TIMESTAMP_INVALID",
             Self::TimestampOutOfWindow { .. } => "TIMESTAMP_OUT_OF_WINDOW",
             Self::SignatureInvalid { .. } => "SIGNATURE_INVALID",
+            Self::SignatureV2Required => "SIGNATURE_V2_REQUIRED",
+            Self::SignatureVersionUnsupported => "SIGNATURE_VERSION_UNSUPPORTED",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::PartnerDisabled => "PARTNER_DISABLED",
         }

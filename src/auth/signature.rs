@@ -1,6 +1,8 @@
 //! `X-SIGNATURE`: SHA256withRSA (RSASSA-PKCS1-v1_5 over SHA-256, Java's name)
-//! of `client_id|timestamp`, checked against every active key of the partner so
-//! that keys can rotate with overlap.
+//! of `client_id|timestamp` (v1, the seeds') or of
+//! `client_id|timestamp|METHOD|path?query|hex(sha256(body))` (v2, chosen with
+//! `X-SIGNATURE-VERSION: 2`), checked against every active key of the partner
+//! so that keys can rotate with overlap.
 
 use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use base64::Engine;
@@ -14,6 +16,23 @@ const MAX_SIGNATURE_LEN: usize = 1400;
 /// The v1 string to sign, built from the two header values exactly as received.
 pub fn string_to_sign(client_id: &str, timestamp: &str) -> String {
     format!("{client_id}|{timestamp}")
+}
+
+/// The v2 string to sign: v1 plus the method, the path and query exactly as
+/// sent, and the lowercase hex SHA-256 of the raw body (of nothing when empty).
+pub fn string_to_sign_v2(
+    client_id: &str,
+    timestamp: &str,
+    method: &str,
+    path_and_query: &str,
+    body_sha256_hex: &str,
+) -> String {
+    format!("{client_id}|{timestamp}|{method}|{path_and_query}|{body_sha256_hex}")
+}
+
+/// Lowercase hex SHA-256, as v2 signs the body.
+pub fn body_digest(body: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body))
 }
 
 /// Decodes standard, URL-safe, padded or unpadded base64.

@@ -58,6 +58,13 @@ enum PartnerCommand {
     },
     /// Stop accepting signatures made with a key.
     RevokeKey { client_id: String, key_id: String },
+    /// Change a partner's settings.
+    Set {
+        client_id: String,
+        /// Accept only v2 signatures, which cover method, path, query and body.
+        #[arg(long, action = clap::ArgAction::Set, required = true)]
+        require_body_signature: Option<bool>,
+    },
 }
 
 pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
@@ -135,11 +142,16 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
                 })
                 .collect();
             let mut text = format!(
-                "client_id:      {}\nname:           {}\nstatus:         {}\nsecret_version: {}\nkeys:",
+                "client_id:      {}\nname:           {}\nstatus:         {}\nsecret_version: {}\nsignature:      {}\nkeys:",
                 partner.client_id,
                 partner.name,
                 status(partner.enabled),
-                partner.secret_version
+                partner.secret_version,
+                if partner.require_body_signature {
+                    "v2 required"
+                } else {
+                    "v1 or v2"
+                }
             );
             for k in &keys {
                 let state = if k.revoked_at.is_some() {
@@ -157,7 +169,8 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
             }
             output.print(
                 &json!({"client_id": partner.client_id, "name": partner.name, "enabled": partner.enabled,
-                        "secret_version": partner.secret_version, "created_at": partner.created_at, "keys": key_rows}),
+                        "secret_version": partner.secret_version, "require_body_signature": partner.require_body_signature,
+                        "created_at": partner.created_at, "keys": key_rows}),
                 &text,
             );
         }
@@ -206,6 +219,30 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
                 &json!({"client_id": client_id, "key_id": key_id, "revoked": true}),
                 &format!("Key {key_id} of {client_id} revoked."),
             );
+        }
+        PartnerCommand::Set {
+            client_id,
+            require_body_signature,
+        } => {
+            if let Some(required) = require_body_signature {
+                if !store
+                    .set_body_signature_required(&client_id, required, now)
+                    .await?
+                {
+                    bail!(no_partner(&client_id));
+                }
+                output.print(
+                    &json!({"client_id": client_id, "require_body_signature": required}),
+                    &format!(
+                        "{client_id} now {} signatures.",
+                        if required {
+                            "requires v2"
+                        } else {
+                            "accepts v1 and v2"
+                        }
+                    ),
+                );
+            }
         }
     }
     Ok(())

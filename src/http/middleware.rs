@@ -9,12 +9,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::error::{ErrorBody, ErrorEnvelope};
+use super::error::{ApiError, ErrorBody, ErrorEnvelope};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -101,6 +101,41 @@ pub async fn envelope(mut request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+/// For requests signed with v2, reads the body (within the body limit), puts
+/// its SHA-256 in the request for the signature check, and passes the same
+/// bytes on. v1 requests pass through untouched.
+pub async fn body_digest(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if !request
+        .headers()
+        .contains_key(crate::auth::extractor::X_SIGNATURE_VERSION)
+    {
+        return Ok(next.run(request).await);
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+            return Err(if too_large {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::InvalidJson(format!("the request body could not be read: {error}"))
+            });
+        }
+    };
+    parts.extensions.insert(crate::auth::extractor::BodyDigest(
+        crate::auth::signature::body_digest(&bytes),
+    ));
+    Ok(next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await)
 }
 
 /// Records the matched route template (e.g. `/api/v1/sales-orders/{id}`), which

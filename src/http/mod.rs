@@ -43,6 +43,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(service::healthz))
         .route("/readyz", get(service::readyz))
         .route("/metrics", get(service::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            settings.body_limit,
+            middleware::body_digest,
+        ))
         .route_layer(axum::middleware::from_fn(middleware::record_route))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", document))

@@ -59,7 +59,8 @@ impl Modify for SecuritySchemes {
             "X-SIGNATURE",
             header(
                 "X-SIGNATURE",
-                "base64(SHA256withRSA(private key, X-CLIENT-ID + \"|\" + X-TIMESTAMP))",
+                "base64(SHA256withRSA(private key, StringToSign)). v1: StringToSign = X-CLIENT-ID + \"|\" + X-TIMESTAMP. \
+                 v2 (send X-SIGNATURE-VERSION: 2): X-CLIENT-ID + \"|\" + X-TIMESTAMP + \"|\" + METHOD + \"|\" + path?query + \"|\" + hex(sha256(raw body)).",
             ),
         );
     }

@@ -59,6 +59,8 @@ pub struct PartnerRecord {
     pub secret_hash: String,
     pub secret_version: i64,
     pub enabled: bool,
+    /// Only v2 signatures (covering the body) are accepted.
+    pub require_body_signature: bool,
     pub created_at: i64,
 }
 
@@ -90,6 +92,7 @@ pub struct SessionState {
     pub partner_enabled: bool,
     pub secret_version: i64,
     pub revoked: bool,
+    pub require_body_signature: bool,
 }
 
 /// A token being issued, by login or refresh.
@@ -273,6 +276,8 @@ impl Store {
         pub async fn partners(&self) -> StoreResult<Vec<PartnerRecord>>;
         /// `false` when there is no such partner.
         pub async fn set_partner_enabled(&self, client_id: &str, enabled: bool, now: i64) -> StoreResult<bool>;
+        /// Requires (or stops requiring) v2 signatures. `false` when there is no such partner.
+        pub async fn set_body_signature_required(&self, client_id: &str, required: bool, now: i64) -> StoreResult<bool>;
         /// Replaces the secret hash and bumps its version, which invalidates every
         /// token issued under the old secret. `false` when there is no such partner.
         pub async fn rotate_secret(&self, client_id: &str, secret_hash: &str, now: i64) -> StoreResult<bool>;

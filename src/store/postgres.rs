@@ -147,6 +147,24 @@ impl PgStore {
         Ok(affected == 1)
     }
 
+    pub async fn set_body_signature_required(
+        &self,
+        client_id: &str,
+        required: bool,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let affected = sqlx::query(
+            "UPDATE partners SET require_body_signature = $1, updated_at = $2 WHERE client_id = $3",
+        )
+        .bind(required)
+        .bind(at(now)?)
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(affected == 1)
+    }
+
     pub async fn rotate_secret(
         &self,
         client_id: &str,
@@ -255,7 +273,8 @@ impl PgStore {
 
     pub async fn session_state(&self, session_id: &str) -> StoreResult<Option<SessionState>> {
         let row = sqlx::query(
-            "SELECT s.client_id, s.revoked_at IS NOT NULL AS revoked, p.enabled, p.secret_version
+            "SELECT s.client_id, s.revoked_at IS NOT NULL AS revoked, p.enabled, p.secret_version,
+                    p.require_body_signature
              FROM auth_sessions s JOIN partners p ON p.client_id = s.client_id WHERE s.id = $1",
         )
         .bind(session_id)
@@ -267,6 +286,7 @@ impl PgStore {
                 partner_enabled: row.try_get("enabled")?,
                 secret_version: row.try_get("secret_version")?,
                 revoked: row.try_get("revoked")?,
+                require_body_signature: row.try_get("require_body_signature")?,
             })
         })
         .transpose()
@@ -727,6 +747,7 @@ fn partner_from_row(row: &PgRow) -> StoreResult<PartnerRecord> {
         secret_hash: row.try_get("secret_hash")?,
         secret_version: row.try_get("secret_version")?,
         enabled: row.try_get("enabled")?,
+        require_body_signature: row.try_get("require_body_signature")?,
         created_at: unix(row, "created_at")?,
     })
 }

@@ -148,6 +148,24 @@ impl SqliteStore {
         Ok(affected == 1)
     }
 
+    pub async fn set_body_signature_required(
+        &self,
+        client_id: &str,
+        required: bool,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let affected = sqlx::query(
+            "UPDATE partners SET require_body_signature = ?, updated_at = ? WHERE client_id = ?",
+        )
+        .bind(required)
+        .bind(now)
+        .bind(client_id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(affected == 1)
+    }
+
     /// Replaces the secret hash and bumps its version, which invalidates every
     /// token issued under the old secret. `false` when there is no such partner.
     pub async fn rotate_secret(
@@ -255,7 +273,8 @@ impl SqliteStore {
 
     pub async fn session_state(&self, session_id: &str) -> StoreResult<Option<SessionState>> {
         let row = sqlx::query(
-            "SELECT s.client_id, s.revoked_at IS NOT NULL AS revoked, p.enabled, p.secret_version
+            "SELECT s.client_id, s.revoked_at IS NOT NULL AS revoked, p.enabled, p.secret_version,
+                    p.require_body_signature
              FROM auth_sessions s JOIN partners p ON p.client_id = s.client_id WHERE s.id = ?",
         )
         .bind(session_id)
@@ -267,6 +286,7 @@ impl SqliteStore {
                 partner_enabled: row.try_get("enabled")?,
                 secret_version: row.try_get("secret_version")?,
                 revoked: row.try_get("revoked")?,
+                require_body_signature: row.try_get("require_body_signature")?,
             })
         })
         .transpose()
@@ -688,6 +708,7 @@ fn partner_from_row(row: &SqliteRow) -> StoreResult<PartnerRecord> {
         secret_hash: row.try_get("secret_hash")?,
         secret_version: row.try_get("secret_version")?,
         enabled: row.try_get("enabled")?,
+        require_body_signature: row.try_get("require_body_signature")?,
         created_at: row.try_get("created_at")?,
     })
 }

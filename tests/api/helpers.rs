@@ -350,6 +350,38 @@ impl TestApp {
             .header("X-SIGNATURE", signature)
     }
 
+    /// A request signed with v2 over `signed_body`, sending `sent_body` (the
+    /// same, unless a test tampers with it).
+    pub fn signed_v2(
+        &self,
+        session: &Session<'_>,
+        method: reqwest::Method,
+        path_and_query: &str,
+        signed_body: &[u8],
+        sent_body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let timestamp = self.now().to_string();
+        let message = sales_order_api::auth::signature::string_to_sign_v2(
+            &session.partner.client_id,
+            &timestamp,
+            method.as_str(),
+            path_and_query,
+            &sales_order_api::auth::signature::body_digest(signed_body),
+        );
+        let signature = session.partner.key.sign(&message);
+        self.with_headers(
+            session,
+            method,
+            path_and_query,
+            &session.partner.client_id,
+            &timestamp,
+            Some(signature),
+        )
+        .header("X-SIGNATURE-VERSION", "2")
+        .header("Content-Type", "application/json")
+        .body(sent_body)
+    }
+
     pub async fn create_order(&self, session: &Session<'_>, body: &Value) -> reqwest::Response {
         self.signed(session, reqwest::Method::POST, "/api/v1/sales-orders")
             .json(body)

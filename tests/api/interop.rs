@@ -167,3 +167,70 @@ async fn an_order_signed_with_java_sha256withrsa_is_created() {
     )
     .await;
 }
+
+/// v2 computed entirely outside Rust: Python's hashlib digests the body and
+/// `cryptography` signs the string, as a partner's Python client would.
+#[tokio::test]
+async fn an_order_signed_v2_by_python_cryptography_is_created() {
+    let probe = Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .output();
+    if !probe.is_ok_and(|output| output.status.success()) {
+        eprintln!(
+            "SKIPPED an_order_signed_v2_by_python_cryptography_is_created: no python3 with cryptography"
+        );
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let timestamp = app.now().to_string();
+    let body = serde_json::to_vec(&order_body("PO-PY")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("body.json"), &body).unwrap();
+    let script = r#"
+import base64, hashlib, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+key_file, body_file, client_id, timestamp, method, path = sys.argv[1:]
+body = open(body_file, "rb").read()
+message = "|".join([client_id, timestamp, method, path, hashlib.sha256(body).hexdigest()])
+key = serialization.load_pem_private_key(open(key_file, "rb").read(), password=None)
+signature = key.sign(message.encode(), padding.PKCS1v15(), hashes.SHA256())
+print(base64.b64encode(signature).decode())
+"#;
+    let signed = Command::new("python3")
+        .args(["-c", script])
+        .arg(fixture("vectors/published-sample-private-key.pem"))
+        .arg(dir.path().join("body.json"))
+        .args([
+            "versuni-client-001",
+            &timestamp,
+            "POST",
+            "/api/v1/sales-orders",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let signature = String::from_utf8(signed.stdout).unwrap().trim().to_owned();
+    let response = app
+        .with_headers(
+            &session,
+            reqwest::Method::POST,
+            "/api/v1/sales-orders",
+            "versuni-client-001",
+            &timestamp,
+            Some(signature),
+        )
+        .header("X-SIGNATURE-VERSION", "2")
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "signed v2 by Python");
+}

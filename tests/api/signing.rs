@@ -311,3 +311,131 @@ async fn a_non_ascii_timestamp_is_invalid_not_missing() {
     let response = app.client.execute(request).await.unwrap();
     expect_error(response, 401, "TIMESTAMP_INVALID").await;
 }
+
+fn bytes(body: &Value) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap()
+}
+
+#[tokio::test]
+async fn a_v2_signature_over_method_path_query_and_body_is_accepted() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let body = bytes(&order_body("PO-1"));
+    let response = app
+        .signed_v2(&session, Method::POST, ORDERS, &body, body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    let path = format!("{ORDERS}?status=received&limit=5");
+    let response = app
+        .signed_v2(&session, Method::GET, &path, b"", Vec::new())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_body_or_query_changed_after_v2_signing_is_refused_showing_what_was_verified() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let signed = bytes(&order_body("PO-1"));
+    let sent = bytes(&order_body("PO-2"));
+    let response = app
+        .signed_v2(&session, Method::POST, ORDERS, &signed, sent.clone())
+        .send()
+        .await
+        .unwrap();
+    let error = expect_error(response, 401, "SIGNATURE_INVALID").await;
+    let verified = error["error"]["details"][0]["string_to_sign"]
+        .as_str()
+        .unwrap();
+    let digest = sales_order_api::auth::signature::body_digest(&sent);
+    assert!(
+        verified.ends_with(&format!("|POST|{ORDERS}|{digest}")),
+        "{verified}"
+    );
+
+    // Signed for one query, sent with another.
+    let request = app.signed_v2(
+        &session,
+        Method::GET,
+        &format!("{ORDERS}?status=received"),
+        b"",
+        Vec::new(),
+    );
+    let mut request = request.build().unwrap();
+    request.url_mut().set_query(Some("status=cancelled"));
+    let response = app.client.execute(request).await.unwrap();
+    expect_error(response, 401, "SIGNATURE_INVALID").await;
+    let listed: Value = app.get(&session, ORDERS).await.json().await.unwrap();
+    assert_eq!(listed["data"], json!([]), "nothing was created");
+}
+
+#[tokio::test]
+async fn a_partner_required_to_sign_v2_is_told_so_when_it_signs_v1() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let set = |required: &str| {
+        let output = crate::cli::cli(
+            &app.database_url,
+            &[
+                "partner",
+                "set",
+                "versuni-client-001",
+                "--require-body-signature",
+                required,
+            ],
+        );
+        assert!(output.status.success());
+    };
+    set("true");
+    expect_error(
+        app.create_order(&session, &order_body("PO-1")).await,
+        401,
+        "SIGNATURE_V2_REQUIRED",
+    )
+    .await;
+    let body = bytes(&order_body("PO-1"));
+    let response = app
+        .signed_v2(&session, Method::POST, ORDERS, &body, body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    set("false");
+    assert_eq!(app.get(&session, ORDERS).await.status(), 200);
+}
+
+#[tokio::test]
+async fn an_unknown_signature_version_is_refused() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let response = app
+        .signed(&session, Method::GET, ORDERS)
+        .header("X-SIGNATURE-VERSION", "3")
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "SIGNATURE_VERSION_UNSUPPORTED").await;
+}
+
+#[tokio::test]
+async fn a_v2_body_over_the_limit_is_refused_as_too_large() {
+    let app = TestApp::spawn_with(|settings| settings.body_limit = 1024).await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let big = vec![b' '; 4096];
+    let response = app
+        .signed_v2(&session, Method::POST, ORDERS, &big, big.clone())
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 413, "PAYLOAD_TOO_LARGE").await;
+}

@@ -1,0 +1,3 @@
+-- A partner can be required to sign with v2, which covers method, path, query
+-- and the SHA-256 of the body.
+ALTER TABLE partners ADD COLUMN require_body_signature boolean NOT NULL DEFAULT false;
