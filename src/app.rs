@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::auth::jwt::TokenKeys;
+use crate::auth::rate_limit::RateLimiter;
 use crate::auth::secret::SecretVerifier;
 use crate::auth::throttle::LoginThrottle;
 use crate::clock::Clock;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub secrets: SecretVerifier,
     pub login_throttle: Arc<LoginThrottle>,
+    pub rate_limiter: Arc<RateLimiter>,
     pub clock: Arc<Clock>,
     pub settings: Arc<Settings>,
     pub metrics: PrometheusHandle,
@@ -73,6 +75,7 @@ impl Application {
             tokens: Arc::new(TokenKeys::new(&jwt_key)),
             secrets,
             login_throttle: Arc::new(LoginThrottle::new(settings.login_limits)),
+            rate_limiter: Arc::default(),
             clock: Arc::new(Clock::default()),
             settings: Arc::new(settings),
             metrics: crate::telemetry::metrics_handle(),

@@ -14,6 +14,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
+use super::rate_limit::RateLimit;
 use super::{AuthError, signature, timestamp};
 use crate::app::AppState;
 use crate::http::error::ApiError;
@@ -124,6 +125,14 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
         signature::string_to_sign(client_id, timestamp_header)
     };
     signature::verify(keys.iter().map(Vec::as_slice), &message, signature_header)?;
+
+    // Counted only for authenticated requests, so nobody else can spend a
+    // partner's budget.
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let limit = RateLimit::from_column(session.rate_limit);
+    if let Err(retry_after) = state.rate_limiter.take(&claims.client_id, limit, now_ms) {
+        return Err(ApiError::RateLimited { retry_after });
+    }
     Ok(AuthenticatedPartner {
         client_id: claims.client_id,
     })

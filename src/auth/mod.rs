@@ -3,6 +3,7 @@
 
 pub mod extractor;
 pub mod jwt;
+pub mod rate_limit;
 pub mod secret;
 pub mod signature;
 pub mod throttle;

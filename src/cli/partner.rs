@@ -15,6 +15,7 @@ use crate::domain::partner::fingerprint;
 use crate::domain::{ClientId, PublicKey, ids};
 
 use super::Output;
+use crate::auth::rate_limit::RateLimit;
 use crate::store::{AddKey, NewPartner, Store};
 
 #[derive(Debug, Args)]
@@ -59,11 +60,16 @@ enum PartnerCommand {
     /// Stop accepting signatures made with a key.
     RevokeKey { client_id: String, key_id: String },
     /// Change a partner's settings.
+    #[command(group = clap::ArgGroup::new("setting").required(true).multiple(true))]
     Set {
         client_id: String,
         /// Accept only v2 signatures, which cover method, path, query and body.
-        #[arg(long, action = clap::ArgAction::Set, required = true)]
+        #[arg(long, action = clap::ArgAction::Set, group = "setting")]
         require_body_signature: Option<bool>,
+        /// Requests per second on the sales-order routes (bursts of ten
+        /// seconds' worth), `off`, or `default` (100/s, bursts of 1000).
+        #[arg(long, value_parser = parse_rate_limit, group = "setting")]
+        rate_limit: Option<RateLimit>,
     },
 }
 
@@ -142,7 +148,7 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
                 })
                 .collect();
             let mut text = format!(
-                "client_id:      {}\nname:           {}\nstatus:         {}\nsecret_version: {}\nsignature:      {}\nkeys:",
+                "client_id:      {}\nname:           {}\nstatus:         {}\nsecret_version: {}\nsignature:      {}\nrate limit:     {}\nkeys:",
                 partner.client_id,
                 partner.name,
                 status(partner.enabled),
@@ -151,7 +157,8 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
                     "v2 required"
                 } else {
                     "v1 or v2"
-                }
+                },
+                RateLimit::from_column(partner.rate_limit)
             );
             for k in &keys {
                 let state = if k.revoked_at.is_some() {
@@ -170,6 +177,7 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
             output.print(
                 &json!({"client_id": partner.client_id, "name": partner.name, "enabled": partner.enabled,
                         "secret_version": partner.secret_version, "require_body_signature": partner.require_body_signature,
+                        "rate_limit": partner.rate_limit,
                         "created_at": partner.created_at, "keys": key_rows}),
                 &text,
             );
@@ -223,7 +231,20 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
         PartnerCommand::Set {
             client_id,
             require_body_signature,
+            rate_limit,
         } => {
+            if let Some(limit) = rate_limit {
+                if !store
+                    .set_rate_limit(&client_id, limit.to_column(), now)
+                    .await?
+                {
+                    bail!(no_partner(&client_id));
+                }
+                output.print(
+                    &json!({"client_id": client_id, "rate_limit": limit.to_column()}),
+                    &format!("{client_id} now has rate limit {limit}."),
+                );
+            }
             if let Some(required) = require_body_signature {
                 if !store
                     .set_body_signature_required(&client_id, required, now)
@@ -272,6 +293,17 @@ fn read_key(path: &PathBuf) -> anyhow::Result<PublicKey> {
 
 fn no_partner(client_id: &str) -> String {
     format!("no partner with client id {client_id}")
+}
+
+fn parse_rate_limit(text: &str) -> Result<RateLimit, String> {
+    match text {
+        "default" => Ok(RateLimit::Default),
+        "off" => Ok(RateLimit::Off),
+        _ => match text.parse::<u32>() {
+            Ok(rate) if rate > 0 => Ok(RateLimit::PerSecond(rate)),
+            _ => Err("expected requests per second (1 or more), off, or default".into()),
+        },
+    }
 }
 
 fn status(enabled: bool) -> &'static str {

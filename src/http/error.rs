@@ -54,6 +54,9 @@ pub enum ApiError {
     /// 429: too many failed logins for this client id or from this address.
     #[error("too many failed logins; retry after {retry_after} seconds")]
     LoginThrottled { retry_after: u64 },
+    /// 429: this partner is over its request rate.
+    #[error("too many requests for this client; retry after {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
     /// 415
     #[error("the request body must be JSON, sent with 'Content-Type: application/json'")]
     UnsupportedMediaType,
@@ -91,7 +94,7 @@ impl ApiError {
             Self::DuplicatePurchaseOrder { .. }
             | Self::IdempotencyKeyReused
             | Self::StatusConflict { .. } => StatusCode::CONFLICT,
-            Self::LoginThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::LoginThrottled { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -114,6 +117,7 @@ impl ApiError {
                 _ => "ILLEGAL_STATUS_CHANGE",
             },
             Self::LoginThrottled { .. } => "LOGIN_THROTTLED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
@@ -183,11 +187,11 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"sales-order-api\""),
             );
         }
-        if let Self::LoginThrottled { retry_after } = &self {
+        if let Self::LoginThrottled { retry_after } | Self::RateLimited { retry_after } = &self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
-            metrics::counter!("auth_failures_total", "reason" => "LOGIN_THROTTLED").increment(1);
+            metrics::counter!("throttled_total", "code" => self.code()).increment(1);
         }
         if let Self::Auth(auth) = &self {
             metrics::counter!("auth_failures_total", "reason" => auth.code()).increment(1);

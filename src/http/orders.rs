@@ -133,6 +133,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
             headers(("Idempotent-Replayed" = String, description = "`true` when the answer repeats an earlier request's"))),
         (status = 400, description = "`INVALID_JSON`, `VALIDATION_FAILED` with every offending field, or `INVALID_IDEMPOTENCY_KEY`", body = ErrorEnvelope),
         (status = 401, description = "An authentication check failed; the code says which", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
         (status = 409, description = "`DUPLICATE_PURCHASE_ORDER` or `IDEMPOTENCY_KEY_REUSED`", body = ErrorEnvelope),
         (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope),
         (status = 415, description = "Body not `application/json`", body = ErrorEnvelope),
@@ -205,6 +206,7 @@ pub async fn create_order(
         (status = 200, description = "A page of orders", body = OrderListResponse),
         (status = 400, description = "`INVALID_QUERY`", body = ErrorEnvelope),
         (status = 401, description = "An authentication check failed; the code says which", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
     )
 )]
 pub async fn list_orders(
@@ -235,6 +237,7 @@ pub async fn list_orders(
     responses(
         (status = 200, description = "The order", body = OrderResponse),
         (status = 401, description = "An authentication check failed; the code says which", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
         (status = 404, description = "`ORDER_NOT_FOUND` (also for another partner's order)", body = ErrorEnvelope),
     )
 )]
@@ -268,6 +271,7 @@ pub async fn get_order(
     responses(
         (status = 200, description = "The cancelled order", body = OrderResponse),
         (status = 401, description = "An authentication check failed; the code says which", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
         (status = 404, description = "`ORDER_NOT_FOUND` (also for another partner's order)", body = ErrorEnvelope),
         (status = 409, description = "`ORDER_NOT_CANCELLABLE`: the order is no longer `received`", body = ErrorEnvelope),
     )

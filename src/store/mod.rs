@@ -61,6 +61,8 @@ pub struct PartnerRecord {
     pub enabled: bool,
     /// Only v2 signatures (covering the body) are accepted.
     pub require_body_signature: bool,
+    /// Requests per second on the sales-order routes: `None` the default, 0 off.
+    pub rate_limit: Option<i64>,
     pub created_at: i64,
 }
 
@@ -93,6 +95,7 @@ pub struct SessionState {
     pub secret_version: i64,
     pub revoked: bool,
     pub require_body_signature: bool,
+    pub rate_limit: Option<i64>,
 }
 
 /// A token being issued, by login or refresh.
@@ -278,6 +281,8 @@ impl Store {
         pub async fn set_partner_enabled(&self, client_id: &str, enabled: bool, now: i64) -> StoreResult<bool>;
         /// Requires (or stops requiring) v2 signatures. `false` when there is no such partner.
         pub async fn set_body_signature_required(&self, client_id: &str, required: bool, now: i64) -> StoreResult<bool>;
+        /// Sets the partner's rate limit (`None` the default, 0 off). `false` when there is no such partner.
+        pub async fn set_rate_limit(&self, client_id: &str, rate_limit: Option<i64>, now: i64) -> StoreResult<bool>;
         /// Replaces the secret hash and bumps its version, which invalidates every
         /// token issued under the old secret. `false` when there is no such partner.
         pub async fn rotate_secret(&self, client_id: &str, secret_hash: &str, now: i64) -> StoreResult<bool>;

@@ -147,6 +147,24 @@ impl PgStore {
         Ok(affected == 1)
     }
 
+    pub async fn set_rate_limit(
+        &self,
+        client_id: &str,
+        rate_limit: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let affected = sqlx::query(
+            "UPDATE partners SET rate_limit = $1, updated_at = $2 WHERE client_id = $3",
+        )
+        .bind(rate_limit)
+        .bind(at(now)?)
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(affected == 1)
+    }
+
     pub async fn set_body_signature_required(
         &self,
         client_id: &str,
@@ -274,7 +292,7 @@ impl PgStore {
     pub async fn session_state(&self, session_id: &str) -> StoreResult<Option<SessionState>> {
         let row = sqlx::query(
             "SELECT s.client_id, s.revoked_at IS NOT NULL AS revoked, p.enabled, p.secret_version,
-                    p.require_body_signature
+                    p.require_body_signature, p.rate_limit
              FROM auth_sessions s JOIN partners p ON p.client_id = s.client_id WHERE s.id = $1",
         )
         .bind(session_id)
@@ -287,6 +305,7 @@ impl PgStore {
                 secret_version: row.try_get("secret_version")?,
                 revoked: row.try_get("revoked")?,
                 require_body_signature: row.try_get("require_body_signature")?,
+                rate_limit: row.try_get("rate_limit")?,
             })
         })
         .transpose()
@@ -748,6 +767,7 @@ fn partner_from_row(row: &PgRow) -> StoreResult<PartnerRecord> {
         secret_version: row.try_get("secret_version")?,
         enabled: row.try_get("enabled")?,
         require_body_signature: row.try_get("require_body_signature")?,
+        rate_limit: row.try_get("rate_limit")?,
         created_at: unix(row, "created_at")?,
     })
 }

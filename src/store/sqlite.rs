@@ -148,6 +148,23 @@ impl SqliteStore {
         Ok(affected == 1)
     }
 
+    pub async fn set_rate_limit(
+        &self,
+        client_id: &str,
+        rate_limit: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let affected =
+            sqlx::query("UPDATE partners SET rate_limit = ?, updated_at = ? WHERE client_id = ?")
+                .bind(rate_limit)
+                .bind(now)
+                .bind(client_id)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+        Ok(affected == 1)
+    }
+
     pub async fn set_body_signature_required(
         &self,
         client_id: &str,
@@ -274,7 +291,7 @@ impl SqliteStore {
     pub async fn session_state(&self, session_id: &str) -> StoreResult<Option<SessionState>> {
         let row = sqlx::query(
             "SELECT s.client_id, s.revoked_at IS NOT NULL AS revoked, p.enabled, p.secret_version,
-                    p.require_body_signature
+                    p.require_body_signature, p.rate_limit
              FROM auth_sessions s JOIN partners p ON p.client_id = s.client_id WHERE s.id = ?",
         )
         .bind(session_id)
@@ -287,6 +304,7 @@ impl SqliteStore {
                 secret_version: row.try_get("secret_version")?,
                 revoked: row.try_get("revoked")?,
                 require_body_signature: row.try_get("require_body_signature")?,
+                rate_limit: row.try_get("rate_limit")?,
             })
         })
         .transpose()
@@ -709,6 +727,7 @@ fn partner_from_row(row: &SqliteRow) -> StoreResult<PartnerRecord> {
         secret_version: row.try_get("secret_version")?,
         enabled: row.try_get("enabled")?,
         require_body_signature: row.try_get("require_body_signature")?,
+        rate_limit: row.try_get("rate_limit")?,
         created_at: row.try_get("created_at")?,
     })
 }

@@ -439,3 +439,43 @@ async fn a_v2_body_over_the_limit_is_refused_as_too_large() {
         .unwrap();
     expect_error(response, 413, "PAYLOAD_TOO_LARGE").await;
 }
+
+#[tokio::test]
+async fn a_partner_over_its_rate_limit_waits_and_others_are_not_affected() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let other = app.register("partner-b", TestKey::partner_b()).await;
+    let session = app.session(&partner).await;
+    let other_session = app.session(&other).await;
+    let output = crate::cli::cli(
+        &app.database_url,
+        &["partner", "set", "versuni-client-001", "--rate-limit", "1"],
+    );
+    assert!(output.status.success());
+
+    // 1 request a second with bursts of ten seconds' worth.
+    for _ in 0..10 {
+        assert_eq!(app.get(&session, ORDERS).await.status(), 200);
+    }
+    let response = app.get(&session, ORDERS).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    expect_error(response, 429, "RATE_LIMITED").await;
+    assert_eq!(app.get(&other_session, ORDERS).await.status(), 200);
+
+    app.advance_clock(std::time::Duration::from_secs(1));
+    assert_eq!(app.get(&session, ORDERS).await.status(), 200);
+    let output = crate::cli::cli(
+        &app.database_url,
+        &[
+            "partner",
+            "set",
+            "versuni-client-001",
+            "--rate-limit",
+            "off",
+        ],
+    );
+    assert!(output.status.success());
+    for _ in 0..20 {
+        assert_eq!(app.get(&session, ORDERS).await.status(), 200);
+    }
+}
