@@ -8,6 +8,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
+use crate::audit::AuditLog;
 use crate::auth::jwt::TokenKeys;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::secret::SecretVerifier;
@@ -25,12 +26,22 @@ pub struct AppState {
     pub secrets: SecretVerifier,
     pub login_throttle: Arc<LoginThrottle>,
     pub rate_limiter: Arc<RateLimiter>,
+    pub audit: AuditLog,
     pub clock: Arc<Clock>,
     pub settings: Arc<Settings>,
     pub metrics: PrometheusHandle,
 }
 
 impl AppState {
+    /// Forgets audit events older than their retention period.
+    pub async fn purge_audit_events(&self) -> Result<u64, crate::store::StoreError> {
+        let retention =
+            time::Duration::try_from(self.settings.audit_retention).unwrap_or(time::Duration::MAX);
+        self.store
+            .purge_events(self.clock.now().saturating_sub(retention))
+            .await
+    }
+
     /// Forgets Idempotency-Keys older than the retention period.
     pub async fn purge_idempotency_keys(&self) -> Result<u64, crate::store::StoreError> {
         let retention =
@@ -70,12 +81,14 @@ impl Application {
         };
         let secrets = SecretVerifier::new(settings.max_concurrent_hashes)?;
         let listener = TcpListener::bind(settings.listen).await?;
+        let audit = AuditLog::start(store.clone());
         let state = AppState {
             store,
             tokens: Arc::new(TokenKeys::new(&jwt_key)),
             secrets,
             login_throttle: Arc::new(LoginThrottle::new(settings.login_limits)),
             rate_limiter: Arc::default(),
+            audit,
             clock: Arc::new(Clock::default()),
             settings: Arc::new(settings),
             metrics: crate::telemetry::metrics_handle(),
@@ -100,7 +113,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
-        // Every instance purges; the DELETE is idempotent, so they cannot clash.
+        // Every instance purges; the DELETEs are idempotent, so they cannot clash.
         let purger = tokio::spawn(async move {
             let mut every = tokio::time::interval(PURGE_INTERVAL);
             loop {
@@ -109,6 +122,11 @@ impl Application {
                     Ok(0) => {}
                     Ok(purged) => tracing::info!(purged, "expired idempotency keys purged"),
                     Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
+                }
+                match state.purge_audit_events().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "expired audit events purged"),
+                    Err(error) => tracing::warn!(%error, "purging audit events failed"),
                 }
             }
         });

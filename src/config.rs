@@ -31,6 +31,8 @@ pub struct Settings {
     pub idempotency_retention: Duration,
     /// When failed logins are answered 429 instead of being checked.
     pub login_limits: crate::auth::throttle::Limits,
+    /// How long activity-audit events are kept.
+    pub audit_retention: Duration,
 }
 
 impl Settings {
@@ -49,6 +51,7 @@ impl Settings {
             database_connections: 16,
             idempotency_retention: Duration::from_secs(24 * 3600),
             login_limits: crate::auth::throttle::Limits::default(),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }

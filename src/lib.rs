@@ -5,6 +5,7 @@
 //! database. `app` wires them together for both `main` and the test suite.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -8,8 +8,6 @@
 //! or with `X-SIGNATURE-VERSION: 2` over v2's string, which adds the method,
 //! path, query and body digest (required for partners so configured).
 
-use std::sync::Arc;
-
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -18,7 +16,7 @@ use super::rate_limit::RateLimit;
 use super::{AuthError, signature, timestamp};
 use crate::app::AppState;
 use crate::http::error::ApiError;
-use crate::http::middleware::RequestContext;
+use crate::http::middleware::note_client_id;
 
 /// A partner whose request passed every authentication check.
 #[derive(Debug, Clone)]
@@ -41,11 +39,7 @@ impl FromRequestParts<AppState> for AuthenticatedPartner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let partner = authenticate(parts, state).await?;
-        if let Some(context) = parts.extensions.get::<Arc<RequestContext>>() {
-            let _ = context.client_id.set(partner.client_id.clone());
-        }
-        Ok(partner)
+        authenticate(parts, state).await
     }
 }
 
@@ -73,6 +67,8 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
         ))?;
     let now = state.clock.now();
     let claims = state.tokens.verify_access(token, now.unix_timestamp())?;
+    // From here on, failures are about this (verified) partner.
+    note_client_id(&parts.extensions, &claims.client_id);
     if client_id != claims.client_id {
         return Err(AuthError::ClientIdMismatch.into());
     }

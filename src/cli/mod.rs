@@ -5,6 +5,8 @@ mod partner;
 mod serve;
 
 use clap::{Parser, Subcommand};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::config::DatabaseUrl;
 use crate::store::Store;
@@ -62,6 +64,20 @@ async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
     let store = Store::connect(url, 2).await?;
     store.migrate().await?;
     Ok(store)
+}
+
+/// An RFC 3339 time on the command line.
+fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|_| "expected an RFC 3339 time, e.g. 2026-11-24T00:00:00Z".into())
+}
+
+/// Who the history names for a change made here.
+fn operator_name() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|user| !user.is_empty()))
+        .unwrap_or_else(|| "operator".into())
 }
 
 /// Prints either JSON (`--json`) or text for people.

@@ -7,9 +7,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use super::Output;
+use super::{Output, operator_name, parse_time};
 use crate::domain::{Actor, Order, OrderStatus};
 use crate::store::{OrderQuery, OrderRef, StatusChange, Store, Transition};
 
@@ -115,11 +114,6 @@ enum ExportFormat {
 fn parse_status(text: &str) -> Result<OrderStatus, String> {
     OrderStatus::parse(text)
         .ok_or_else(|| "expected received, accepted, fulfilled, rejected or cancelled".into())
-}
-
-fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|_| "expected an RFC 3339 time, e.g. 2026-11-24T00:00:00Z".into())
 }
 
 pub async fn run(args: OrderArgs, store: &Store) -> anyhow::Result<()> {
@@ -243,14 +237,6 @@ pub async fn run(args: OrderArgs, store: &Store) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Who the history names for a change made here.
-fn operator_name() -> String {
-    ["SUDO_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|user| !user.is_empty()))
-        .unwrap_or_else(|| "operator".into())
 }
 
 const CSV_HEADER: [&str; 20] = [

@@ -14,8 +14,9 @@ use crate::config::Secret;
 use crate::domain::partner::fingerprint;
 use crate::domain::{ClientId, PublicKey, ids};
 
-use super::Output;
+use super::{Output, operator_name, parse_time};
 use crate::auth::rate_limit::RateLimit;
+use crate::store::AuditEvent;
 use crate::store::{AddKey, NewPartner, Store};
 
 #[derive(Debug, Args)]
@@ -59,6 +60,17 @@ enum PartnerCommand {
     },
     /// Stop accepting signatures made with a key.
     RevokeKey { client_id: String, key_id: String },
+    /// Recent security events: logins, refreshes, refused requests and why,
+    /// throttling, operator changes. Newest first.
+    Activity {
+        client_id: String,
+        /// Only events at or after this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<time::OffsetDateTime>,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Change a partner's settings.
     #[command(group = clap::ArgGroup::new("setting").required(true).multiple(true))]
     Set {
@@ -76,6 +88,7 @@ enum PartnerCommand {
 pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let output = Output { json: args.json };
+    let change = operator_change(&args.command);
     match args.command {
         PartnerCommand::Create {
             name,
@@ -103,6 +116,13 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
             if !store.insert_partner(&partner).await? {
                 bail!("a partner with client id {client_id} already exists");
             }
+            record(
+                store,
+                "partner_created",
+                client_id.as_str(),
+                Some(format!("key {key_id} registered")),
+            )
+            .await?;
             output.print(
                 &json!({
                     "client_id": client_id.as_str(),
@@ -228,6 +248,35 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
                 &format!("Key {key_id} of {client_id} revoked."),
             );
         }
+        PartnerCommand::Activity {
+            client_id,
+            since,
+            limit,
+        } => {
+            store
+                .partner(&client_id)
+                .await?
+                .with_context(|| no_partner(&client_id))?;
+            let events = store
+                .events(&client_id, since, limit.clamp(1, 10_000))
+                .await?;
+            let mut text = format!(
+                "{:<25} {:<22} {:<26} {:<16} {:<37} {}",
+                "AT", "EVENT", "CODE", "SOURCE", "REQUEST ID", "REASON / ACTOR"
+            );
+            for event in &events {
+                text.push_str(&format!(
+                    "\n{:<25} {:<22} {:<26} {:<16} {:<37} {}",
+                    event.at,
+                    event.kind,
+                    event.code.as_deref().unwrap_or("-"),
+                    event.source.as_deref().unwrap_or("-"),
+                    event.request_id.as_deref().unwrap_or("-"),
+                    event.reason.as_deref().unwrap_or(&event.actor),
+                ));
+            }
+            output.print(&json!(events), &text);
+        }
         PartnerCommand::Set {
             client_id,
             require_body_signature,
@@ -266,6 +315,72 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some((kind, client_id, reason)) = change {
+        record(store, kind, &client_id, reason).await?;
+    }
+    Ok(())
+}
+
+/// The audit event an operator command leaves once it succeeded: its kind,
+/// the partner and what changed. Never the secret.
+fn operator_change(command: &PartnerCommand) -> Option<(&'static str, String, Option<String>)> {
+    Some(match command {
+        PartnerCommand::Disable { client_id } => ("partner_disabled", client_id.clone(), None),
+        PartnerCommand::Enable { client_id } => ("partner_enabled", client_id.clone(), None),
+        PartnerCommand::RotateSecret { client_id } => ("secret_rotated", client_id.clone(), None),
+        PartnerCommand::AddKey {
+            client_id,
+            public_key,
+        } => (
+            "key_added",
+            client_id.clone(),
+            Some(format!("from {}", public_key.display())),
+        ),
+        PartnerCommand::RevokeKey { client_id, key_id } => {
+            ("key_revoked", client_id.clone(), Some(key_id.clone()))
+        }
+        PartnerCommand::Set {
+            client_id,
+            require_body_signature,
+            rate_limit,
+        } => {
+            let mut changes = Vec::new();
+            if let Some(required) = require_body_signature {
+                changes.push(format!("require_body_signature={required}"));
+            }
+            if let Some(limit) = rate_limit {
+                changes.push(format!("rate_limit={limit}"));
+            }
+            (
+                "settings_changed",
+                client_id.clone(),
+                Some(changes.join(", ")),
+            )
+        }
+        PartnerCommand::Create { .. }
+        | PartnerCommand::List
+        | PartnerCommand::Show { .. }
+        | PartnerCommand::Activity { .. } => return None,
+    })
+}
+
+async fn record(
+    store: &Store,
+    kind: &str,
+    client_id: &str,
+    reason: Option<String>,
+) -> anyhow::Result<()> {
+    let event = AuditEvent {
+        at: crate::store::rfc3339(time::OffsetDateTime::now_utc()),
+        client_id: Some(client_id.to_owned()),
+        kind: kind.to_owned(),
+        code: None,
+        reason,
+        source: None,
+        request_id: None,
+        actor: format!("operator:{}", operator_name()),
+    };
+    store.record_events(&[event]).await?;
     Ok(())
 }
 

@@ -15,7 +15,8 @@ use crate::app::AppState;
 use crate::auth::AuthError;
 use crate::auth::jwt::Claims;
 use crate::config::Secret;
-use crate::domain::ids;
+use crate::domain::{ClientId, ids};
+use crate::http::middleware::note_client_id;
 use crate::store::{RefreshOutcome, TokenRow};
 
 #[derive(Deserialize, ToSchema)]
@@ -76,9 +77,14 @@ impl IntoResponse for TokenResponse {
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    extensions: axum::http::Extensions,
     body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
     let [client_id, client_secret] = body.string_fields(["client_id", "client_secret"])?;
+    // Only a well-formed client id is worth attributing an attempt to.
+    if ClientId::parse(&client_id).is_ok() {
+        note_client_id(&extensions, &client_id);
+    }
     let now_ms = state.clock.unix_now().saturating_mul(1000);
     // Refused before any argon2 work, so a guessing flood costs us nothing.
     if let Some(retry_after) = state.login_throttle.check(&client_id, peer.ip(), now_ms) {
@@ -140,10 +146,12 @@ pub async fn login(
 )]
 pub async fn refresh(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
     let [token] = body.string_fields(["token"])?;
     let old = state.tokens.decode(token.trim())?;
+    note_client_id(&extensions, &old.client_id);
     let now = state.clock.unix_now();
     if now
         > old

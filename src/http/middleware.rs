@@ -9,12 +9,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error::{ApiError, ErrorBody, ErrorEnvelope};
+use crate::app::AppState;
+use crate::store::AuditEvent;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -41,7 +45,14 @@ fn request_id(request: &Request) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
-pub async fn envelope(mut request: Request, next: Next) -> Response {
+/// Records `client_id` for the access log and the audit, once known.
+pub fn note_client_id(extensions: &axum::http::Extensions, client_id: &str) {
+    if let Some(context) = extensions.get::<Arc<RequestContext>>() {
+        let _ = context.client_id.set(client_id.to_owned());
+    }
+}
+
+pub async fn envelope(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let context = Arc::new(RequestContext {
         request_id: request_id(&request),
@@ -50,6 +61,10 @@ pub async fn envelope(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(context.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
 
     let mut response = next.run(request).await;
 
@@ -60,6 +75,20 @@ pub async fn envelope(mut request: Request, next: Next) -> Response {
         }
         None => None,
     };
+    let status = response.status().as_u16();
+    let route = context.route.get().map_or("unmatched", String::as_str);
+    if let Some(kind) = crate::audit::kind_of(route, status, body.as_ref().map(|b| b.code)) {
+        state.audit.record(AuditEvent {
+            at: crate::store::rfc3339(state.clock.now()),
+            client_id: context.client_id.get().cloned(),
+            kind: kind.to_owned(),
+            code: body.as_ref().map(|b| b.code.to_owned()),
+            reason: body.as_ref().map(|b| b.message.clone()),
+            source: peer,
+            request_id: Some(context.request_id.clone()),
+            actor: "partner".to_owned(),
+        });
+    }
     if let Some(body) = body {
         let json = serde_json::to_string(&ErrorEnvelope {
             message: body.message.clone(),
@@ -84,8 +113,6 @@ pub async fn envelope(mut request: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
 
-    let status = response.status().as_u16();
-    let route = context.route.get().map_or("unmatched", String::as_str);
     let latency = started.elapsed();
     metrics::counter!("http_requests_total", "method" => method.to_string(), "route" => route.to_owned(), "status" => status.to_string())
         .increment(1);

@@ -38,6 +38,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (api, document) = api_routes().split_for_parts();
     let settings = state.settings.clone();
+    let envelope_state = state.clone();
     Router::new()
         .merge(api)
         .route("/healthz", get(service::healthz))
@@ -56,5 +57,8 @@ pub fn router(state: AppState) -> Router {
             settings.request_timeout,
         ))
         .layer(CatchPanicLayer::new())
-        .layer(axum::middleware::from_fn(middleware::envelope))
+        .layer(axum::middleware::from_fn_with_state(
+            envelope_state,
+            middleware::envelope,
+        ))
 }

@@ -217,6 +217,24 @@ pub struct OrderPage {
     pub next_after_seq: Option<i64>,
 }
 
+/// One security-relevant event, as recorded and as `partner activity` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEvent {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub client_id: Option<String>,
+    /// e.g. `login_failed`, `token_reuse_detected`, `partner_disabled`.
+    pub kind: String,
+    /// The error code answered, when there was one.
+    pub code: Option<String>,
+    pub reason: Option<String>,
+    /// The caller's address.
+    pub source: Option<String>,
+    pub request_id: Option<String>,
+    /// `partner` (an API call) or `operator:NAME` (a CLI change).
+    pub actor: String,
+}
+
 /// Outcome of registering an additional key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddKey {
@@ -311,6 +329,12 @@ impl Store {
         pub async fn change_status(&self, target: OrderRef<'_>, change: StatusChange<'_>, now: OffsetDateTime) -> StoreResult<Transition>;
         /// The order's creation and status changes, oldest first.
         pub async fn history(&self, order_id: &str) -> StoreResult<Vec<OrderEvent>>;
+        /// Stores a batch of events in one statement.
+        pub async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()>;
+        /// A partner's events, newest first, at or after `since` (RFC 3339).
+        pub async fn events(&self, client_id: &str, since: Option<OffsetDateTime>, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+        /// Forgets events older than `before`.
+        pub async fn purge_events(&self, before: OffsetDateTime) -> StoreResult<u64>;
         /// Forgets Idempotency-Keys created before `before` (unix seconds).
         pub async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<u64>;
     }

@@ -626,6 +626,77 @@ impl PgStore {
         Ok(purged)
     }
 
+    // ----- audit -----
+
+    /// Stores a batch of events in one statement.
+    pub async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO audit_events (at, client_id, kind, code, reason, source, request_id, actor) ",
+        );
+        insert.push_values(events, |mut values, event| {
+            values
+                .push_bind(
+                    OffsetDateTime::parse(
+                        &event.at,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                )
+                .push_bind(event.client_id.clone())
+                .push_bind(event.kind.clone())
+                .push_bind(event.code.clone())
+                .push_bind(event.reason.clone())
+                .push_bind(event.source.clone())
+                .push_bind(event.request_id.clone())
+                .push_bind(event.actor.clone());
+        });
+        insert.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn events(
+        &self,
+        client_id: &str,
+        since: Option<OffsetDateTime>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_events WHERE client_id = $1 AND ($2::timestamptz IS NULL OR at >= $2)
+             ORDER BY at DESC, id DESC LIMIT $3",
+        )
+        .bind(client_id)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEvent {
+                    at: rfc3339(row.try_get("at")?),
+                    client_id: row.try_get("client_id")?,
+                    kind: row.try_get("kind")?,
+                    code: row.try_get("code")?,
+                    reason: row.try_get("reason")?,
+                    source: row.try_get("source")?,
+                    request_id: row.try_get("request_id")?,
+                    actor: row.try_get("actor")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn purge_events(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let purged = sqlx::query("DELETE FROM audit_events WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(purged)
+    }
+
     /// Turns order rows into orders, loading all their lines in one query.
     async fn with_lines(&self, rows: Vec<PgRow>) -> StoreResult<Vec<Order>> {
         if rows.is_empty() {

@@ -614,6 +614,70 @@ impl SqliteStore {
         Ok(purged)
     }
 
+    // ----- audit -----
+
+    /// Stores a batch of events in one statement.
+    pub async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO audit_events (at, client_id, kind, code, reason, source, request_id, actor) ",
+        );
+        insert.push_values(events, |mut values, event| {
+            values
+                .push_bind(event.at.clone())
+                .push_bind(event.client_id.clone())
+                .push_bind(event.kind.clone())
+                .push_bind(event.code.clone())
+                .push_bind(event.reason.clone())
+                .push_bind(event.source.clone())
+                .push_bind(event.request_id.clone())
+                .push_bind(event.actor.clone());
+        });
+        insert.build().execute(&self.writer).await?;
+        Ok(())
+    }
+
+    pub async fn events(
+        &self,
+        client_id: &str,
+        since: Option<OffsetDateTime>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_events WHERE client_id = ? AND at >= ? ORDER BY at DESC, id DESC LIMIT ?",
+        )
+        .bind(client_id)
+        .bind(since.map_or_else(String::new, rfc3339))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEvent {
+                    at: row.try_get("at")?,
+                    client_id: row.try_get("client_id")?,
+                    kind: row.try_get("kind")?,
+                    code: row.try_get("code")?,
+                    reason: row.try_get("reason")?,
+                    source: row.try_get("source")?,
+                    request_id: row.try_get("request_id")?,
+                    actor: row.try_get("actor")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn purge_events(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let purged = sqlx::query("DELETE FROM audit_events WHERE at < ?")
+            .bind(rfc3339(before))
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(purged)
+    }
+
     /// Turns order rows into orders, loading all their lines in one query.
     async fn with_lines(&self, rows: Vec<SqliteRow>) -> StoreResult<Vec<Order>> {
         if rows.is_empty() {

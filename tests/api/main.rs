@@ -6,6 +6,7 @@ const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
 
 mod helpers;
 
+mod audit;
 mod auth;
 mod cancellation;
 mod cli;

@@ -20,6 +20,9 @@ const BACKEND: helpers::Backend = helpers::Backend::Postgres;
 mod helpers;
 
 #[cfg(postgres_tests)]
+#[path = "../api/audit.rs"]
+mod audit;
+#[cfg(postgres_tests)]
 #[path = "../api/auth.rs"]
 mod auth;
 #[cfg(postgres_tests)]

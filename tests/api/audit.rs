@@ -1,0 +1,140 @@
+//! The activity audit: what happened to a partner's access, when, from where,
+//! under which request id, and why; never a secret.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::cli::{cli, create_partner, json_of};
+use crate::helpers::*;
+
+/// `partner activity ID --json`, polled until it holds `count` events (they
+/// are written in the background, a moment after the response).
+async fn activity(app: &TestApp, client_id: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let events = json_of(&cli(
+            &app.database_url,
+            &["partner", "activity", client_id, "--json"],
+        ));
+        let events = events.as_array().unwrap().clone();
+        if events.len() >= count || Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn logins_refreshes_refusals_and_operator_changes_are_recorded_without_secrets() {
+    let app = TestApp::spawn().await;
+    let created = create_partner(
+        &app.database_url,
+        "versuni-client-001",
+        "vectors/published-sample-public-key.pem",
+    );
+    let partner = Partner {
+        client_id: "versuni-client-001".into(),
+        secret: created["client_secret"].as_str().unwrap().to_owned(),
+        key: TestKey::vectors(),
+    };
+    expect_error(
+        app.login(&partner.client_id, "guess").await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    let session = app.session(&partner).await;
+    let refreshed = app.refresh(&session.token).await;
+    assert_eq!(refreshed.status(), 200);
+    let new_token = refreshed.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_error(app.refresh(&session.token).await, 401, "TOKEN_REUSED").await;
+    let forged = "AAAA".repeat(86);
+    let response = app
+        .with_headers(
+            &Session {
+                partner: &partner,
+                token: app.session(&partner).await.token,
+            },
+            Method::GET,
+            "/api/v1/sales-orders",
+            "versuni-client-001",
+            &app.now().to_string(),
+            Some(forged.clone()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let refused_request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    expect_error(response, 401, "SIGNATURE_INVALID").await;
+    assert!(
+        cli(
+            &app.database_url,
+            &["partner", "disable", "versuni-client-001"]
+        )
+        .status
+        .success()
+    );
+
+    let events = activity(&app, "versuni-client-001", 8).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "partner_disabled",
+            "signature_failed",
+            "login_succeeded",
+            "token_reuse_detected",
+            "token_refreshed",
+            "login_succeeded",
+            "login_failed",
+            "partner_created",
+        ],
+        "newest first"
+    );
+    let failed_signature = &events[1];
+    assert_eq!(failed_signature["code"], "SIGNATURE_INVALID");
+    assert_eq!(failed_signature["request_id"], refused_request_id);
+    assert_eq!(failed_signature["source"], "127.0.0.1");
+    assert!(
+        failed_signature["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not verify")
+    );
+    assert!(
+        events[0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("operator:")
+    );
+    assert_eq!(events[6]["code"], "INVALID_CREDENTIALS");
+
+    let text = serde_json::to_string(&events).unwrap();
+    for secret in [&partner.secret, &session.token, &new_token, &forged] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret leaked into the audit"
+        );
+    }
+}
+
+#[tokio::test]
+async fn audit_events_are_purged_after_their_retention() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    app.session(&partner).await;
+    assert_eq!(activity(&app, "versuni-client-001", 1).await.len(), 1);
+    app.advance_clock(Duration::from_secs(89 * 24 * 3600));
+    assert_eq!(app.state.purge_audit_events().await.unwrap(), 0);
+    app.advance_clock(Duration::from_secs(2 * 24 * 3600));
+    assert_eq!(app.state.purge_audit_events().await.unwrap(), 1);
+    assert!(activity(&app, "versuni-client-001", 0).await.is_empty());
+}
