@@ -121,3 +121,31 @@ async fn non_object_and_wrongly_typed_bodies_are_validation_errors() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn a_deeply_nested_body_is_refused_not_recursed_into() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let depth = 100_000;
+    let body = format!(
+        "{{\"products\": {}{}}}",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let response = app
+        .signed(&session, reqwest::Method::POST, "/api/v1/sales-orders")
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    // Skipped over as raw JSON, never recursed into: a plain validation error.
+    let body = expect_error(response, 400, "VALIDATION_FAILED").await;
+    assert_eq!(body["error"]["details"][4]["field"], "products[0]");
+    assert_eq!(
+        app.get(&session, "/api/v1/sales-orders").await.status(),
+        200,
+        "still serving"
+    );
+}
