@@ -33,6 +33,8 @@ pub struct Settings {
     pub login_limits: crate::auth::throttle::Limits,
     /// How long activity-audit events are kept.
     pub audit_retention: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Settings {
@@ -52,6 +54,7 @@ impl Settings {
             idempotency_retention: Duration::from_secs(24 * 3600),
             login_limits: crate::auth::throttle::Limits::default(),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
+            trusted_proxies: Vec::new(),
         }
     }
 }

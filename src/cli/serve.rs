@@ -33,6 +33,14 @@ pub struct ServeArgs {
     /// instances × this below the server's `max_connections`.
     #[arg(long, env = "SALES_ORDER_API_DATABASE_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     database_connections: u32,
+    /// A reverse proxy (IP address) whose X-Forwarded-For header names the
+    /// real client; repeat for several. Others' X-Forwarded-For is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SALES_ORDER_API_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<()> {
@@ -44,6 +52,7 @@ pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<(
     settings.absolute_lifetime = args.absolute_lifetime;
     settings.jwt_secret = args.jwt_secret;
     settings.database_connections = args.database_connections;
+    settings.trusted_proxies = args.trusted_proxies;
     let database = settings.database_url.to_string();
     let app = Application::build(settings).await?;
     tracing::info!(address = %app.local_addr(), %database, "sales-order-api listening");

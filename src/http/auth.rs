@@ -1,9 +1,10 @@
 //! `POST /api/v1/auth/login` and `POST /api/v1/auth/refresh`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ use crate::auth::AuthError;
 use crate::auth::jwt::Claims;
 use crate::config::Secret;
 use crate::domain::{ClientId, ids};
-use crate::http::middleware::note_client_id;
+use crate::http::middleware::{RequestContext, note_client_id};
 use crate::store::{RefreshOutcome, TokenRow};
 
 #[derive(Deserialize, ToSchema)]
@@ -76,7 +77,6 @@ impl IntoResponse for TokenResponse {
 )]
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     extensions: axum::http::Extensions,
     body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
@@ -86,8 +86,13 @@ pub async fn login(
         note_client_id(&extensions, &client_id);
     }
     let now_ms = state.clock.unix_now().saturating_mul(1000);
+    // Always set by the envelope; "unspecified" would only pool unknown callers.
+    let address = extensions
+        .get::<Arc<RequestContext>>()
+        .and_then(|context| context.client_address)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     // Refused before any argon2 work, so a guessing flood costs us nothing.
-    if let Some(retry_after) = state.login_throttle.check(&client_id, peer.ip(), now_ms) {
+    if let Some(retry_after) = state.login_throttle.check(&client_id, address, now_ms) {
         return Err(ApiError::LoginThrottled { retry_after });
     }
     let partner = state.store.partner(&client_id).await?;
@@ -104,7 +109,7 @@ pub async fn login(
         _ => {
             state
                 .login_throttle
-                .record_failure(&client_id, peer.ip(), now_ms);
+                .record_failure(&client_id, address, now_ms);
             return Err(AuthError::InvalidCredentials.into());
         }
     };

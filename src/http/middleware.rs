@@ -9,10 +9,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -26,6 +26,9 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Default)]
 pub struct RequestContext {
     pub request_id: String,
+    /// The caller: the TCP peer, or behind a trusted proxy the address it
+    /// forwarded (see [`client_address`]).
+    pub client_address: Option<IpAddr>,
     pub client_id: OnceLock<String>,
     pub route: OnceLock<String>,
 }
@@ -45,6 +48,31 @@ fn request_id(request: &Request) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
+/// The caller's address. `X-Forwarded-For` is believed only when the TCP peer
+/// is one of the configured proxies; then the rightmost address that is not a
+/// trusted proxy is the client (entries further left are the client's to forge).
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for entry in forwarded.iter().rev() {
+        match entry.parse::<IpAddr>() {
+            Ok(address) if trusted.contains(&address) => continue,
+            Ok(address) => return address,
+            // Garbage where an address should be: stop trusting the chain here.
+            Err(_) => break,
+        }
+    }
+    peer
+}
+
 /// Records `client_id` for the access log and the audit, once known.
 pub fn note_client_id(extensions: &axum::http::Extensions, client_id: &str) {
     if let Some(context) = extensions.get::<Arc<RequestContext>>() {
@@ -54,17 +82,24 @@ pub fn note_client_id(extensions: &axum::http::Extensions, client_id: &str) {
 
 pub async fn envelope(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let client_address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| {
+            client_address(
+                info.0.ip(),
+                request.headers(),
+                &state.settings.trusted_proxies,
+            )
+        });
     let context = Arc::new(RequestContext {
         request_id: request_id(&request),
+        client_address,
         ..Default::default()
     });
     request.extensions_mut().insert(context.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip().to_string());
 
     let mut response = next.run(request).await;
 
@@ -84,7 +119,7 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
             kind: kind.to_owned(),
             code: body.as_ref().map(|b| b.code.to_owned()),
             reason: body.as_ref().map(|b| b.message.clone()),
-            source: peer,
+            source: context.client_address.map(|address| address.to_string()),
             request_id: Some(context.request_id.clone()),
             actor: "partner".to_owned(),
         });
@@ -229,5 +264,33 @@ fn generic_error(response: &Response, method: &str, path: &str) -> ErrorBody {
         code,
         details: Vec::new(),
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let headers = forwarded("198.51.100.9, 203.0.113.7");
+        assert_eq!(client_address(proxy, &headers, &[]), proxy, "not trusted");
+        assert_eq!(client_address(proxy, &headers, &[proxy]), client);
+        let chained = forwarded("203.0.113.7, 10.0.0.2");
+        let proxies = ["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        assert_eq!(client_address(proxy, &chained, &proxies), client);
+        assert_eq!(
+            client_address(proxy, &forwarded("not-an-ip"), &[proxy]),
+            proxy
+        );
+        assert_eq!(client_address(proxy, &HeaderMap::new(), &[proxy]), proxy);
     }
 }

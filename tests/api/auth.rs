@@ -322,3 +322,46 @@ async fn after_ten_failed_logins_in_a_minute_the_client_id_waits_out_the_minute(
         200
     );
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_logins_are_throttled_per_forwarded_address() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        settings.login_limits.per_address = 5;
+    })
+    .await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let login_from = |address: &'static str, client_id: String, secret: String| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("X-Forwarded-For", format!("198.51.100.200, {address}"))
+            .json(&serde_json::json!({"client_id": client_id, "client_secret": secret}))
+            .send()
+    };
+    for i in 0..6 {
+        let response = login_from("203.0.113.7", format!("guess-{i}"), "x".into())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let throttled = login_from(
+        "203.0.113.7",
+        partner.client_id.clone(),
+        partner.secret.clone(),
+    )
+    .await
+    .unwrap();
+    expect_error(throttled, 429, "LOGIN_THROTTLED").await;
+    let elsewhere = login_from(
+        "198.51.100.1",
+        partner.client_id.clone(),
+        partner.secret.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        elsewhere.status(),
+        200,
+        "another address behind the same proxy"
+    );
+}
