@@ -16,7 +16,7 @@ use super::rate_limit::RateLimit;
 use super::{AuthError, signature, timestamp};
 use crate::app::AppState;
 use crate::http::error::ApiError;
-use crate::http::middleware::note_client_id;
+use crate::http::middleware::{RequestContext, note_client_id};
 
 /// A partner whose request passed every authentication check.
 #[derive(Debug, Clone)]
@@ -126,8 +126,20 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
     // partner's budget.
     let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
     let limit = RateLimit::from_column(session.rate_limit);
-    if let Err(retry_after) = state.rate_limiter.take(&claims.client_id, limit, now_ms) {
-        return Err(ApiError::RateLimited { retry_after });
+    if let Err(refused) = state.rate_limiter.take(&claims.client_id, limit, now_ms) {
+        if refused.starts {
+            let context = parts.extensions.get::<std::sync::Arc<RequestContext>>();
+            state.audit.record_request(
+                context.map(std::sync::Arc::as_ref),
+                crate::store::rfc3339(now),
+                &claims.client_id,
+                "rate_limited",
+                format!("over the rate limit ({limit}); refusing until the bucket refills"),
+            );
+        }
+        return Err(ApiError::RateLimited {
+            retry_after: refused.retry_after,
+        });
     }
     Ok(AuthenticatedPartner {
         client_id: claims.client_id,

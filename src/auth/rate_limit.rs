@@ -71,12 +71,22 @@ pub struct RateLimiter {
 struct Bucket {
     tokens: f64,
     updated_ms: i64,
+    /// The last request was refused: further refusals continue one episode.
+    limited: bool,
+}
+
+/// A refused request: how long to wait, and whether it begins an episode of
+/// refusals (worth one audit event) or continues one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub retry_after: u64,
+    pub starts: bool,
 }
 
 impl RateLimiter {
     /// Takes one request from the partner's bucket: `Ok` to go ahead, or
     /// `Err(seconds)` to wait before the next request fits.
-    pub fn take(&self, client_id: &str, limit: RateLimit, now_ms: i64) -> Result<(), u64> {
+    pub fn take(&self, client_id: &str, limit: RateLimit, now_ms: i64) -> Result<(), Refused> {
         let Some(per_second) = limit.per_second().filter(|rate| *rate > 0) else {
             return Ok(());
         };
@@ -89,6 +99,7 @@ impl RateLimiter {
         let bucket = buckets.entry(client_id.to_owned()).or_insert(Bucket {
             tokens: capacity,
             updated_ms: now_ms,
+            limited: false,
         });
         // Millisecond gaps are far below 2^52, so the conversion is exact.
         let elapsed = (now_ms - bucket.updated_ms).max(0) as f64 / 1000.0;
@@ -96,9 +107,15 @@ impl RateLimiter {
         bucket.updated_ms = now_ms;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
+            bucket.limited = false;
             Ok(())
         } else {
-            Err(((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64)
+            let starts = !bucket.limited;
+            bucket.limited = true;
+            Err(Refused {
+                retry_after: ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64,
+                starts,
+            })
         }
     }
 }
@@ -113,7 +130,14 @@ mod tests {
         for _ in 0..1000 {
             assert!(limiter.take("a", RateLimit::Default, 0).is_ok());
         }
-        assert_eq!(limiter.take("a", RateLimit::Default, 0), Err(1));
+        let refused = |starts| {
+            Err(Refused {
+                retry_after: 1,
+                starts,
+            })
+        };
+        assert_eq!(limiter.take("a", RateLimit::Default, 0), refused(true));
+        assert_eq!(limiter.take("a", RateLimit::Default, 0), refused(false));
         assert!(
             limiter.take("b", RateLimit::Default, 0).is_ok(),
             "per partner"

@@ -44,6 +44,13 @@ pub struct LoginThrottle {
     addresses: Mutex<HashMap<IpAddr, Window>>,
 }
 
+/// Which limits a failure has just pushed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crossed {
+    pub client: bool,
+    pub address: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Window {
     started_ms: i64,
@@ -67,9 +74,14 @@ impl LoginThrottle {
         client.max(address)
     }
 
-    pub fn record_failure(&self, client_id: &str, address: IpAddr, now_ms: i64) {
-        self.count(&self.clients, client_id.to_owned(), now_ms);
-        self.count(&self.addresses, address, now_ms);
+    /// Counts a failed login; says which limits this failure pushed over, so
+    /// the start of throttling can be audited once rather than per request.
+    pub fn record_failure(&self, client_id: &str, address: IpAddr, now_ms: i64) -> Crossed {
+        Crossed {
+            client: self.count(&self.clients, client_id.to_owned(), now_ms)
+                == self.limits.per_client + 1,
+            address: self.count(&self.addresses, address, now_ms) == self.limits.per_address + 1,
+        }
     }
 
     /// A correct secret clears the client id's failures (not the address's).
@@ -101,7 +113,13 @@ impl LoginThrottle {
         })
     }
 
-    fn count<K: std::hash::Hash + Eq>(&self, map: &Mutex<HashMap<K, Window>>, key: K, now_ms: i64) {
+    /// Adds a failure; returns the window's count.
+    fn count<K: std::hash::Hash + Eq>(
+        &self,
+        map: &Mutex<HashMap<K, Window>>,
+        key: K,
+        now_ms: i64,
+    ) -> u32 {
         let window_ms = self.window_ms();
         let mut map = lock(map);
         if map.len() >= SWEEP_AT {
@@ -118,6 +136,7 @@ impl LoginThrottle {
             };
         }
         window.failures = window.failures.saturating_add(1);
+        window.failures
     }
 }
 
@@ -142,7 +161,18 @@ mod tests {
             throttle.record_failure("a", HOME, 1_000);
         }
         assert_eq!(throttle.check("a", HOME, 1_000), None, "ten are allowed");
-        throttle.record_failure("a", HOME, 1_500);
+        let crossed = throttle.record_failure("a", HOME, 1_500);
+        assert_eq!(
+            crossed,
+            Crossed {
+                client: true,
+                address: false
+            }
+        );
+        assert!(
+            !throttle.record_failure("a", HOME, 1_600).client,
+            "only once"
+        );
         assert_eq!(throttle.check("a", HOME, 2_000), Some(59));
         assert_eq!(throttle.check("a", OTHER, 2_000), Some(59), "any address");
         assert_eq!(

@@ -107,9 +107,24 @@ pub async fn login(
     let partner = match partner {
         Some(partner) if matched => partner,
         _ => {
-            state
+            let crossed = state
                 .login_throttle
                 .record_failure(&client_id, address, now_ms);
+            if crossed.client || crossed.address {
+                let context = extensions.get::<Arc<RequestContext>>();
+                let reason = if crossed.client {
+                    "too many failed logins for this client id; logins refused for a minute"
+                } else {
+                    "too many failed logins from this address; logins refused for a minute"
+                };
+                state.audit.record_request(
+                    context.map(Arc::as_ref),
+                    crate::store::rfc3339(state.clock.now()),
+                    &client_id,
+                    "login_throttled",
+                    reason.to_owned(),
+                );
+            }
             return Err(AuthError::InvalidCredentials.into());
         }
     };

@@ -329,7 +329,7 @@ impl Store {
         pub async fn change_status(&self, target: OrderRef<'_>, change: StatusChange<'_>, now: OffsetDateTime) -> StoreResult<Transition>;
         /// The order's creation and status changes, oldest first.
         pub async fn history(&self, order_id: &str) -> StoreResult<Vec<OrderEvent>>;
-        /// Stores a batch of events in one statement.
+        /// Stores a batch of events in one transaction.
         pub async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()>;
         /// A partner's events, newest first, at or after `since` (RFC 3339).
         pub async fn events(&self, client_id: &str, since: Option<OffsetDateTime>, limit: u32) -> StoreResult<Vec<AuditEvent>>;

@@ -616,26 +616,26 @@ impl SqliteStore {
 
     // ----- audit -----
 
-    /// Stores a batch of events in one statement.
+    /// Stores a batch of events in one transaction, one reused statement each.
     pub async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
-        if events.is_empty() {
-            return Ok(());
+        let mut tx = self.begin_write().await?;
+        for event in events {
+            sqlx::query(
+                "INSERT INTO audit_events (at, client_id, kind, code, reason, source, request_id, actor)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&event.at)
+            .bind(&event.client_id)
+            .bind(&event.kind)
+            .bind(&event.code)
+            .bind(&event.reason)
+            .bind(&event.source)
+            .bind(&event.request_id)
+            .bind(&event.actor)
+            .execute(&mut *tx)
+            .await?;
         }
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO audit_events (at, client_id, kind, code, reason, source, request_id, actor) ",
-        );
-        insert.push_values(events, |mut values, event| {
-            values
-                .push_bind(event.at.clone())
-                .push_bind(event.client_id.clone())
-                .push_bind(event.kind.clone())
-                .push_bind(event.code.clone())
-                .push_bind(event.reason.clone())
-                .push_bind(event.source.clone())
-                .push_bind(event.request_id.clone())
-                .push_bind(event.actor.clone());
-        });
-        insert.build().execute(&self.writer).await?;
+        tx.commit().await?;
         Ok(())
     }
 

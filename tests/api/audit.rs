@@ -26,7 +26,7 @@ async fn activity(app: &TestApp, client_id: &str, count: usize) -> Vec<Value> {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn logins_refreshes_refusals_and_operator_changes_are_recorded_without_secrets() {
     let app = TestApp::spawn().await;
     let created = create_partner(
@@ -126,7 +126,7 @@ async fn logins_refreshes_refusals_and_operator_changes_are_recorded_without_sec
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn audit_events_are_purged_after_their_retention() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -137,4 +137,28 @@ async fn audit_events_are_purged_after_their_retention() {
     app.advance_clock(Duration::from_secs(2 * 24 * 3600));
     assert_eq!(app.state.purge_audit_events().await.unwrap(), 1);
     assert!(activity(&app, "versuni-client-001", 0).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_is_recorded_once_when_it_starts_not_per_refused_request() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    for _ in 0..15 {
+        app.login(&partner.client_id, "guess").await;
+    }
+    let events = activity(&app, "versuni-client-001", 12).await;
+    let count = |kind: &str| events.iter().filter(|e| e["kind"] == kind).count();
+    assert_eq!(count("login_failed"), 11);
+    assert_eq!(count("login_throttled"), 1);
+    assert_eq!(
+        events.len(),
+        12,
+        "the four 429s are counted in metrics, not stored"
+    );
+    let throttled = events
+        .iter()
+        .find(|e| e["kind"] == "login_throttled")
+        .unwrap();
+    assert_eq!(throttled["source"], "127.0.0.1");
+    assert!(throttled["request_id"].is_string());
 }

@@ -16,7 +16,7 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn login_returns_an_hs256_token_valid_for_twelve_hours_and_uncacheable() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -42,7 +42,7 @@ async fn login_returns_an_hs256_token_valid_for_twelve_hours_and_uncacheable() {
     assert!((iat - app.now()).abs() <= 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn unknown_client_and_wrong_secret_get_the_same_answer() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -62,7 +62,7 @@ async fn unknown_client_and_wrong_secret_get_the_same_answer() {
     assert_eq!(wrong_secret["error"], unknown["error"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn login_with_missing_fields_lists_each_of_them() {
     let app = TestApp::spawn().await;
     let body = expect_error(
@@ -84,7 +84,7 @@ async fn login_with_missing_fields_lists_each_of_them() {
     assert_eq!(fields, ["client_id", "client_secret", "client_idd"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_disabled_partner_cannot_log_in() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -101,7 +101,7 @@ async fn a_disabled_partner_cannot_log_in() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_expired_token_is_refused_on_api_calls_the_second_exp_is_reached() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -123,7 +123,7 @@ async fn an_expired_token_is_refused_on_api_calls_the_second_exp_is_reached() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_expired_token_refreshes_within_the_window_and_the_new_one_works() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -145,7 +145,7 @@ async fn an_expired_token_refreshes_within_the_window_and_the_new_one_works() {
     assert_eq!(app.get(&fresh, "/api/v1/sales-orders").await.status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_token_expired_longer_than_the_refresh_window_is_refused() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -159,7 +159,7 @@ async fn a_token_expired_longer_than_the_refresh_window_is_refused() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn refresh_is_refused_for_a_disabled_partner() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -172,7 +172,7 @@ async fn refresh_is_refused_for_a_disabled_partner() {
     expect_error(app.refresh(&session.token).await, 401, "PARTNER_DISABLED").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn refresh_and_api_calls_are_refused_after_the_secret_was_rotated() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -199,7 +199,7 @@ async fn refresh_and_api_calls_are_refused_after_the_secret_was_rotated() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn refresh_stops_at_the_absolute_lifetime_of_the_login() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -218,7 +218,7 @@ async fn refresh_stops_at_the_absolute_lifetime_of_the_login() {
     expect_error(app.refresh(&token).await, 401, "SESSION_EXPIRED").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn refresh_of_an_already_refreshed_token_revokes_its_whole_lineage() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -248,7 +248,7 @@ async fn refresh_of_an_already_refreshed_token_revokes_its_whole_lineage() {
     assert_eq!(app.get(&third, "/api/v1/sales-orders").await.status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn eight_racing_refreshes_of_one_token_succeed_exactly_once() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -271,7 +271,7 @@ async fn eight_racing_refreshes_of_one_token_succeed_exactly_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_token_with_a_forged_signature_is_refused() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -286,7 +286,7 @@ async fn a_refresh_token_with_a_forged_signature_is_refused() {
     expect_error(app.refresh(&forged).await, 401, "TOKEN_INVALID").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn after_ten_failed_logins_in_a_minute_the_client_id_waits_out_the_minute() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -323,7 +323,7 @@ async fn after_ten_failed_logins_in_a_minute_the_client_id_waits_out_the_minute(
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn behind_a_trusted_proxy_logins_are_throttled_per_forwarded_address() {
     let app = TestApp::spawn_with(|settings| {
         settings.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];

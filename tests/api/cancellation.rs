@@ -56,7 +56,7 @@ async fn abandon_after<F: std::future::Future>(pendings: usize, future: F) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_write_abandoned_at_any_await_point_leaves_no_transaction_behind() {
     capture_notices();
     let app = TestApp::spawn().await;

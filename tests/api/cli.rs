@@ -51,7 +51,7 @@ pub fn create_partner(database_url: &str, client_id: &str, key_fixture: &str) ->
     ))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_partner_created_on_the_command_line_can_log_in_and_order_at_once() {
     let app = TestApp::spawn().await;
     let created = create_partner(
@@ -77,7 +77,7 @@ async fn a_partner_created_on_the_command_line_can_log_in_and_order_at_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_duplicate_client_id_is_refused() {
     let app = TestApp::spawn().await;
     let args = [
@@ -94,7 +94,7 @@ async fn a_duplicate_client_id_is_refused() {
     assert!(stderr_of(&cli(&app.database_url, &args)).contains("already exists"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn key_registration_refuses_private_small_foreign_and_junk_keys() {
     let app = TestApp::spawn().await;
     let junk = tempfile::NamedTempFile::new().unwrap();
@@ -120,7 +120,7 @@ async fn key_registration_refuses_private_small_foreign_and_junk_keys() {
     assert_eq!(listed, serde_json::json!([]), "nothing was registered");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn pkcs1_public_keys_are_accepted_and_keys_rotate_with_overlap() {
     let app = TestApp::spawn().await;
     let created = create_partner(&app.database_url, "p1", "keys/rotated-public-pkcs1.pem");
@@ -170,19 +170,20 @@ async fn pkcs1_public_keys_are_accepted_and_keys_rotate_with_overlap() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn disable_enable_and_rotate_secret_take_effect_on_the_running_server() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
     let session = app.session(&partner).await;
 
+    let output = cli(
+        &app.database_url,
+        &["partner", "disable", "versuni-client-001"],
+    );
     assert!(
-        cli(
-            &app.database_url,
-            &["partner", "disable", "versuni-client-001"]
-        )
-        .status
-        .success()
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
     expect_error(
         app.get(&session, "/api/v1/sales-orders").await,
@@ -226,7 +227,7 @@ async fn disable_enable_and_rotate_secret_take_effect_on_the_running_server() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn commands_on_an_unknown_partner_fail_with_a_message() {
     let app = TestApp::spawn().await;
     for args in [

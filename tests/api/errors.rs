@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn malformed_json_is_a_400_with_the_parser_message() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -26,7 +26,7 @@ async fn malformed_json_is_a_400_with_the_parser_message() {
     expect_error(response, 400, "INVALID_JSON").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_body_that_is_not_json_is_a_415() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -40,7 +40,7 @@ async fn a_body_that_is_not_json_is_a_415() {
     expect_error(response, 415, "UNSUPPORTED_MEDIA_TYPE").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_body_over_one_mebibyte_is_a_413() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -56,7 +56,7 @@ async fn a_body_over_one_mebibyte_is_a_413() {
     expect_error(response, 413, "PAYLOAD_TOO_LARGE").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_route_is_a_404_and_a_wrong_method_a_405_with_allow() {
     let app = TestApp::spawn().await;
     expect_error(
@@ -80,7 +80,7 @@ async fn an_unknown_route_is_a_404_and_a_wrong_method_a_405_with_allow() {
     expect_error(response, 405, "METHOD_NOT_ALLOWED").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_incoming_request_id_is_kept_and_a_missing_one_is_minted() {
     let app = TestApp::spawn().await;
     let response = app
@@ -103,7 +103,7 @@ async fn an_incoming_request_id_is_kept_and_a_missing_one_is_minted() {
     assert_ne!(response.headers()["x-request-id"], "bad id with spaces");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn non_object_and_wrongly_typed_bodies_are_validation_errors() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -122,7 +122,7 @@ async fn non_object_and_wrongly_typed_bodies_are_validation_errors() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_deeply_nested_body_is_refused_not_recursed_into() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;

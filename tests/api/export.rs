@@ -19,7 +19,7 @@ fn stdout_of(args: &[&str], app: &TestApp) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_exports_carry_every_order_exactly_as_the_api_shows_it() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -152,7 +152,7 @@ fn run_measuring_memory(database_url: &str, args: &[&str]) -> (String, u64) {
     (std::fs::read_to_string(out.path()).unwrap(), peak_kib)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn exporting_100_000_orders_streams_in_bounded_memory() {
     let app = TestApp::spawn().await;
     app.register("versuni-client-001", TestKey::vectors()).await;

@@ -1,5 +1,9 @@
 //! Shared by the SQLite (`tests/api`) and PostgreSQL (`tests/postgres`) test
 //! binaries; each uses a different part of it.
+//!
+//! Tests run on the multi-threaded runtime, as the server does: a test that
+//! blocks on the CLI binary must not freeze the server's tasks, one of which
+//! may hold SQLite's write lock (the audit writer) until it is polled again.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;

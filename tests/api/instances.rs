@@ -36,7 +36,7 @@ fn token_of(body: &Value) -> String {
     body["token"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_token_and_an_order_from_one_instance_are_honoured_by_another() {
     let one = TestApp::spawn().await;
     let two = one.sibling().await;
@@ -61,7 +61,7 @@ async fn a_token_and_an_order_from_one_instance_are_honoured_by_another() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_token_refreshed_on_one_instance_is_reuse_on_another_and_revokes_the_lineage_on_both() {
     let one = TestApp::spawn().await;
     let two = one.sibling().await;
@@ -83,7 +83,7 @@ async fn a_token_refreshed_on_one_instance_is_reuse_on_another_and_revokes_the_l
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn racing_refreshes_of_one_token_split_across_two_instances_succeed_exactly_once() {
     let one = TestApp::spawn().await;
     let two = one.sibling().await;
@@ -107,7 +107,7 @@ async fn racing_refreshes_of_one_token_split_across_two_instances_succeed_exactl
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn thirty_two_racing_creates_of_one_po_split_across_two_instances_create_one_order() {
     let one = TestApp::spawn().await;
     let two = one.sibling().await;
@@ -136,7 +136,7 @@ async fn thirty_two_racing_creates_of_one_po_split_across_two_instances_create_o
     assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn order_numbers_from_two_instances_never_collide() {
     let one = TestApp::spawn().await;
     let two = one.sibling().await;
@@ -158,7 +158,7 @@ async fn order_numbers_from_two_instances_never_collide() {
     assert_eq!(numbers.len(), 20);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn operator_changes_on_the_command_line_reach_every_instance_within_a_second() {
     let one = TestApp::spawn().await;
     let two = one.sibling().await;

@@ -57,7 +57,7 @@ fn our_signer_reproduces_the_published_signatures() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_published_partner_vector_is_accepted_end_to_end() {
     // The vector's timestamp is 2024-01-01; widen the window so it is current enough.
     let app =
@@ -123,7 +123,7 @@ async fn assert_external_signature_is_accepted(
     assert_eq!(response.status(), 201, "signed by {tool}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_order_signed_with_the_openssl_cli_is_created() {
     assert_external_signature_is_accepted(
         "an_order_signed_with_the_openssl_cli_is_created",
@@ -145,7 +145,7 @@ async fn an_order_signed_with_the_openssl_cli_is_created() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_order_signed_with_java_sha256withrsa_is_created() {
     assert_external_signature_is_accepted(
         "an_order_signed_with_java_sha256withrsa_is_created",
@@ -170,7 +170,7 @@ async fn an_order_signed_with_java_sha256withrsa_is_created() {
 
 /// v2 computed entirely outside Rust: Python's hashlib digests the body and
 /// `cryptography` signs the string, as a partner's Python client would.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_order_signed_v2_by_python_cryptography_is_created() {
     let probe = Command::new("python3")
         .args(["-c", "import cryptography"])

@@ -44,7 +44,7 @@ fn set_status(
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_received_order_is_cancelled_once_and_then_refused_with_its_status() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -77,7 +77,7 @@ async fn a_received_order_is_cancelled_once_and_then_refused_with_its_status() {
     assert_eq!(read["data"], cancelled);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn another_partners_order_or_an_unknown_id_cannot_be_cancelled() {
     let app = TestApp::spawn().await;
     let a = app.register("partner-a", TestKey::vectors()).await;
@@ -103,7 +103,7 @@ async fn another_partners_order_or_an_unknown_id_cannot_be_cancelled() {
     assert_eq!(read["data"]["status"], "received", "untouched");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_operator_moves_orders_only_as_the_state_machine_allows_and_history_records_each_move()
 {
     let app = TestApp::spawn().await;
@@ -168,7 +168,7 @@ async fn the_operator_moves_orders_only_as_the_state_machine_allows_and_history_
     assert_eq!(shown["history"][2]["reason"], "shipped with DHL 123");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_partner_sees_the_operators_reason_for_a_rejection() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -203,7 +203,7 @@ async fn the_partner_sees_the_operators_reason_for_a_rejection() {
     assert_eq!(refused["error"]["details"][0]["status"], "rejected");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_partner_cancel_racing_an_operator_accept_leaves_exactly_one_winner() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -243,7 +243,7 @@ async fn a_partner_cancel_racing_an_operator_accept_leaves_exactly_one_winner() 
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn orders_are_filtered_by_status_and_creation_time() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -301,7 +301,7 @@ async fn orders_are_filtered_by_status_and_creation_time() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn paging_with_the_cursor_sees_each_order_once_while_new_orders_arrive() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -360,7 +360,7 @@ fn with_key<'a>(
         .json(body)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_retry_with_the_same_idempotency_key_and_body_replays_the_first_result() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -394,7 +394,7 @@ async fn a_retry_with_the_same_idempotency_key_and_body_replays_the_first_result
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn idempotency_keys_are_per_partner_and_a_refused_request_stores_nothing() {
     let app = TestApp::spawn().await;
     let a = app.register("partner-a", TestKey::vectors()).await;
@@ -438,7 +438,7 @@ async fn idempotency_keys_are_per_partner_and_a_refused_request_stores_nothing()
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn twelve_racing_requests_with_one_idempotency_key_create_one_order() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -463,7 +463,7 @@ async fn twelve_racing_requests_with_one_idempotency_key_create_one_order() {
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn idempotency_keys_are_kept_for_24_hours_then_purged() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;

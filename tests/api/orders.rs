@@ -6,7 +6,7 @@ use crate::helpers::*;
 
 const ORDERS: &str = "/api/v1/sales-orders";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_valid_order_is_created_with_exact_amounts_and_read_back() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -41,7 +41,7 @@ async fn a_valid_order_is_created_with_exact_amounts_and_read_back() {
     assert_eq!(&fetched["data"], order);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_order_without_prices_has_no_total() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -58,7 +58,7 @@ async fn an_order_without_prices_has_no_total() {
     assert_eq!(created["data"]["products"][0]["line_amount"], Value::Null);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn every_offending_field_is_listed_in_one_answer() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -92,7 +92,7 @@ async fn every_offending_field_is_listed_in_one_answer() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_duplicate_purchase_order_number_is_refused_naming_the_existing_order() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -115,7 +115,7 @@ async fn a_duplicate_purchase_order_number_is_refused_naming_the_existing_order(
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn two_partners_may_use_the_same_purchase_order_number() {
     let app = TestApp::spawn().await;
     let a = app.register("partner-a", TestKey::vectors()).await;
@@ -134,7 +134,7 @@ async fn two_partners_may_use_the_same_purchase_order_number() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn thirty_two_racing_creates_with_one_purchase_order_number_create_exactly_one_order() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -159,7 +159,7 @@ async fn thirty_two_racing_creates_with_one_purchase_order_number_create_exactly
     assert!(existing.iter().all(|id| *id == created[0]));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn thirty_two_concurrent_writers_all_commit_without_lock_errors() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -186,7 +186,7 @@ async fn thirty_two_concurrent_writers_all_commit_without_lock_errors() {
     assert_eq!(page.orders.len(), 32);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn another_partners_order_is_not_found() {
     let app = TestApp::spawn().await;
     let a = app.register("partner-a", TestKey::vectors()).await;
@@ -213,7 +213,7 @@ async fn another_partners_order_is_not_found() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn listing_pages_newest_first_through_the_cursor_without_gaps_or_repeats() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -249,7 +249,7 @@ async fn listing_pages_newest_first_through_the_cursor_without_gaps_or_repeats()
     assert_eq!(seen, ["PO-4", "PO-3", "PO-2", "PO-1", "PO-0"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn listing_filters_by_purchase_order_number() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -269,7 +269,7 @@ async fn listing_filters_by_purchase_order_number() {
     assert_eq!(page["next_cursor"], Value::Null);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_list_parameters_are_refused() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn health_and_readiness_answer_ok() {
     let app = TestApp::spawn().await;
     assert_eq!(
@@ -27,7 +27,7 @@ async fn health_and_readiness_answer_ok() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_requests_and_auth_failures_in_prometheus_text() {
     let app = TestApp::spawn().await;
     app.client
@@ -51,7 +51,7 @@ async fn metrics_count_requests_and_auth_failures_in_prometheus_text() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_names_the_seed_schemes_and_routes() {
     let app = TestApp::spawn().await;
     let document: Value = app
@@ -111,7 +111,7 @@ async fn the_openapi_document_names_the_seed_schemes_and_routes() {
     assert!(description.contains("ORDER_NOT_CANCELLABLE"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_docs_page_loads_its_scripts_from_this_server_only() {
     let app = TestApp::spawn().await;
     let page = app.client.get(app.url("/docs/")).send().await.unwrap();
@@ -131,7 +131,7 @@ async fn the_docs_page_loads_its_scripts_from_this_server_only() {
     assert!(script.text().await.unwrap().len() > 100_000);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn every_response_forbids_content_sniffing() {
     let app = TestApp::spawn().await;
     let responses = [

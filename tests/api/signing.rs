@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 const ORDERS: &str = "/api/v1/sales-orders";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_request_without_the_headers_names_every_missing_one() {
     let app = TestApp::spawn().await;
     let response = app.client.get(app.url(ORDERS)).send().await.unwrap();
@@ -68,7 +68,7 @@ fn forge(header: &str, claims: &Value, key: Option<&[u8]>) -> String {
     format!("{signing_input}.{signature}")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn hostile_tokens_are_refused_as_invalid() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -98,7 +98,7 @@ async fn hostile_tokens_are_refused_as_invalid() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_token_of_one_partner_with_the_headers_of_another_is_refused() {
     let app = TestApp::spawn().await;
     let a = app.register("partner-a", TestKey::vectors()).await;
@@ -120,7 +120,7 @@ async fn a_token_of_one_partner_with_the_headers_of_another_is_refused() {
     expect_error(response, 401, "CLIENT_ID_MISMATCH").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_signature_by_another_key_is_refused_and_the_string_to_sign_echoed() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -140,7 +140,7 @@ async fn a_signature_by_another_key_is_refused_and_the_string_to_sign_echoed() {
     assert_eq!(body["error"]["details"][0]["string_to_sign"], message);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_signature_over_a_different_timestamp_is_refused() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -158,7 +158,7 @@ async fn a_signature_over_a_different_timestamp_is_refused() {
     expect_error(response, 401, "SIGNATURE_INVALID").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn stale_future_and_garbage_timestamps_are_refused() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -175,7 +175,7 @@ async fn stale_future_and_garbage_timestamps_are_refused() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn unix_milliseconds_and_rfc3339_timestamps_are_accepted() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -191,7 +191,7 @@ async fn unix_milliseconds_and_rfc3339_timestamps_are_accepted() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn url_safe_and_unpadded_base64_signatures_are_accepted() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -217,7 +217,7 @@ async fn url_safe_and_unpadded_base64_signatures_are_accepted() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_signature_is_not_a_replay() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -242,7 +242,7 @@ async fn a_repeated_signature_is_not_a_replay() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn every_active_key_verifies_and_a_revoked_key_stops_at_once() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -286,7 +286,7 @@ async fn every_active_key_verifies_and_a_revoked_key_stops_at_once() {
     expect_error(response, 401, "SIGNATURE_INVALID").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn disabling_a_partner_refuses_its_next_request() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -300,7 +300,7 @@ async fn disabling_a_partner_refuses_its_next_request() {
     expect_error(app.get(&session, ORDERS).await, 401, "PARTNER_DISABLED").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_non_ascii_timestamp_is_invalid_not_missing() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -316,7 +316,7 @@ fn bytes(body: &Value) -> Vec<u8> {
     serde_json::to_vec(body).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_v2_signature_over_method_path_query_and_body_is_accepted() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -338,7 +338,7 @@ async fn a_v2_signature_over_method_path_query_and_body_is_accepted() {
     assert_eq!(response.status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_body_or_query_changed_after_v2_signing_is_refused_showing_what_was_verified() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -376,7 +376,7 @@ async fn a_body_or_query_changed_after_v2_signing_is_refused_showing_what_was_ve
     assert_eq!(listed["data"], json!([]), "nothing was created");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_partner_required_to_sign_v2_is_told_so_when_it_signs_v1() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -412,7 +412,7 @@ async fn a_partner_required_to_sign_v2_is_told_so_when_it_signs_v1() {
     assert_eq!(app.get(&session, ORDERS).await.status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_signature_version_is_refused() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -426,7 +426,7 @@ async fn an_unknown_signature_version_is_refused() {
     expect_error(response, 401, "SIGNATURE_VERSION_UNSUPPORTED").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_v2_body_over_the_limit_is_refused_as_too_large() {
     let app = TestApp::spawn_with(|settings| settings.body_limit = 1024).await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
@@ -440,7 +440,7 @@ async fn a_v2_body_over_the_limit_is_refused_as_too_large() {
     expect_error(response, 413, "PAYLOAD_TOO_LARGE").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_partner_over_its_rate_limit_waits_and_others_are_not_affected() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;

@@ -6,7 +6,7 @@ use sqlx::{Connection, PgConnection, Row};
 
 use crate::helpers::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn three_instances_starting_at_once_on_an_empty_database_migrate_it_once_and_share_one_key() {
     let (database, url) = TestDatabase::create().await;
     let database = Arc::new(database);

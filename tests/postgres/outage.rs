@@ -135,7 +135,7 @@ fn free_port() -> u16 {
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn while_the_database_is_down_calls_get_a_503_envelope_and_the_service_recovers_without_a_restart()
  {
     let cluster = tokio::task::spawn_blocking(Cluster::create).await.unwrap();
