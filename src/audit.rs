@@ -82,13 +82,11 @@ pub fn kind_of(route: &str, status: u16, code: Option<&str>) -> Option<&'static 
     Some(match (route, status) {
         (LOGIN, 200) => "login_succeeded",
         (LOGIN, 401) => "login_failed",
-
         (REFRESH, 200) => "token_refreshed",
         (REFRESH, 401) if code == Some("TOKEN_REUSED") => "token_reuse_detected",
         (REFRESH, 401) => "refresh_refused",
         (_, 401) if orders && code == Some("SIGNATURE_INVALID") => "signature_failed",
         (_, 401) if orders => "request_refused",
-
         _ => return None,
     })
 }
