@@ -81,10 +81,15 @@ pub async fn login(
     body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
     let [client_id, client_secret] = body.string_fields(["client_id", "client_secret"])?;
-    // Only a well-formed client id is worth attributing an attempt to.
-    if ClientId::parse(&client_id).is_ok() {
+    // Only a well-formed client id is worth attributing an attempt to, or
+    // worth a throttle counter of its own: malformed ones (which no partner
+    // has) share one, so made-up ids of any length cannot fill memory.
+    let throttle_key = if ClientId::parse(&client_id).is_ok() {
         note_client_id(&extensions, &client_id);
-    }
+        client_id.as_str()
+    } else {
+        "(malformed client id)"
+    };
     let now_ms = state.clock.unix_now().saturating_mul(1000);
     // Always set by the envelope; "unspecified" would only pool unknown callers.
     let address = extensions
@@ -92,7 +97,7 @@ pub async fn login(
         .and_then(|context| context.client_address)
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     // Refused before any argon2 work, so a guessing flood costs us nothing.
-    if let Some(retry_after) = state.login_throttle.check(&client_id, address, now_ms) {
+    if let Some(retry_after) = state.login_throttle.check(throttle_key, address, now_ms) {
         return Err(ApiError::LoginThrottled { retry_after });
     }
     let partner = state.store.partner(&client_id).await?;
@@ -109,7 +114,7 @@ pub async fn login(
         _ => {
             let crossed = state
                 .login_throttle
-                .record_failure(&client_id, address, now_ms);
+                .record_failure(throttle_key, address, now_ms);
             if crossed.client || crossed.address {
                 let context = extensions.get::<Arc<RequestContext>>();
                 let reason = if crossed.client {
@@ -120,7 +125,7 @@ pub async fn login(
                 state.audit.record_request(
                     context.map(Arc::as_ref),
                     crate::store::rfc3339(state.clock.now()),
-                    &client_id,
+                    throttle_key,
                     "login_throttled",
                     reason.to_owned(),
                 );
