@@ -16,8 +16,7 @@ use crate::domain::{ClientId, PublicKey, ids};
 
 use super::{Output, operator_name, parse_time};
 use crate::auth::rate_limit::RateLimit;
-use crate::store::AuditEvent;
-use crate::store::{AddKey, NewPartner, Store};
+use crate::store::{AddKey, AuditEvent, NewPartner, PartnerSettings, Store};
 
 #[derive(Debug, Args)]
 pub struct PartnerArgs {
@@ -282,37 +281,29 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
             require_body_signature,
             rate_limit,
         } => {
+            let settings = PartnerSettings {
+                require_body_signature,
+                rate_limit: rate_limit.map(RateLimit::to_column),
+            };
+            if !store.update_partner(&client_id, &settings, now).await? {
+                bail!(no_partner(&client_id));
+            }
+            let mut changed = json!({"client_id": client_id});
+            let mut text = Vec::new();
             if let Some(limit) = rate_limit {
-                if !store
-                    .set_rate_limit(&client_id, limit.to_column(), now)
-                    .await?
-                {
-                    bail!(no_partner(&client_id));
-                }
-                output.print(
-                    &json!({"client_id": client_id, "rate_limit": limit.to_column()}),
-                    &format!("{client_id} now has rate limit {limit}."),
-                );
+                changed["rate_limit"] = json!(limit.to_column());
+                text.push(format!("{client_id} now has rate limit {limit}."));
             }
             if let Some(required) = require_body_signature {
-                if !store
-                    .set_body_signature_required(&client_id, required, now)
-                    .await?
-                {
-                    bail!(no_partner(&client_id));
-                }
-                output.print(
-                    &json!({"client_id": client_id, "require_body_signature": required}),
-                    &format!(
-                        "{client_id} now {} signatures.",
-                        if required {
-                            "requires v2"
-                        } else {
-                            "accepts v1 and v2"
-                        }
-                    ),
-                );
+                changed["require_body_signature"] = json!(required);
+                let accepted = if required {
+                    "requires v2"
+                } else {
+                    "accepts v1 and v2"
+                };
+                text.push(format!("{client_id} now {accepted} signatures."));
             }
+            output.print(&changed, &text.join("\n"));
         }
     }
     if let Some((kind, client_id, reason)) = change {

@@ -77,6 +77,14 @@ pub struct KeyRecord {
     pub revoked_at: Option<i64>,
 }
 
+/// Partner settings an operator changes with `partner set`; `None` leaves one as it is.
+#[derive(Debug, Clone, Default)]
+pub struct PartnerSettings {
+    pub require_body_signature: Option<bool>,
+    /// Requests per second: `Some(None)` the default, `Some(Some(0))` off.
+    pub rate_limit: Option<Option<i64>>,
+}
+
 /// A new partner with its first key.
 pub struct NewPartner<'a> {
     pub client_id: &'a ClientId,
@@ -297,10 +305,9 @@ impl Store {
         pub async fn partners(&self) -> StoreResult<Vec<PartnerRecord>>;
         /// `false` when there is no such partner.
         pub async fn set_partner_enabled(&self, client_id: &str, enabled: bool, now: i64) -> StoreResult<bool>;
-        /// Requires (or stops requiring) v2 signatures. `false` when there is no such partner.
-        pub async fn set_body_signature_required(&self, client_id: &str, required: bool, now: i64) -> StoreResult<bool>;
-        /// Sets the partner's rate limit (`None` the default, 0 off). `false` when there is no such partner.
-        pub async fn set_rate_limit(&self, client_id: &str, rate_limit: Option<i64>, now: i64) -> StoreResult<bool>;
+        /// Changes the given settings of a partner in one statement. `false`
+        /// when there is no such partner.
+        pub async fn update_partner(&self, client_id: &str, settings: &PartnerSettings, now: i64) -> StoreResult<bool>;
         /// Replaces the secret hash and bumps its version, which invalidates every
         /// token issued under the old secret. `false` when there is no such partner.
         pub async fn rotate_secret(&self, client_id: &str, secret_hash: &str, now: i64) -> StoreResult<bool>;

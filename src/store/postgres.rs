@@ -147,39 +147,26 @@ impl PgStore {
         Ok(affected == 1)
     }
 
-    pub async fn set_rate_limit(
+    pub async fn update_partner(
         &self,
         client_id: &str,
-        rate_limit: Option<i64>,
+        settings: &PartnerSettings,
         now: i64,
     ) -> StoreResult<bool> {
-        let affected = sqlx::query(
-            "UPDATE partners SET rate_limit = $1, updated_at = $2 WHERE client_id = $3",
-        )
-        .bind(rate_limit)
-        .bind(at(now)?)
-        .bind(client_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(affected == 1)
-    }
-
-    pub async fn set_body_signature_required(
-        &self,
-        client_id: &str,
-        required: bool,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let affected = sqlx::query(
-            "UPDATE partners SET require_body_signature = $1, updated_at = $2 WHERE client_id = $3",
-        )
-        .bind(required)
-        .bind(at(now)?)
-        .bind(client_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let mut update = QueryBuilder::<Postgres>::new("UPDATE partners SET updated_at = ");
+        update.push_bind(at(now)?);
+        if let Some(required) = settings.require_body_signature {
+            update
+                .push(", require_body_signature = ")
+                .push_bind(required);
+        }
+        if let Some(rate_limit) = settings.rate_limit {
+            update.push(", rate_limit = ").push_bind(rate_limit);
+        }
+        update
+            .push(" WHERE client_id = ")
+            .push_bind(client_id.to_owned());
+        let affected = update.build().execute(&self.pool).await?.rows_affected();
         Ok(affected == 1)
     }
 

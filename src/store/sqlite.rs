@@ -148,38 +148,26 @@ impl SqliteStore {
         Ok(affected == 1)
     }
 
-    pub async fn set_rate_limit(
+    pub async fn update_partner(
         &self,
         client_id: &str,
-        rate_limit: Option<i64>,
+        settings: &PartnerSettings,
         now: i64,
     ) -> StoreResult<bool> {
-        let affected =
-            sqlx::query("UPDATE partners SET rate_limit = ?, updated_at = ? WHERE client_id = ?")
-                .bind(rate_limit)
-                .bind(now)
-                .bind(client_id)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-        Ok(affected == 1)
-    }
-
-    pub async fn set_body_signature_required(
-        &self,
-        client_id: &str,
-        required: bool,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let affected = sqlx::query(
-            "UPDATE partners SET require_body_signature = ?, updated_at = ? WHERE client_id = ?",
-        )
-        .bind(required)
-        .bind(now)
-        .bind(client_id)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
+        let mut update = QueryBuilder::<Sqlite>::new("UPDATE partners SET updated_at = ");
+        update.push_bind(now);
+        if let Some(required) = settings.require_body_signature {
+            update
+                .push(", require_body_signature = ")
+                .push_bind(required);
+        }
+        if let Some(rate_limit) = settings.rate_limit {
+            update.push(", rate_limit = ").push_bind(rate_limit);
+        }
+        update
+            .push(" WHERE client_id = ")
+            .push_bind(client_id.to_owned());
+        let affected = update.build().execute(&self.writer).await?.rows_affected();
         Ok(affected == 1)
     }
 
