@@ -1,10 +1,14 @@
 //! Builds the service (store, keys, router) and serves it. `serve` and the test
 //! suite both start the server through `Application::build`.
 
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
@@ -57,6 +61,8 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub struct Application {
     listener: TcpListener,
+    /// Present when the service terminates TLS itself.
+    tls: Option<RustlsConfig>,
     state: AppState,
 }
 
@@ -80,6 +86,20 @@ impl Application {
             None => store.jwt_key(&ids::random_bytes::<32>()).await?,
         };
         let secrets = SecretVerifier::new(settings.max_concurrent_hashes)?;
+        let tls = match &settings.tls {
+            Some(files) => Some(
+                RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot use TLS certificate {} with key {}",
+                            files.cert.display(),
+                            files.key.display()
+                        )
+                    })?,
+            ),
+            None => None,
+        };
         let listener = TcpListener::bind(settings.listen).await?;
         let audit = AuditLog::start(store.clone());
         let state = AppState {
@@ -93,7 +113,11 @@ impl Application {
             settings: Arc::new(settings),
             metrics: crate::telemetry::metrics_handle(),
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            tls,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -132,12 +156,33 @@ impl Application {
         });
         let router = crate::http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-        // The peer address feeds the per-address login throttle.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
+        let stop = async move {
             shutdown.await;
             let _ = stopping_tx.send(true);
-        });
+        };
+        // The peer address feeds the per-address login throttle.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let server: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match self.tls {
+            None => Box::pin(
+                axum::serve(self.listener, service)
+                    .with_graceful_shutdown(stop)
+                    .into_future(),
+            ),
+            Some(config) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    stop.await;
+                    stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
+                });
+                let listener = self.listener.into_std()?;
+                Box::pin(
+                    axum_server::tls_rustls::from_tcp_rustls(listener, config)?
+                        .handle(handle)
+                        .serve(service),
+                )
+            }
+        };
         let mut stopping = stopping_rx;
         tokio::select! {
             result = server => result?,

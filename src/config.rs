@@ -35,6 +35,17 @@ pub struct Settings {
     pub audit_retention: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Serve HTTPS with this certificate chain and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for serving HTTPS directly.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
 }
 
 impl Settings {
@@ -55,6 +66,7 @@ impl Settings {
             login_limits: crate::auth::throttle::Limits::default(),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 }

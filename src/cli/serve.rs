@@ -1,12 +1,13 @@
 //! `serve`: run the HTTP server until SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::Application;
-use crate::config::{DatabaseUrl, Secret, Settings};
+use crate::config::{DatabaseUrl, Secret, Settings, TlsFiles};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -41,6 +42,13 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first), for operators
+    /// without a TLS-terminating proxy. Needs --tls-key.
+    #[arg(long, env = "SALES_ORDER_API_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, env = "SALES_ORDER_API_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<()> {
@@ -53,9 +61,18 @@ pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<(
     settings.jwt_secret = args.jwt_secret;
     settings.database_connections = args.database_connections;
     settings.trusted_proxies = args.trusted_proxies;
+    settings.tls = args
+        .tls_cert
+        .zip(args.tls_key)
+        .map(|(cert, key)| TlsFiles { cert, key });
     let database = settings.database_url.to_string();
     let app = Application::build(settings).await?;
-    tracing::info!(address = %app.local_addr(), %database, "sales-order-api listening");
+    let scheme = if app.state().settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(address = %app.local_addr(), scheme, %database, "sales-order-api listening");
     app.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -147,6 +147,13 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Served over our own TLS, clients should never fall back to plain HTTP.
+    if state.settings.tls.is_some() {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
 
     let latency = started.elapsed();
     metrics::counter!("http_requests_total", "method" => method.to_string(), "route" => route.to_owned(), "status" => status.to_string())

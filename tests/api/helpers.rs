@@ -16,7 +16,7 @@ use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sales_order_api::app::AppState;
-use sales_order_api::config::{DatabaseUrl, Secret, Settings};
+use sales_order_api::config::{DatabaseUrl, Secret, Settings, TlsFiles};
 use sales_order_api::domain::{ClientId, PublicKey, ids};
 use sales_order_api::store::NewPartner;
 use sales_order_api::{Application, auth};
@@ -78,6 +78,8 @@ impl TestKey {
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// `http://127.0.0.1:port`, or `https://localhost:port` when serving TLS.
+    pub base_url: String,
     pub client: reqwest::Client,
     pub state: AppState,
     pub database_url: String,
@@ -179,6 +181,34 @@ pub fn with_database(admin_url: &str, name: &str) -> String {
     }
 }
 
+/// A self-signed certificate for `localhost`, written as PEM files.
+pub struct TestCertificate {
+    pub cert_pem: String,
+    dir: tempfile::TempDir,
+}
+
+impl TestCertificate {
+    pub fn localhost() -> Self {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cert_pem = generated.cert.pem();
+        std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
+        std::fs::write(
+            dir.path().join("key.pem"),
+            generated.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        Self { cert_pem, dir }
+    }
+
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.dir.path().join("cert.pem"),
+            key: self.dir.path().join("key.pem"),
+        }
+    }
+}
+
 /// A partner with its credentials.
 pub struct Partner {
     pub client_id: String,
@@ -200,6 +230,21 @@ impl TestApp {
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
         let (database, url) = TestDatabase::create().await;
         Self::start(Arc::new(database), url, configure).await
+    }
+
+    /// An instance serving HTTPS with `certificate`, and a client that trusts
+    /// that certificate alone.
+    pub async fn spawn_tls(certificate: &TestCertificate) -> Self {
+        let mut app = Self::spawn_with(|settings| settings.tls = Some(certificate.files())).await;
+        app.base_url = format!("https://localhost:{}", app.address.port());
+        let trusted = reqwest::Certificate::from_pem(certificate.cert_pem.as_bytes()).unwrap();
+        app.client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .tls_certs_only([trusted])
+            .resolve("localhost", app.address)
+            .build()
+            .unwrap();
+        app
     }
 
     /// Another instance of the service on this one's database, as a load
@@ -234,6 +279,7 @@ impl TestApp {
             .unwrap();
         Self {
             address,
+            base_url: format!("http://{address}"),
             client,
             state,
             database_url,
@@ -242,7 +288,7 @@ impl TestApp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.address, path)
+        format!("{}{}", self.base_url, path)
     }
 
     pub fn advance_clock(&self, by: Duration) {

@@ -18,3 +18,4 @@ mod manage;
 mod orders;
 mod service;
 mod signing;
+mod tls;
