@@ -152,12 +152,11 @@ impl NewOrder {
         };
         object.refuse_others(&ORDER_FIELDS, &SERVER_ORDER_FIELDS, &mut errors);
 
-        let customer_code = object.text("customer_code", Text::code(), &mut errors);
-        let site_code = object.text("site_code", Text::code(), &mut errors);
-        let sales_name = object.text("sales_name", Text::line(200), &mut errors);
-        let address = object.text("address", Text::multiline(1000), &mut errors);
-        let purchase_order_no =
-            object.optional_text("purchase_order_no", Text::code(), &mut errors);
+        let customer_code = object.text("customer_code", CODE, &mut errors);
+        let site_code = object.text("site_code", CODE, &mut errors);
+        let sales_name = object.text("sales_name", SALES_NAME, &mut errors);
+        let address = object.text("address", ADDRESS, &mut errors);
+        let purchase_order_no = object.optional_text("purchase_order_no", CODE, &mut errors);
         let products = parse_products(object.get("products"), &mut errors);
 
         match (customer_code, site_code, sales_name, address, products) {
@@ -227,28 +226,34 @@ fn parse_products(
 fn parse_product(raw: &RawValue, path: &str, errors: &mut Vec<FieldError>) -> Option<NewOrderLine> {
     let object = Fields::read(raw, path, errors)?;
     object.refuse_others(&PRODUCT_FIELDS, &SERVER_PRODUCT_FIELDS, errors);
-    let product_code = object.text("product_code", Text::code(), errors);
+    let product_code = object.text("product_code", CODE, errors);
     let quantity = object.decimal("quantity", true, errors).flatten();
-    let uom = object.optional_text("uom", Text::line(16), errors);
+    let uom = object.optional_text("uom", UOM, errors);
     let unit_price = object.decimal("unit_price", false, errors);
-    let notes = object.optional_text("notes", Text::multiline(500), errors);
+    let notes = object.optional_text("notes", NOTES, errors);
 
     if let Some(quantity) = &quantity {
         if !quantity.is_positive() {
             errors.push(object.error("quantity", "must be greater than 0"));
-        } else if quantity > &Decimal::from_integer(1_000_000_000) {
-            errors.push(object.error("quantity", "must be at most 1000000000"));
-        } else if quantity.fraction_digits() > 4 {
-            errors.push(object.error("quantity", "must have at most 4 fraction digits"));
+        } else if quantity > &Decimal::from_integer(MAX_QUANTITY) {
+            errors.push(object.error("quantity", format!("must be at most {MAX_QUANTITY}")));
+        } else if quantity.fraction_digits() > FRACTION_DIGITS {
+            errors.push(object.error(
+                "quantity",
+                format!("must have at most {FRACTION_DIGITS} fraction digits"),
+            ));
         }
     }
     if let Some(Some(price)) = &unit_price {
         if price.is_negative() {
             errors.push(object.error("unit_price", "must be at least 0"));
-        } else if price >= &Decimal::from_integer(1_000_000_000_000_000) {
-            errors.push(object.error("unit_price", "must be less than 1000000000000000"));
-        } else if price.fraction_digits() > 4 {
-            errors.push(object.error("unit_price", "must have at most 4 fraction digits"));
+        } else if price >= &Decimal::from_integer(PRICE_LIMIT) {
+            errors.push(object.error("unit_price", format!("must be less than {PRICE_LIMIT}")));
+        } else if price.fraction_digits() > FRACTION_DIGITS {
+            errors.push(object.error(
+                "unit_price",
+                format!("must have at most {FRACTION_DIGITS} fraction digits"),
+            ));
         }
     }
     Some(NewOrderLine {
@@ -260,34 +265,85 @@ fn parse_product(raw: &RawValue, path: &str, errors: &mut Vec<FieldError>) -> Op
     })
 }
 
-/// Length and character rules for one text field.
-#[derive(Clone, Copy)]
-struct Text {
-    max_chars: usize,
+/// Length and character rules for one text field. Values are trimmed first;
+/// a required field must not be blank, an optional blank one counts as absent.
+#[derive(Debug, Clone, Copy)]
+pub struct Text {
+    pub max_chars: usize,
     /// Newlines and tabs are allowed in free text (addresses, notes), never in codes.
-    multiline: bool,
+    pub multiline: bool,
 }
 
 impl Text {
-    fn code() -> Self {
+    const fn code() -> Self {
         Self {
             max_chars: 64,
             multiline: false,
         }
     }
-    fn line(max_chars: usize) -> Self {
+    const fn line(max_chars: usize) -> Self {
         Self {
             max_chars,
             multiline: false,
         }
     }
-    fn multiline(max_chars: usize) -> Self {
+    const fn multiline(max_chars: usize) -> Self {
         Self {
             max_chars,
             multiline: true,
         }
     }
+
+    /// The rule as an ECMA-262 regular expression, for the OpenAPI document:
+    /// no control characters (but newlines and tabs where allowed) and, when
+    /// `required`, at least one character that is not white space.
+    pub fn pattern(&self, required: bool) -> String {
+        const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
+        let allowed = if self.multiline {
+            r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]"
+        } else {
+            r"[^\u0000-\u001f\u007f-\u009f]"
+        };
+        if required {
+            format!("^{allowed}*[^{WHITE_SPACE}{CONTROL}]{allowed}*$")
+        } else {
+            format!("^{allowed}*$")
+        }
+    }
 }
+
+/// The characters `str::trim` removes (Unicode White_Space), spelled out for a
+/// regular expression: engines disagree on what `\s` means.
+pub const WHITE_SPACE: &str =
+    r"\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+const CODE: Text = Text::code();
+const SALES_NAME: Text = Text::line(200);
+const ADDRESS: Text = Text::multiline(1000);
+const UOM: Text = Text::line(16);
+const NOTES: Text = Text::multiline(500);
+
+/// Each text field of an order with its rule and whether it is required:
+/// `NewOrder::parse` applies these and the OpenAPI document states them.
+pub const ORDER_TEXT: [(&str, Text, bool); 5] = [
+    ("customer_code", CODE, true),
+    ("site_code", CODE, true),
+    ("sales_name", SALES_NAME, true),
+    ("address", ADDRESS, true),
+    ("purchase_order_no", CODE, false),
+];
+/// The same for a product line.
+pub const PRODUCT_TEXT: [(&str, Text, bool); 3] = [
+    ("product_code", CODE, true),
+    ("uom", UOM, false),
+    ("notes", NOTES, false),
+];
+/// The largest quantity of a line.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+/// Unit prices must stay below this.
+pub const PRICE_LIMIT: i64 = 1_000_000_000_000_000;
+/// Fraction digits allowed in quantities and prices.
+pub const FRACTION_DIGITS: i64 = 4;
 
 /// A JSON object's members with their raw values, in document order.
 struct Fields<'a> {
@@ -628,6 +684,51 @@ mod tests {
     const VALID: &str = r#"{"customer_code":" CUST-001 ","site_code":"SITE-001","sales_name":"John Doe",
         "address":"Jl. Sudirman No. 1\nJakarta","purchase_order_no":"PO-1",
         "products":[{"product_code":"P-1","quantity":2,"unit_price":"0.1"},{"product_code":"P-2","quantity":"1.5"}]}"#;
+
+    /// `VALID` with one field of the order (or of its first line) replaced.
+    fn with_field(product: bool, name: &str, value: &str) -> String {
+        let mut body: serde_json::Value = serde_json::from_str(VALID).unwrap();
+        let target = if product {
+            &mut body["products"][0]
+        } else {
+            &mut body
+        };
+        target[name] = serde_json::Value::String(value.to_owned());
+        body.to_string()
+    }
+
+    #[test]
+    fn the_published_text_rules_are_the_rules_the_validator_applies() {
+        let tables = [(false, &ORDER_TEXT[..]), (true, &PRODUCT_TEXT[..])];
+        for (product, table) in tables {
+            for (name, rule, required) in table {
+                let path = if product {
+                    format!("products[0].{name}")
+                } else {
+                    (*name).to_owned()
+                };
+                let rejects = |value: &str| match NewOrder::parse(
+                    with_field(product, name, value).as_bytes(),
+                ) {
+                    Err(OrderBodyError::Invalid(errors)) => {
+                        errors.iter().any(|error| error.field == path)
+                    }
+                    _ => false,
+                };
+                let accepts = |value: &str| {
+                    NewOrder::parse(with_field(product, name, value).as_bytes()).is_ok()
+                };
+                assert!(accepts(&"x".repeat(rule.max_chars)), "{path} at its length");
+                assert!(
+                    rejects(&"x".repeat(rule.max_chars + 1)),
+                    "{path} over its length"
+                );
+                assert!(rejects("a\u{7}b"), "{path} with a control character");
+                assert_eq!(accepts("a\nb"), rule.multiline, "{path} with a newline");
+                assert_eq!(rejects(" \u{3000} "), *required, "{path} blank");
+            }
+        }
+    }
 
     #[test]
     fn a_valid_order_is_trimmed_and_exact() {

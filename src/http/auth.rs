@@ -70,6 +70,7 @@ impl IntoResponse for TokenResponse {
     responses(
         (status = 200, description = "A new access token", body = TokenResponse),
         (status = 400, description = "Malformed body", body = ErrorEnvelope),
+        (status = 415, description = "Body not `application/json`", body = ErrorEnvelope),
         (status = 401, description = "`INVALID_CREDENTIALS` or `PARTNER_DISABLED`", body = ErrorEnvelope),
         (status = 429, description = "`LOGIN_THROTTLED`: more than 10 failed logins for this client id (or 100 from this address) within a minute; wait `Retry-After` seconds", body = ErrorEnvelope,
             headers(("Retry-After" = u64, description = "Seconds until logins are checked again"))),
@@ -166,6 +167,7 @@ pub async fn login(
     responses(
         (status = 200, description = "A new access token", body = TokenResponse),
         (status = 400, description = "Malformed body", body = ErrorEnvelope),
+        (status = 415, description = "Body not `application/json`", body = ErrorEnvelope),
         (status = 401, description = "`TOKEN_INVALID`, `TOKEN_REUSED`, `TOKEN_REVOKED`, `REFRESH_WINDOW_EXPIRED`, `SESSION_EXPIRED` or `PARTNER_DISABLED`", body = ErrorEnvelope),
     )
 )]

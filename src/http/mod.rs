@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
@@ -23,7 +23,13 @@ use crate::app::AppState;
 
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    api_routes_and_document().1
+}
+
+fn api_routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut document) = api_routes().split_for_parts();
+    openapi::RequestBodyRules.modify(&mut document);
+    (routes, document)
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -36,7 +42,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, document) = api_routes().split_for_parts();
+    let (api, document) = api_routes_and_document();
     let settings = state.settings.clone();
     let envelope_state = state.clone();
     Router::new()

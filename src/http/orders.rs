@@ -87,16 +87,20 @@ pub struct OrderListResponse {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
     /// `next_cursor` from the previous page. Send the same filters with it.
     cursor: Option<String>,
     /// Only the order with this purchase order number.
     purchase_order_no: Option<String>,
-    /// Only orders in this status: received, accepted, fulfilled, rejected or cancelled.
+    /// Only orders in this status.
+    #[param(value_type = Option<OrderStatus>)]
     status: Option<String>,
     /// Only orders created at or after this instant (RFC 3339, e.g. `2026-11-24T00:00:00Z`).
+    #[param(format = DateTime)]
     created_from: Option<String>,
     /// Only orders created before this instant (RFC 3339).
+    #[param(format = DateTime)]
     created_to: Option<String>,
 }
 
@@ -125,7 +129,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
     tag = "Sales Orders",
     request_body = CreateSalesOrderRequest,
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1–255 visible ASCII characters, unique per order"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes retries safe: 1–255 visible ASCII characters, unique per order"),
     ),
     security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
     responses(

@@ -157,3 +157,45 @@ async fn every_response_forbids_content_sniffing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_states_the_rules_request_bodies_are_checked_against() {
+    let app = TestApp::spawn().await;
+    let document: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &document["components"]["schemas"];
+    let order = &schemas["CreateSalesOrderRequest"];
+    let line = &schemas["ProductDto"];
+
+    for body in [
+        "CreateSalesOrderRequest",
+        "ProductDto",
+        "LoginRequest",
+        "RefreshRequest",
+    ] {
+        assert_eq!(schemas[body]["additionalProperties"], false, "{body}");
+    }
+    assert_eq!(order["properties"]["products"]["minItems"], 1);
+    assert_eq!(order["properties"]["products"]["maxItems"], 1000);
+    assert_eq!(order["properties"]["customer_code"]["maxLength"], 64);
+    assert_eq!(order["properties"]["customer_code"]["minLength"], 1);
+    assert_eq!(order["properties"]["address"]["maxLength"], 1000);
+    assert!(order["properties"]["purchase_order_no"]["minLength"].is_null());
+    assert_eq!(line["properties"]["quantity"]["exclusiveMinimum"], 0);
+    assert_eq!(line["properties"]["quantity"]["maximum"], 1_000_000_000);
+    assert_eq!(line["properties"]["quantity"]["multipleOf"], 0.0001);
+    assert_eq!(
+        line["properties"]["unit_price"]["exclusiveMaximum"],
+        1_000_000_000_000_000_i64
+    );
+    let limit = &document["paths"]["/api/v1/sales-orders"]["get"]["parameters"][0];
+    assert_eq!(limit["name"], "limit");
+    assert_eq!(limit["schema"]["maximum"], 200);
+}
