@@ -21,6 +21,12 @@ pub struct Limits {
     pub per_client: u32,
     pub per_address: u32,
     pub window: Duration,
+    /// How long a refused login waits before its 429 is sent. A flood sends
+    /// its next request only once answered, so this caps each of its
+    /// connections at one refusal per delay instead of as many as our CPU can
+    /// answer; a client that honours `Retry-After` (at least a second) loses
+    /// nothing.
+    pub refusal_delay: Duration,
 }
 
 impl Default for Limits {
@@ -29,6 +35,7 @@ impl Default for Limits {
             per_client: 10,
             per_address: 100,
             window: Duration::from_secs(60),
+            refusal_delay: Duration::from_secs(1),
         }
     }
 }
@@ -64,6 +71,10 @@ impl LoginThrottle {
             clients: Mutex::default(),
             addresses: Mutex::default(),
         }
+    }
+
+    pub fn refusal_delay(&self) -> Duration {
+        self.limits.refusal_delay
     }
 
     /// `Some(seconds to wait)` when logins for this client id or from this

@@ -324,6 +324,27 @@ async fn after_ten_failed_logins_in_a_minute_the_client_id_waits_out_the_minute(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_refused_login_is_answered_only_after_the_refusal_delay_so_a_flood_slows_itself() {
+    let delay = Duration::from_millis(400);
+    let app = TestApp::spawn_with(|settings| {
+        settings.login_limits.per_client = 1;
+        settings.login_limits.refusal_delay = delay;
+    })
+    .await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    for _ in 0..2 {
+        let response = app.login(&partner.client_id, "guess").await;
+        expect_error(response, 401, "INVALID_CREDENTIALS").await;
+    }
+
+    let started = std::time::Instant::now();
+    let refused = app.login(&partner.client_id, "guess").await;
+
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+    expect_error(refused, 429, "LOGIN_THROTTLED").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn behind_a_trusted_proxy_logins_are_throttled_per_forwarded_address() {
     let app = TestApp::spawn_with(|settings| {
         settings.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
