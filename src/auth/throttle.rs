@@ -27,6 +27,9 @@ pub struct Limits {
     /// answer; a client that honours `Retry-After` (at least a second) loses
     /// nothing.
     pub refusal_delay: Duration,
+    /// Refusals held back at once. Past this, refusals are answered at once,
+    /// so holding them can never itself tie up memory or connections.
+    pub max_held_refusals: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +39,7 @@ impl Default for Limits {
             per_address: 100,
             window: Duration::from_secs(60),
             refusal_delay: Duration::from_secs(1),
+            max_held_refusals: 1024,
         }
     }
 }
@@ -49,6 +53,7 @@ pub struct LoginThrottle {
     limits: Limits,
     clients: Mutex<HashMap<String, Window>>,
     addresses: Mutex<HashMap<IpAddr, Window>>,
+    held_refusals: tokio::sync::Semaphore,
 }
 
 /// Which limits a failure has just pushed over.
@@ -70,11 +75,16 @@ impl LoginThrottle {
             limits,
             clients: Mutex::default(),
             addresses: Mutex::default(),
+            held_refusals: tokio::sync::Semaphore::new(limits.max_held_refusals),
         }
     }
 
-    pub fn refusal_delay(&self) -> Duration {
-        self.limits.refusal_delay
+    /// Waits out the refusal delay before a 429 is sent, unless too many
+    /// refusals are already waiting.
+    pub async fn hold_refusal(&self) {
+        if let Ok(_permit) = self.held_refusals.try_acquire() {
+            tokio::time::sleep(self.limits.refusal_delay).await;
+        }
     }
 
     /// `Some(seconds to wait)` when logins for this client id or from this
@@ -160,10 +170,35 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+
+    #[tokio::test]
+    async fn refusals_past_the_cap_are_answered_without_waiting() {
+        let throttle = Arc::new(LoginThrottle::new(Limits {
+            refusal_delay: Duration::from_secs(3600),
+            max_held_refusals: 2,
+            ..Limits::default()
+        }));
+        let held: Vec<_> = (0..2)
+            .map(|_| {
+                let throttle = throttle.clone();
+                tokio::spawn(async move { throttle.hold_refusal().await })
+            })
+            .collect();
+        while throttle.held_refusals.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+
+        let third = tokio::time::timeout(Duration::from_secs(10), throttle.hold_refusal()).await;
+
+        assert!(third.is_ok(), "the third refusal must not wait an hour");
+        assert!(held.iter().all(|task| !task.is_finished()));
+    }
 
     #[test]
     fn the_eleventh_failure_in_a_minute_throttles_the_client_until_the_window_ends() {

@@ -99,7 +99,7 @@ pub async fn login(
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     // Refused before any argon2 work, so a guessing flood costs us nothing.
     if let Some(retry_after) = state.login_throttle.check(throttle_key, address, now_ms) {
-        tokio::time::sleep(state.login_throttle.refusal_delay()).await;
+        state.login_throttle.hold_refusal().await;
         return Err(ApiError::LoginThrottled { retry_after });
     }
     let partner = state.store.partner(&client_id).await?;
