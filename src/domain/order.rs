@@ -299,11 +299,16 @@ impl Text {
     /// `required`, at least one character that is not white space.
     pub fn pattern(&self, required: bool) -> String {
         const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
-        let allowed = if self.multiline {
-            r"[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]"
-        } else {
-            r"[^\u0000-\u001f\u007f-\u009f]"
-        };
+        // Controls except tab, newline and carriage return.
+        const MULTILINE_CONTROL: &str = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f";
+        let allowed = format!(
+            "[^{}]",
+            if self.multiline {
+                MULTILINE_CONTROL
+            } else {
+                CONTROL
+            }
+        );
         if required {
             format!("^{allowed}*[^{WHITE_SPACE}{CONTROL}]{allowed}*$")
         } else {
