@@ -75,6 +75,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = Store::connect(&settings.database_url, settings.database_connections).await?;
         store.migrate().await?;
+        store.set_sqlite_max_batch(settings.sqlite_max_batch);
         let jwt_key = match &settings.jwt_secret {
             Some(secret) => {
                 anyhow::ensure!(

@@ -37,6 +37,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Serve HTTPS with this certificate chain and key instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// SQLite: order inserts committed together at most (1: each alone).
+    pub sqlite_max_batch: usize,
 }
 
 /// PEM files for serving HTTPS directly.
@@ -67,6 +69,7 @@ impl Settings {
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             trusted_proxies: Vec::new(),
             tls: None,
+            sqlite_max_batch: 256,
         }
     }
 }

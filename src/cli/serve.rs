@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// instances × this below the server's `max_connections`.
     #[arg(long, env = "SALES_ORDER_API_DATABASE_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     database_connections: u32,
+    /// SQLite: how many concurrent order inserts may share one commit (one
+    /// fsync). 1 commits each order alone.
+    #[arg(long, env = "SALES_ORDER_API_SQLITE_MAX_BATCH", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    sqlite_max_batch: u32,
     /// A reverse proxy (IP address) whose X-Forwarded-For header names the
     /// real client; repeat for several. Others' X-Forwarded-For is ignored.
     #[arg(
@@ -61,6 +65,7 @@ pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<(
     settings.jwt_secret = args.jwt_secret;
     settings.database_connections = args.database_connections;
     settings.trusted_proxies = args.trusted_proxies;
+    settings.sqlite_max_batch = args.sqlite_max_batch as usize;
     settings.tls = args
         .tls_cert
         .zip(args.tls_key)

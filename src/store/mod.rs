@@ -291,6 +291,14 @@ impl Store {
         }
     }
 
+    /// SQLite: caps how many concurrent order inserts share one commit (1
+    /// commits each alone). PostgreSQL groups commits itself.
+    pub fn set_sqlite_max_batch(&self, max_batch: usize) {
+        if let Self::Sqlite(store) = self {
+            store.set_max_batch(max_batch);
+        }
+    }
+
     delegate! {
         /// Applies the embedded migrations. On PostgreSQL an advisory lock makes
         /// this safe when several instances start at once.

@@ -6,6 +6,8 @@
 //! timeout. Reads use their own pool and never block writers thanks to WAL.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -17,12 +19,17 @@ use time::OffsetDateTime;
 use super::*;
 use crate::domain::{Decimal, OrderLine, ids};
 
+mod group_commit;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Order inserts, written in batches by [`group_commit::run`].
+    inserts: tokio::sync::mpsc::Sender<group_commit::Job>,
+    max_batch: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -51,7 +58,21 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let (inserts, queue) = tokio::sync::mpsc::channel(group_commit::QUEUE);
+        let max_batch = Arc::new(AtomicUsize::new(group_commit::MAX_BATCH));
+        tokio::spawn(group_commit::run(writer.clone(), queue, max_batch.clone()));
+        Ok(Self {
+            writer,
+            reader,
+            inserts,
+            max_batch,
+        })
+    }
+
+    /// Caps how many inserts share one transaction; 1 commits each alone (the
+    /// plain path, kept for comparison in benchmarks).
+    pub fn set_max_batch(&self, max_batch: usize) {
+        self.max_batch.store(max_batch.max(1), Ordering::Relaxed);
     }
 
     /// sqlx takes no lock for SQLite migrations: with several processes on one
@@ -360,6 +381,8 @@ impl SqliteStore {
 
     // ----- orders -----
 
+    /// Queues the insert for the group-commit writer and waits until the batch
+    /// holding it is committed (see [`group_commit`]).
     pub async fn insert_order(
         &self,
         client_id: &str,
@@ -367,115 +390,35 @@ impl SqliteStore {
         idempotency: Option<Idempotency<'_>>,
         now: OffsetDateTime,
     ) -> StoreResult<InsertOrder> {
-        let id = ids::new_order_id();
-        let created_at = rfc3339(to_millis(now));
-        // The one writer serialises every write, so a key looked up here cannot
-        // be taken by another request before this transaction ends.
-        let mut tx = self.begin_write().await?;
-        if let Some(idempotency) = idempotency {
-            let used = sqlx::query(
-                "SELECT request_hash, order_seq FROM idempotency_keys WHERE client_id = ? AND key = ?",
-            )
-            .bind(client_id)
-            .bind(idempotency.key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(used) = used {
-                drop(tx);
-                let hash: Vec<u8> = used.try_get("request_hash")?;
-                if hash != idempotency.request_hash {
-                    return Ok(InsertOrder::IdempotencyConflict);
-                }
-                let seq: i64 = used.try_get("order_seq")?;
-                let first = self
-                    .order(OrderRef {
-                        client_id: Some(client_id),
-                        key: OrderKey::Number(seq),
-                    })
-                    .await?;
-                return first
-                    .map(|order| InsertOrder::Replayed(Box::new(order)))
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!("idempotency key names missing order {seq}"))
-                    });
-            }
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address,
-                                       purchase_order_no, total_amount, created_at, updated_at)
-             VALUES (?, ?, 'received', ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (client_id, purchase_order_no) DO NOTHING
-             RETURNING seq",
-        )
-        .bind(&id)
-        .bind(client_id)
-        .bind(&order.customer_code)
-        .bind(&order.site_code)
-        .bind(&order.sales_name)
-        .bind(&order.address)
-        .bind(&order.purchase_order_no)
-        .bind(order.total_amount().map(|total| total.to_string()))
-        .bind(&created_at)
-        .bind(&created_at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = inserted else {
-            let existing = sqlx::query(
-                "SELECT id FROM sales_orders WHERE client_id = ? AND purchase_order_no = ?",
-            )
-            .bind(client_id)
-            .bind(&order.purchase_order_no)
-            .fetch_one(&mut *tx)
-            .await?;
-            return Ok(InsertOrder::DuplicatePurchaseOrder {
-                existing_id: existing.try_get("id")?,
-            });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = group_commit::Job {
+            client_id: client_id.to_owned(),
+            order: order.clone(),
+            idempotency: idempotency.map(|i| (i.key.to_owned(), i.request_hash.to_vec())),
+            now,
+            reply,
         };
-        let seq: i64 = row.try_get("seq")?;
-        let created = order.received(id, seq, client_id, created_at);
-        // Bind-parameter limit (32766) allows ~4000 lines of 8 columns per statement.
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, uom, unit_price, line_amount, notes) ",
-        );
-        insert.push_values(&created.products, |mut values, line| {
-            values
-                .push_bind(seq)
-                .push_bind(line.line_no)
-                .push_bind(&line.product_code)
-                .push_bind(line.quantity.to_string())
-                .push_bind(&line.uom)
-                .push_bind(line.unit_price.as_ref().map(Decimal::to_string))
-                .push_bind(line.line_amount.as_ref().map(Decimal::to_string))
-                .push_bind(&line.notes);
-        });
-        insert.build().execute(&mut *tx).await?;
-        insert_history(
-            &mut tx,
-            seq,
-            &created.created_at,
-            None,
-            StatusChange {
-                to: OrderStatus::Received,
-                reason: None,
-                actor: Actor::Partner,
-                actor_name: client_id,
-            },
-        )
-        .await?;
-        if let Some(idempotency) = idempotency {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (client_id, key, request_hash, order_seq, created_at) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(client_id)
-            .bind(idempotency.key)
-            .bind(idempotency.request_hash)
-            .bind(seq)
-            .bind(now.unix_timestamp())
-            .execute(&mut *tx)
-            .await?;
+        self.inserts
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
+        let outcome = answer
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))??;
+        match outcome {
+            group_commit::Outcome::Done(outcome) => Ok(outcome),
+            // The first order is committed now, so the read pool sees it.
+            group_commit::Outcome::Replay(seq) => self
+                .order(OrderRef {
+                    client_id: Some(client_id),
+                    key: OrderKey::Number(seq),
+                })
+                .await?
+                .map(|order| InsertOrder::Replayed(Box::new(order)))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("idempotency key names missing order {seq}"))
+                }),
         }
-        tx.commit().await?;
-        Ok(InsertOrder::Created(Box::new(created)))
     }
 
     pub async fn order(&self, target: OrderRef<'_>) -> StoreResult<Option<Order>> {

@@ -1,0 +1,164 @@
+//! Criterion benchmarks of each part of a signed create, for the CPU floor in
+//! BENCHMARKS.md: JWT verify, RSA-2048 and RSA-4096 signature verify, body
+//! parse and validation (1 and 50 lines), and the SQLite store's insert.
+//!
+//!     cargo bench --bench components
+
+use std::hint::black_box;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use sales_order_api::auth::jwt::{Claims, TokenKeys};
+use sales_order_api::auth::signature;
+use sales_order_api::config::DatabaseUrl;
+use sales_order_api::domain::{ClientId, NewOrder, PublicKey};
+use sales_order_api::store::{NewPartner, Store};
+
+fn jwt_verify(c: &mut Criterion) {
+    let keys = TokenKeys::new(&[7u8; 32]);
+    let claims = Claims {
+        sub: "versuni-client-001".into(),
+        client_id: "versuni-client-001".into(),
+        iat: 1_800_000_000,
+        exp: 1_800_043_200,
+        jti: "tok_0123456789abcdef".into(),
+        sid: "ses_0123456789abcdef".into(),
+        auth_time: 1_800_000_000,
+        secret_version: 1,
+    };
+    let token = keys.issue(&claims).unwrap();
+    c.bench_function("jwt_verify_hs256", |b| {
+        b.iter(|| {
+            keys.verify_access(black_box(&token), 1_800_000_001)
+                .unwrap()
+        })
+    });
+}
+
+/// A key pair of `bits`, its public key as stored, and a v1 signature.
+fn signed(bits: KeySize) -> (Vec<u8>, String, String) {
+    let pair = KeyPair::generate(bits).unwrap();
+    let public = PublicKey::from_der(pair.public_key().as_ref()).unwrap();
+    let message = signature::string_to_sign("versuni-client-001", "1800000000");
+    let mut raw = vec![0; pair.public_modulus_len()];
+    pair.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        message.as_bytes(),
+        &mut raw,
+    )
+    .unwrap();
+    (public.spki_der().to_vec(), message, STANDARD.encode(raw))
+}
+
+fn rsa_verify(c: &mut Criterion) {
+    for (name, bits) in [
+        ("rsa2048_verify", KeySize::Rsa2048),
+        ("rsa4096_verify", KeySize::Rsa4096),
+    ] {
+        let (key, message, sig) = signed(bits);
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                signature::verify([key.as_slice()], black_box(&message), black_box(&sig)).unwrap()
+            })
+        });
+    }
+}
+
+fn order_body(lines: usize) -> Vec<u8> {
+    let products: Vec<_> = (0..lines)
+        .map(|i| {
+            serde_json::json!({
+                "product_code": format!("PRD-{i:04}"),
+                "quantity": 2,
+                "uom": "PCS",
+                "unit_price": "150000.5",
+                "notes": "deliver before noon",
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "customer_code": "CUST-001",
+        "site_code": "SITE-001",
+        "sales_name": "John Doe",
+        "address": "Jl. Sudirman No. 1, Jakarta",
+        "purchase_order_no": "PO-2026-00001",
+        "products": products,
+    }))
+    .unwrap()
+}
+
+fn parse_and_validate(c: &mut Criterion) {
+    for lines in [1, 50] {
+        let body = order_body(lines);
+        c.bench_function(&format!("order_parse_validate_{lines}_lines"), |b| {
+            b.iter(|| NewOrder::parse(black_box(&body)).unwrap())
+        });
+    }
+}
+
+fn store_insert(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = runtime.block_on(async {
+        let store = Store::connect(&DatabaseUrl::new(url), 4).await.unwrap();
+        store.migrate().await.unwrap();
+        let pem = std::fs::read("tests/fixtures/keys/partner-b-public.pem").unwrap();
+        let key = PublicKey::from_pem(&pem).unwrap();
+        let client_id = ClientId::parse("bench-client").unwrap();
+        store
+            .insert_partner(&NewPartner {
+                client_id: &client_id,
+                name: "Bench",
+                secret_hash: "unused",
+                key_id: "key_bench",
+                key: &key,
+                now: 0,
+            })
+            .await
+            .unwrap();
+        store
+    });
+    let template = NewOrder::parse(&order_body(1)).unwrap();
+    let mut next = 0u64;
+    // One durable insert, alone: the per-order cost without group commit.
+    c.bench_function("sqlite_insert_order_1_line", |b| {
+        b.to_async(&runtime).iter_batched(
+            || {
+                next += 1;
+                let mut order = template.clone();
+                order.purchase_order_no = Some(format!("PO-{next}"));
+                order
+            },
+            |order| {
+                let store = store.clone();
+                async move {
+                    store
+                        .insert_order(
+                            "bench-client",
+                            &order,
+                            None,
+                            time::OffsetDateTime::now_utc(),
+                        )
+                        .await
+                        .unwrap()
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(
+    components,
+    jwt_verify,
+    rsa_verify,
+    parse_and_validate,
+    store_insert
+);
+criterion_main!(components);

@@ -1,0 +1,340 @@
+//! Group commit: one task writes every order insert, taking all the inserts
+//! that queued up during the previous commit into one transaction (at most
+//! `max_batch`), so one fsync makes a whole batch durable. Each insert runs in
+//! a savepoint of its own: a failing one is rolled back alone. Callers are
+//! answered only after the batch's COMMIT returned, so a 201 still means the
+//! order is on disk. No batch waits for company: a lone insert is written at
+//! once, and batches grow only while a commit is already in progress.
+//!
+//! A caller that goes away (a client hanging up) cannot cut a batch short:
+//! the task owns the transaction, and the order is committed or not as a whole.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use super::insert_history;
+use crate::domain::{Actor, Decimal, NewOrder, OrderStatus, ids};
+use crate::store::{InsertOrder, StatusChange, StoreError, StoreResult, rfc3339, to_millis};
+
+/// Inserts that may wait for the writer; senders beyond this wait their turn.
+pub const QUEUE: usize = 4096;
+/// Inserts in one transaction at most.
+pub const MAX_BATCH: usize = 256;
+
+pub struct Job {
+    pub client_id: String,
+    pub order: NewOrder,
+    /// Idempotency-Key and request hash.
+    pub idempotency: Option<(String, Vec<u8>)>,
+    pub now: OffsetDateTime,
+    pub reply: oneshot::Sender<StoreResult<Outcome>>,
+}
+
+pub enum Outcome {
+    Done(InsertOrder),
+    /// The key was used before with this request: answer with order `seq`,
+    /// read once the batch is committed.
+    Replay(i64),
+}
+
+pub async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>, max_batch: Arc<AtomicUsize>) {
+    let mut batch = Vec::new();
+    while queue
+        .recv_many(&mut batch, max_batch.load(Ordering::Relaxed))
+        .await
+        > 0
+    {
+        metrics::histogram!("sqlite_commit_batch_size").record(batch.len() as f64);
+        let results = match write(&writer, &batch).await {
+            Ok(results) => results,
+            Err(error) => {
+                tracing::warn!(%error, inserts = batch.len(), "a group commit failed");
+                batch.iter().map(|_| Err(same_kind(&error))).collect()
+            }
+        };
+        for (job, result) in batch.drain(..).zip(results) {
+            // A caller that went away no longer needs its answer.
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+/// One transaction for the whole batch; each job's own result, valid once
+/// this returns `Ok` (the COMMIT succeeded).
+async fn write(writer: &SqlitePool, batch: &[Job]) -> StoreResult<Vec<StoreResult<Outcome>>> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        sqlx::query("SAVEPOINT job").execute(&mut *tx).await?;
+        let result = insert(&mut tx, job).await;
+        if result.is_err() {
+            sqlx::query("ROLLBACK TO SAVEPOINT job")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("RELEASE SAVEPOINT job")
+            .execute(&mut *tx)
+            .await?;
+        results.push(result);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// The failed batch's error, for each of its callers.
+fn same_kind(error: &StoreError) -> StoreError {
+    let message = format!("the batch holding this insert failed: {error}");
+    match error {
+        StoreError::Unavailable(_) => {
+            StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(message)))
+        }
+        StoreError::Database(_) => StoreError::Database(sqlx::Error::Protocol(message)),
+        StoreError::Corrupt(_) => StoreError::Corrupt(message),
+    }
+}
+
+async fn insert(tx: &mut Transaction<'static, Sqlite>, job: &Job) -> StoreResult<Outcome> {
+    let Job {
+        client_id,
+        order,
+        idempotency,
+        now,
+        ..
+    } = job;
+    // The one writer serialises every write, so a key looked up here cannot
+    // be taken by another request before this transaction ends.
+    if let Some((key, request_hash)) = idempotency {
+        let used = sqlx::query(
+            "SELECT request_hash, order_seq FROM idempotency_keys WHERE client_id = ? AND key = ?",
+        )
+        .bind(client_id)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(used) = used {
+            let hash: Vec<u8> = used.try_get("request_hash")?;
+            if &hash != request_hash {
+                return Ok(Outcome::Done(InsertOrder::IdempotencyConflict));
+            }
+            return Ok(Outcome::Replay(used.try_get("order_seq")?));
+        }
+    }
+    let id = ids::new_order_id();
+    let created_at = rfc3339(to_millis(*now));
+    let inserted = sqlx::query(
+        "INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address,
+                                   purchase_order_no, total_amount, created_at, updated_at)
+         VALUES (?, ?, 'received', ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (client_id, purchase_order_no) DO NOTHING
+         RETURNING seq",
+    )
+    .bind(&id)
+    .bind(client_id)
+    .bind(&order.customer_code)
+    .bind(&order.site_code)
+    .bind(&order.sales_name)
+    .bind(&order.address)
+    .bind(&order.purchase_order_no)
+    .bind(order.total_amount().map(|total| total.to_string()))
+    .bind(&created_at)
+    .bind(&created_at)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = inserted else {
+        let existing = sqlx::query(
+            "SELECT id FROM sales_orders WHERE client_id = ? AND purchase_order_no = ?",
+        )
+        .bind(client_id)
+        .bind(&order.purchase_order_no)
+        .fetch_one(&mut **tx)
+        .await?;
+        return Ok(Outcome::Done(InsertOrder::DuplicatePurchaseOrder {
+            existing_id: existing.try_get("id")?,
+        }));
+    };
+    let seq: i64 = row.try_get("seq")?;
+    let created = order.received(id, seq, client_id, created_at);
+    // Bind-parameter limit (32766) allows ~4000 lines of 8 columns per statement.
+    let mut lines = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, uom, unit_price, line_amount, notes) ",
+    );
+    lines.push_values(&created.products, |mut values, line| {
+        values
+            .push_bind(seq)
+            .push_bind(line.line_no)
+            .push_bind(&line.product_code)
+            .push_bind(line.quantity.to_string())
+            .push_bind(&line.uom)
+            .push_bind(line.unit_price.as_ref().map(Decimal::to_string))
+            .push_bind(line.line_amount.as_ref().map(Decimal::to_string))
+            .push_bind(&line.notes);
+    });
+    lines.build().execute(&mut **tx).await?;
+    insert_history(
+        tx,
+        seq,
+        &created.created_at,
+        None,
+        StatusChange {
+            to: OrderStatus::Received,
+            reason: None,
+            actor: Actor::Partner,
+            actor_name: client_id,
+        },
+    )
+    .await?;
+    if let Some((key, request_hash)) = idempotency {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (client_id, key, request_hash, order_seq, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(client_id)
+        .bind(key)
+        .bind(request_hash)
+        .bind(seq)
+        .bind(now.unix_timestamp())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(Outcome::Done(InsertOrder::Created(Box::new(created))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ClientId, PublicKey};
+    use crate::store::NewPartner;
+    use crate::store::sqlite::SqliteStore;
+
+    const BODY: &str = r#"{"customer_code":"C","site_code":"S","sales_name":"N","address":"A",
+        "products":[{"product_code":"P","quantity":1}]}"#;
+
+    fn job(
+        client_id: &str,
+        po: &str,
+        key: Option<(&str, &[u8])>,
+    ) -> (Job, oneshot::Receiver<StoreResult<Outcome>>) {
+        let mut order = NewOrder::parse(BODY.as_bytes()).unwrap();
+        order.purchase_order_no = Some(po.to_owned());
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            client_id: client_id.to_owned(),
+            order,
+            idempotency: key.map(|(key, hash)| (key.to_owned(), hash.to_vec())),
+            now: OffsetDateTime::now_utc(),
+            reply,
+        };
+        (job, answer)
+    }
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        store.migrate().await.unwrap();
+        let pem = include_bytes!("../../../tests/fixtures/keys/partner-b-public.pem");
+        store
+            .insert_partner(&NewPartner {
+                client_id: &ClientId::parse("p").unwrap(),
+                name: "P",
+                secret_hash: "-",
+                key_id: "key_1",
+                key: &PublicKey::from_pem(pem).unwrap(),
+                now: 0,
+            })
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn one_batch_gives_each_insert_the_answer_it_would_get_alone() {
+        let (_dir, store) = store().await;
+        let jobs = [
+            job("p", "PO-1", None),
+            job("p", "PO-1", None),
+            job("p", "PO-2", Some(("k", b"h1"))),
+            job("p", "PO-3", Some(("k", b"h1"))),
+            job("p", "PO-4", Some(("k", b"h2"))),
+            // Fails on its own (no such partner) and is rolled back alone.
+            job("nobody", "PO-5", None),
+            job("p", "PO-6", None),
+        ];
+        let batch: Vec<Job> = jobs.into_iter().map(|(job, _)| job).collect();
+
+        let results = write(&store.writer, &batch).await.unwrap();
+
+        let first_id = match &results[0] {
+            Ok(Outcome::Done(InsertOrder::Created(order))) => order.id.clone(),
+            _ => panic!("the first insert creates its order"),
+        };
+        assert!(matches!(
+            &results[1],
+            Ok(Outcome::Done(InsertOrder::DuplicatePurchaseOrder { existing_id })) if *existing_id == first_id
+        ));
+        let keyed = match &results[2] {
+            Ok(Outcome::Done(InsertOrder::Created(order))) => order.order_number.clone(),
+            _ => panic!("the first use of a key creates its order"),
+        };
+        assert!(matches!(results[3], Ok(Outcome::Replay(seq)) if ids::order_number(seq) == keyed));
+        assert!(matches!(
+            results[4],
+            Ok(Outcome::Done(InsertOrder::IdempotencyConflict))
+        ));
+        assert!(results[5].is_err());
+        assert!(matches!(
+            results[6],
+            Ok(Outcome::Done(InsertOrder::Created(_)))
+        ));
+        let stored: Vec<String> =
+            sqlx::query_scalar("SELECT purchase_order_no FROM sales_orders ORDER BY seq")
+                .fetch_all(&store.reader)
+                .await
+                .unwrap();
+        assert_eq!(stored, ["PO-1", "PO-2", "PO-6"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_inserts_are_each_answered_with_their_own_committed_order() {
+        let (_dir, store) = store().await;
+        let order = NewOrder::parse(BODY.as_bytes()).unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = store.clone();
+                let mut order = order.clone();
+                order.purchase_order_no = Some(format!("PO-{i}"));
+                tokio::spawn(async move {
+                    store
+                        .insert_order("p", &order, None, OffsetDateTime::now_utc())
+                        .await
+                })
+            })
+            .collect();
+        let mut answered = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(InsertOrder::Created(order)) => {
+                    answered.push((order.purchase_order_no.unwrap(), order.order_number))
+                }
+                _ => panic!("every insert is created"),
+            }
+        }
+
+        let stored: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT purchase_order_no, seq FROM sales_orders ORDER BY purchase_order_no",
+        )
+        .fetch_all(&store.reader)
+        .await
+        .unwrap();
+        let mut stored: Vec<(String, String)> = stored
+            .into_iter()
+            .map(|(po, seq)| (po, ids::order_number(seq)))
+            .collect();
+        answered.sort();
+        stored.sort();
+        assert_eq!(answered, stored);
+    }
+}
