@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;
+use crate::auth::cache::AuthCache;
 use crate::auth::jwt::TokenKeys;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::secret::SecretVerifier;
@@ -30,6 +31,7 @@ pub struct AppState {
     pub secrets: SecretVerifier,
     pub login_throttle: Arc<LoginThrottle>,
     pub rate_limiter: Arc<RateLimiter>,
+    pub auth_cache: AuthCache,
     pub audit: AuditLog,
     pub clock: Arc<Clock>,
     pub settings: Arc<Settings>,
@@ -109,6 +111,7 @@ impl Application {
             secrets,
             login_throttle: Arc::new(LoginThrottle::new(settings.login_limits)),
             rate_limiter: Arc::default(),
+            auth_cache: AuthCache::default(),
             audit,
             clock: Arc::new(Clock::default()),
             settings: Arc::new(settings),

@@ -75,8 +75,8 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
     timestamp::check_window(timestamp_header, now, state.settings.timestamp_tolerance)?;
 
     let session = state
-        .store
-        .session_state(&claims.sid)
+        .auth_cache
+        .session_state(&state.store, &claims.sid)
         .await?
         .filter(|session| session.client_id == claims.client_id)
         .ok_or(AuthError::TokenRevoked(
@@ -99,7 +99,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
         return Err(AuthError::SignatureV2Required.into());
     }
 
-    let keys = state.store.active_keys(&claims.client_id).await?;
+    let keys = state
+        .auth_cache
+        .active_keys(&state.store, &claims.client_id)
+        .await?;
     let message = if v2 {
         let empty_body = || signature::body_digest(b"");
         let digest = parts
@@ -120,7 +123,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
     } else {
         signature::string_to_sign(client_id, timestamp_header)
     };
-    signature::verify(keys.iter().map(Vec::as_slice), &message, signature_header)?;
+    signature::verify(&keys, &message, signature_header)?;
 
     // Counted only for authenticated requests, so nobody else can spend a
     // partner's budget.

@@ -1,6 +1,7 @@
 //! Who is calling: client secrets, access tokens, request signatures, and the
 //! extractor that runs every check before a sales-order handler sees the request.
 
+pub mod cache;
 pub mod extractor;
 pub mod jwt;
 pub mod rate_limit;

@@ -4,7 +4,7 @@
 //! `X-SIGNATURE-VERSION: 2`), checked against every active key of the partner
 //! so that keys can rotate with overlap.
 
-use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
@@ -45,10 +45,19 @@ pub fn decode(signature: &str) -> Option<Vec<u8>> {
         .find_map(|engine| engine.decode(signature).ok())
 }
 
-/// Verifies `signature` (base64) over `message` against each key (SPKI DER) in
-/// turn, returning the index of the key that matched.
-pub fn verify<'k>(
-    keys: impl IntoIterator<Item = &'k [u8]>,
+/// Parses stored public keys (SPKI DER) once, for many verifications. Keys
+/// are checked when registered, so one that does not parse is skipped.
+pub fn parse_keys<'k>(spkis: impl IntoIterator<Item = &'k [u8]>) -> Vec<ParsedPublicKey> {
+    spkis
+        .into_iter()
+        .filter_map(|spki| ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, spki).ok())
+        .collect()
+}
+
+/// Verifies `signature` (base64) over `message` against each key in turn,
+/// returning the index of the key that matched.
+pub fn verify(
+    keys: &[ParsedPublicKey],
     message: &str,
     signature: &str,
 ) -> Result<usize, AuthError> {
@@ -57,17 +66,13 @@ pub fn verify<'k>(
         string_to_sign: message.to_owned(),
     };
     let raw = decode(signature).ok_or_else(|| invalid("X-SIGNATURE is not valid base64"))?;
-    let mut tried_any = false;
-    for (index, spki) in keys.into_iter().enumerate() {
-        tried_any = true;
-        if UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, spki)
-            .verify(message.as_bytes(), &raw)
-            .is_ok()
-        {
-            return Ok(index);
-        }
+    if let Some(index) = keys
+        .iter()
+        .position(|key| key.verify_sig(message.as_bytes(), &raw).is_ok())
+    {
+        return Ok(index);
     }
-    if tried_any {
+    if !keys.is_empty() {
         Err(invalid(
             "X-SIGNATURE does not verify against any active public key of this partner; \
              sign exactly the string_to_sign shown here with SHA256withRSA",
@@ -95,7 +100,7 @@ mod tests {
 
     #[test]
     fn no_keys_means_a_precise_reason() {
-        let err = verify(std::iter::empty(), "c|1", "AAAA").unwrap_err();
+        let err = verify(&[], "c|1", "AAAA").unwrap_err();
         assert!(err.to_string().contains("no active public key"));
     }
 }

@@ -209,6 +209,7 @@ pub async fn refresh(
     match outcome {
         RefreshOutcome::Refreshed => issue(&state, &claims),
         RefreshOutcome::Reused => {
+            state.auth_cache.forget_session(&old.sid);
             tracing::warn!(client_id = %old.client_id, session = %old.sid, "refresh token reuse: session revoked");
             Err(AuthError::TokenReused.into())
         }

@@ -1,32 +1,12 @@
 //! Several instances of the service on one database, as behind a load
 //! balancer: every piece of shared state must hold across them.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
 use crate::cli::{cli, create_partner};
 use crate::helpers::*;
 
 const ORDERS: &str = "/api/v1/sales-orders";
-
-/// Polls `check` until it holds, failing if that takes longer than SPEC's one
-/// second for an operator change to reach every instance.
-async fn within_a_second<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not within a second: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn status_of(response: reqwest::Response) -> u16 {
     response.status().as_u16()
