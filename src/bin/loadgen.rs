@@ -1,0 +1,454 @@
+//! Load generator for the whole signed create path: `POST /api/v1/sales-orders`
+//! with a bearer token and a fresh SHA256withRSA signature, one unique
+//! purchase order per request, over keep-alive HTTP/1.1 connections.
+//!
+//! For each concurrency it warms up, then measures for a fixed time and
+//! reports orders/s, p50/p99/p99.9 latency, errors (anything but 201) and the
+//! server's peak RSS; it writes `results.json`, `results.md` and `chart.svg`.
+//! `benches/load.sh` starts a server and runs it:
+//!
+//!     cargo run --release --features loadgen --bin loadgen -- --help
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeyPair;
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Base URL of the running server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: String,
+    #[arg(long)]
+    client_id: String,
+    /// Access token from /api/v1/auth/login.
+    #[arg(long, env = "LOADGEN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The partner's RSA private key (PKCS#8 PEM), to sign with.
+    #[arg(long)]
+    private_key: PathBuf,
+    /// Concurrencies to measure, in order.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
+    connections: Vec<usize>,
+    /// Measured time per concurrency.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured load before each measurement.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Product lines per order.
+    #[arg(long, default_value_t = 2)]
+    lines: usize,
+    /// The server's process id, for its peak RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Where results.json, results.md and chart.svg go.
+    #[arg(long, default_value = "benches/results")]
+    out: PathBuf,
+    /// A line describing the run (store, machine), written into the results.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Step {
+    connections: usize,
+    orders: u64,
+    orders_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    max_ms: f64,
+    errors: u64,
+    server_peak_rss_kb: Option<u64>,
+}
+
+const WARMING: u8 = 0;
+const MEASURING: u8 = 1;
+const STOPPED: u8 = 2;
+
+/// What every connection task shares.
+struct Shared {
+    authority: String,
+    client_id: String,
+    authorization: String,
+    signer: Signer,
+    body: OrderBody,
+    phase: AtomicU8,
+    next_order: AtomicU64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let authority = args
+        .url
+        .strip_prefix("http://")
+        .context("--url must be http://HOST:PORT")?
+        .trim_end_matches('/')
+        .to_owned();
+    let pem = std::fs::read(&args.private_key)
+        .with_context(|| format!("reading {}", args.private_key.display()))?;
+    let shared = Arc::new(Shared {
+        authority,
+        client_id: args.client_id.clone(),
+        authorization: format!("Bearer {}", args.token),
+        signer: Signer::new(&pem, &args.client_id)?,
+        body: OrderBody::new(args.lines),
+        phase: AtomicU8::new(WARMING),
+        // Purchase orders unique across runs on the same database.
+        next_order: AtomicU64::new(0),
+    });
+
+    let mut steps = Vec::new();
+    println!(
+        "{:>5} {:>9} {:>10} {:>8} {:>8} {:>9} {:>8} {:>7} {:>10}",
+        "conns",
+        "orders",
+        "orders/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "errors",
+        "peak RSS"
+    );
+    for &connections in &args.connections {
+        let step = measure(
+            &shared,
+            connections,
+            args.warmup,
+            args.duration,
+            args.server_pid,
+        )
+        .await;
+        println!(
+            "{:>5} {:>9} {:>10.0} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>7} {:>7} MB",
+            step.connections,
+            step.orders,
+            step.orders_per_second,
+            step.p50_ms,
+            step.p99_ms,
+            step.p999_ms,
+            step.max_ms,
+            step.errors,
+            step.server_peak_rss_kb.map_or(0, |kb| kb / 1024),
+        );
+        steps.push(step);
+    }
+
+    std::fs::create_dir_all(&args.out)?;
+    let results = serde_json::json!({ "label": args.label, "duration_s": args.duration.as_secs_f64(),
+        "warmup_s": args.warmup.as_secs_f64(), "lines_per_order": args.lines, "steps": steps });
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    std::fs::write(args.out.join("results.md"), markdown(&args.label, &steps))?;
+    chart(&args.out.join("chart.svg"), &args.label, &steps)?;
+    println!(
+        "wrote {}/results.json, results.md and chart.svg",
+        args.out.display()
+    );
+    Ok(())
+}
+
+async fn measure(
+    shared: &Arc<Shared>,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+    server_pid: Option<u32>,
+) -> Step {
+    shared.phase.store(WARMING, Ordering::SeqCst);
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| tokio::spawn(connection(shared.clone())))
+        .collect();
+    tokio::time::sleep(warmup).await;
+    shared.phase.store(MEASURING, Ordering::SeqCst);
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    shared.phase.store(STOPPED, Ordering::SeqCst);
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let mut latencies = new_histogram();
+    let mut errors = 0;
+    for task in tasks {
+        let (histogram, failed) = task.await.expect("a connection task panicked");
+        latencies
+            .add(histogram)
+            .expect("histograms of the same bounds add up");
+        errors += failed;
+    }
+    let ms = |quantile: f64| latencies.value_at_quantile(quantile) as f64 / 1000.0;
+    Step {
+        connections,
+        orders: latencies.len(),
+        orders_per_second: latencies.len() as f64 / elapsed,
+        p50_ms: ms(0.50),
+        p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
+        max_ms: latencies.max() as f64 / 1000.0,
+        errors,
+        server_peak_rss_kb: server_pid.and_then(peak_rss_kb),
+    }
+}
+
+/// Latencies in microseconds, up to a minute, to three significant digits.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
+/// One keep-alive connection sending creates back to back until stopped;
+/// returns the measured latencies of 201s and the count of anything else.
+async fn connection(shared: Arc<Shared>) -> (Histogram<u64>, u64) {
+    let mut latencies = new_histogram();
+    let mut errors = 0;
+    'connect: while shared.phase.load(Ordering::Relaxed) != STOPPED {
+        let Ok(stream) = tokio::net::TcpStream::connect(&shared.authority).await else {
+            errors += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok((mut sender, driver)) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+        else {
+            errors += 1;
+            continue;
+        };
+        tokio::spawn(driver);
+        loop {
+            let phase = shared.phase.load(Ordering::Relaxed);
+            if phase == STOPPED {
+                break 'connect;
+            }
+            let request = shared.request();
+            let started = Instant::now();
+            let ok = match sender.send_request(request).await {
+                Ok(response) => {
+                    let created = response.status() == hyper::StatusCode::CREATED;
+                    // Read the whole answer, as a client would, before the next request.
+                    created && response.into_body().collect().await.is_ok()
+                }
+                Err(_) => false,
+            };
+            if phase != MEASURING {
+                continue;
+            }
+            if ok {
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                latencies.saturating_record(micros.max(1));
+            } else {
+                errors += 1;
+                continue 'connect;
+            }
+        }
+    }
+    (latencies, errors)
+}
+
+impl Shared {
+    fn request(&self) -> hyper::Request<Full<Bytes>> {
+        let order = self.next_order.fetch_add(1, Ordering::Relaxed);
+        let (timestamp, signature) = self.signer.current();
+        hyper::Request::post("/api/v1/sales-orders")
+            .header("host", &self.authority)
+            .header("content-type", "application/json")
+            .header("authorization", &self.authorization)
+            .header("x-client-id", &self.client_id)
+            .header("x-timestamp", timestamp)
+            .header("x-signature", signature)
+            .body(Full::new(self.body.with_purchase_order(order)))
+            .expect("a valid request")
+    }
+}
+
+/// Signs `client_id|timestamp` once a second: every request of that second
+/// reuses it, as a real client may.
+struct Signer {
+    key: KeyPair,
+    client_id: String,
+    current: std::sync::Mutex<(i64, String)>,
+}
+
+impl Signer {
+    fn new(pem: &[u8], client_id: &str) -> anyhow::Result<Self> {
+        let block = pem::parse(pem).context("the private key is not PEM")?;
+        let key = KeyPair::from_pkcs8(block.contents())
+            .or_else(|_| KeyPair::from_der(block.contents()))
+            .map_err(|e| anyhow::anyhow!("not an RSA private key: {e}"))?;
+        Ok(Self {
+            key,
+            client_id: client_id.to_owned(),
+            current: std::sync::Mutex::new((0, String::new())),
+        })
+    }
+
+    fn current(&self) -> (String, String) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.0 != now {
+            let message = format!("{}|{now}", self.client_id);
+            let mut signature = vec![0; self.key.public_modulus_len()];
+            self.key
+                .sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message.as_bytes(),
+                    &mut signature,
+                )
+                .expect("RSA signing works");
+            *current = (now, STANDARD.encode(signature));
+        }
+        (now.to_string(), current.1.clone())
+    }
+}
+
+/// The create body with a slot for a unique purchase order number.
+struct OrderBody {
+    before: String,
+    after: String,
+}
+
+impl OrderBody {
+    fn new(lines: usize) -> Self {
+        let products: Vec<_> = (0..lines)
+            .map(|i| {
+                serde_json::json!({"product_code": format!("PRD-{i:03}"), "quantity": 2,
+                    "uom": "PCS", "unit_price": "150000.5"})
+            })
+            .collect();
+        let body = serde_json::json!({
+            "customer_code": "CUST-001", "site_code": "SITE-001", "sales_name": "John Doe",
+            "address": "Jl. Sudirman No. 1, Jakarta", "purchase_order_no": "@PO@",
+            "products": products,
+        })
+        .to_string();
+        let (before, after) = body.split_once("@PO@").expect("the slot is in the body");
+        // Distinct across runs against one database.
+        let run = time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000_000;
+        Self {
+            before: format!("{before}LG-{run}-"),
+            after: after.to_owned(),
+        }
+    }
+
+    fn with_purchase_order(&self, n: u64) -> Bytes {
+        Bytes::from(format!("{}{n}{}", self.before, self.after))
+    }
+}
+
+/// The peak resident set of a process, from /proc (Linux).
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn markdown(label: &str, steps: &[Step]) -> String {
+    let mut text = format!(
+        "{label}\n\n| connections | orders/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | server peak RSS |\n|---|---|---|---|---|---|---|---|\n"
+    );
+    for s in steps {
+        text.push_str(&format!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} MB |\n",
+            s.connections,
+            s.orders_per_second,
+            s.p50_ms,
+            s.p99_ms,
+            s.p999_ms,
+            s.max_ms,
+            s.errors,
+            s.server_peak_rss_kb.map_or(0, |kb| kb / 1024)
+        ));
+    }
+    text
+}
+
+/// Throughput (left axis) and p99 latency (right axis) against concurrency.
+fn chart(path: &std::path::Path, label: &str, steps: &[Step]) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+
+    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let positions = 0..steps.len() as i32;
+    let max_rate = steps
+        .iter()
+        .map(|s| s.orders_per_second)
+        .fold(1.0, f64::max)
+        * 1.15;
+    let max_p99 = steps.iter().map(|s| s.p99_ms).fold(1.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("Signed creates: {label}"), ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .right_y_label_area_size(60)
+        .build_cartesian_2d(-0.5f64..(steps.len() as f64 - 0.5), 0.0..max_rate)?
+        .set_secondary_coord(-0.5f64..(steps.len() as f64 - 0.5), 0.0..max_p99);
+    chart
+        .configure_mesh()
+        .x_labels(steps.len())
+        .x_label_formatter(&|x| {
+            let index = x.round() as usize;
+            steps
+                .get(index)
+                .map_or_else(String::new, |s| s.connections.to_string())
+        })
+        .x_desc("connections")
+        .y_desc("orders/s")
+        .draw()?;
+    chart
+        .configure_secondary_axes()
+        .y_desc("p99 latency (ms)")
+        .draw()?;
+    let rate: Vec<(f64, f64)> = positions
+        .clone()
+        .zip(steps)
+        .map(|(i, s)| (f64::from(i), s.orders_per_second))
+        .collect();
+    let p99: Vec<(f64, f64)> = positions
+        .zip(steps)
+        .map(|(i, s)| (f64::from(i), s.p99_ms))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(rate.clone(), BLUE.stroke_width(2)))?
+        .label("orders/s")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    chart.draw_series(
+        rate.iter()
+            .map(|&point| Circle::new(point, 4, BLUE.filled())),
+    )?;
+    chart
+        .draw_secondary_series(LineSeries::new(p99.clone(), RED.stroke_width(2)))?
+        .label("p99 ms")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+    chart.draw_secondary_series(p99.iter().map(|&point| Circle::new(point, 4, RED.filled())))?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
