@@ -1,7 +1,9 @@
 //! Group commit: one task writes every order insert, taking all the inserts
 //! that queued up during the previous commit into one transaction (at most
-//! `max_batch`), so one fsync makes a whole batch durable. Each insert runs in
-//! a savepoint of its own: a failing one is rolled back alone. Callers are
+//! `max_batch`), so one fsync makes a whole batch durable. A batch is written
+//! with one statement per table when it can be ([`bulk`]); otherwise, or when
+//! that fails, each insert runs in a savepoint of its own, so a failing one is
+//! rolled back alone ([`one_by_one`]). Callers are
 //! answered only after the batch's COMMIT returned, so a 201 still means the
 //! order is on disk. No batch waits for company: a lone insert is written at
 //! once, and batches grow only while a commit is already in progress.
@@ -67,22 +69,188 @@ pub async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>, max_batch: 
 /// this returns `Ok` (the COMMIT succeeded).
 async fn write(writer: &SqlitePool, batch: &[Job]) -> StoreResult<Vec<StoreResult<Outcome>>> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let results = match bulk(&mut tx, batch).await {
+        Some(results) => results,
+        None => one_by_one(&mut tx, batch).await?,
+    };
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// Each job in a savepoint of its own, so a failing one is rolled back alone.
+async fn one_by_one(
+    tx: &mut Transaction<'static, Sqlite>,
+    batch: &[Job],
+) -> StoreResult<Vec<StoreResult<Outcome>>> {
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        sqlx::query("SAVEPOINT job").execute(&mut *tx).await?;
-        let result = insert(&mut tx, job).await;
+        sqlx::query("SAVEPOINT job").execute(&mut **tx).await?;
+        let result = insert(tx, job).await;
         if result.is_err() {
             sqlx::query("ROLLBACK TO SAVEPOINT job")
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         sqlx::query("RELEASE SAVEPOINT job")
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         results.push(result);
     }
-    tx.commit().await?;
     Ok(results)
+}
+
+/// The whole batch in three statements (orders, lines, history) instead of
+/// several per order: every statement is a round trip to SQLite's worker
+/// thread, and those hand-offs, not SQLite, were most of the CPU. Only for
+/// batches without Idempotency-Keys; `None` (with nothing written) when the
+/// batch has keys or any statement fails, so [`one_by_one`] can isolate the
+/// failing insert.
+async fn bulk(
+    tx: &mut Transaction<'static, Sqlite>,
+    batch: &[Job],
+) -> Option<Vec<StoreResult<Outcome>>> {
+    if batch.len() < 2 || batch.iter().any(|job| job.idempotency.is_some()) {
+        return None;
+    }
+    sqlx::query("SAVEPOINT bulk")
+        .execute(&mut **tx)
+        .await
+        .ok()?;
+    match bulk_statements(tx, batch).await {
+        Ok(results) => {
+            sqlx::query("RELEASE SAVEPOINT bulk")
+                .execute(&mut **tx)
+                .await
+                .ok()?;
+            Some(results)
+        }
+        Err(error) => {
+            tracing::debug!(%error, "bulk insert failed; inserting one by one");
+            sqlx::query("ROLLBACK TO SAVEPOINT bulk")
+                .execute(&mut **tx)
+                .await
+                .ok()?;
+            sqlx::query("RELEASE SAVEPOINT bulk")
+                .execute(&mut **tx)
+                .await
+                .ok()?;
+            None
+        }
+    }
+}
+
+async fn bulk_statements(
+    tx: &mut Transaction<'static, Sqlite>,
+    batch: &[Job],
+) -> StoreResult<Vec<StoreResult<Outcome>>> {
+    let prepared: Vec<(String, String)> = batch
+        .iter()
+        .map(|job| (ids::new_order_id(), rfc3339(to_millis(job.now))))
+        .collect();
+    // Rows are inserted in batch order, so of two jobs with one purchase
+    // order the earlier one wins, as it would one by one.
+    let mut orders = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address,
+                                   purchase_order_no, total_amount, created_at, updated_at) ",
+    );
+    orders.push_values(batch.iter().zip(&prepared), |mut row, (job, (id, at))| {
+        row.push_bind(id)
+            .push_bind(&job.client_id)
+            .push_bind("received")
+            .push_bind(&job.order.customer_code)
+            .push_bind(&job.order.site_code)
+            .push_bind(&job.order.sales_name)
+            .push_bind(&job.order.address)
+            .push_bind(&job.order.purchase_order_no)
+            .push_bind(job.order.total_amount().map(|total| total.to_string()))
+            .push_bind(at)
+            .push_bind(at);
+    });
+    orders.push(" ON CONFLICT (client_id, purchase_order_no) DO NOTHING RETURNING id, seq");
+    let inserted: std::collections::HashMap<String, i64> = orders
+        .build()
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("id")?, row.try_get("seq")?)))
+        .collect::<StoreResult<_>>()?;
+
+    // `None` stands for the next created order, filled in at the end.
+    let mut results: Vec<Option<StoreResult<Outcome>>> = Vec::with_capacity(batch.len());
+    let mut created = Vec::new();
+    for (job, (id, at)) in batch.iter().zip(prepared) {
+        match inserted.get(&id) {
+            Some(&seq) => {
+                let order = job.order.received(id, seq, &job.client_id, at);
+                created.push((seq, &job.client_id, order));
+                results.push(None);
+            }
+            None => {
+                let existing = sqlx::query(
+                    "SELECT id FROM sales_orders WHERE client_id = ? AND purchase_order_no = ?",
+                )
+                .bind(&job.client_id)
+                .bind(&job.order.purchase_order_no)
+                .fetch_one(&mut **tx)
+                .await?;
+                results.push(Some(Ok(Outcome::Done(
+                    InsertOrder::DuplicatePurchaseOrder {
+                        existing_id: existing.try_get("id")?,
+                    },
+                ))));
+            }
+        }
+    }
+
+    let lines: Vec<_> = created
+        .iter()
+        .flat_map(|(seq, _, order)| order.products.iter().map(move |line| (*seq, line)))
+        .collect();
+    // 8 binds a line, under SQLite's 32766 bind parameters a statement.
+    for chunk in lines.chunks(4000) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, uom, unit_price, line_amount, notes) ",
+        );
+        insert.push_values(chunk, |mut values, (seq, line)| {
+            values
+                .push_bind(*seq)
+                .push_bind(line.line_no)
+                .push_bind(&line.product_code)
+                .push_bind(line.quantity.to_string())
+                .push_bind(&line.uom)
+                .push_bind(line.unit_price.as_ref().map(Decimal::to_string))
+                .push_bind(line.line_amount.as_ref().map(Decimal::to_string))
+                .push_bind(&line.notes);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    if !created.is_empty() {
+        let mut history = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO sales_order_history (order_seq, at, actor, actor_name, from_status, to_status, reason) ",
+        );
+        history.push_values(&created, |mut values, (seq, client_id, order)| {
+            values
+                .push_bind(*seq)
+                .push_bind(&order.created_at)
+                .push_bind(Actor::Partner.as_str())
+                .push_bind(client_id.as_str())
+                .push_bind(None::<&str>)
+                .push_bind(OrderStatus::Received.as_str())
+                .push_bind(None::<&str>);
+        });
+        history.build().execute(&mut **tx).await?;
+    }
+
+    let mut created = created.into_iter().map(|(_, _, order)| order);
+    Ok(results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| {
+                let order = created.next().expect("one created order per placeholder");
+                Ok(Outcome::Done(InsertOrder::Created(Box::new(order))))
+            })
+        })
+        .collect())
 }
 
 /// The failed batch's error, for each of its callers.
@@ -295,6 +463,69 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(stored, ["PO-1", "PO-2", "PO-6"]);
+    }
+
+    fn created_id(result: &StoreResult<Outcome>) -> String {
+        match result {
+            Ok(Outcome::Done(InsertOrder::Created(order))) => order.id.clone(),
+            _ => panic!("expected a created order"),
+        }
+    }
+
+    async fn count(store: &SqliteStore, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&store.reader)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_batch_without_keys_is_written_in_bulk_with_the_answers_one_by_one_would_give() {
+        let (_dir, store) = store().await;
+        let (earlier, _) = job("p", "PO-0", None);
+        let earlier_id = created_id(&write(&store.writer, &[earlier]).await.unwrap()[0]);
+        let batch: Vec<Job> = [
+            job("p", "PO-1", None),
+            job("p", "PO-1", None),
+            job("p", "PO-0", None),
+            job("p", "PO-2", None),
+        ]
+        .into_iter()
+        .map(|(job, _)| job)
+        .collect();
+
+        let results = write(&store.writer, &batch).await.unwrap();
+
+        let first = created_id(&results[0]);
+        assert!(matches!(&results[1],
+            Ok(Outcome::Done(InsertOrder::DuplicatePurchaseOrder { existing_id })) if *existing_id == first));
+        assert!(matches!(&results[2],
+            Ok(Outcome::Done(InsertOrder::DuplicatePurchaseOrder { existing_id })) if *existing_id == earlier_id));
+        created_id(&results[3]);
+        assert_eq!(count(&store, "sales_orders").await, 3);
+        assert_eq!(count(&store, "sales_order_lines").await, 3);
+        assert_eq!(count(&store, "sales_order_history").await, 3);
+    }
+
+    #[tokio::test]
+    async fn when_the_bulk_insert_fails_the_batch_is_written_one_by_one() {
+        let (_dir, store) = store().await;
+        let batch: Vec<Job> = [
+            job("p", "PO-A", None),
+            job("nobody", "PO-B", None),
+            job("p", "PO-C", None),
+        ]
+        .into_iter()
+        .map(|(job, _)| job)
+        .collect();
+
+        let results = write(&store.writer, &batch).await.unwrap();
+
+        created_id(&results[0]);
+        assert!(results[1].is_err());
+        created_id(&results[2]);
+        assert_eq!(count(&store, "sales_orders").await, 2);
+        assert_eq!(count(&store, "sales_order_lines").await, 2);
     }
 
     #[tokio::test(flavor = "multi_thread")]
