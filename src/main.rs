@@ -1,8 +1,14 @@
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: the request path allocates many small
+/// short-lived blocks across threads, where glibc spent ~12% of the server's
+/// CPU (BENCHMARKS.md), and argon2's 19 MiB blocks are mapped and returned to
+/// the system on their own instead of fragmenting the heap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    keep_large_allocations_out_of_the_heap();
     let cli = sales_order_api::cli::Cli::parse();
     match cli.run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -10,18 +16,5 @@ async fn main() -> std::process::ExitCode {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-/// Each argon2 verification allocates ~19 MiB. glibc raises its mmap
-/// threshold after the first such block is freed, so later ones come from the
-/// heap, which fragments and never shrinks: a login flood grew the server to
-/// ~240 MB. Pinning the threshold keeps every block over 4 MiB in its own
-/// mapping, returned to the system when freed.
-fn keep_large_allocations_out_of_the_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; no memory is touched.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     }
 }

@@ -37,7 +37,7 @@ pub fn verify(secret: &Secret, phc: &str) -> bool {
 /// Runs verifications off the async workers, on `workers` threads of its own.
 ///
 /// One argon2 run allocates ~19 MiB, so at most workers × 19 MiB are in use at
-/// once. (That glibc then keeps those blocks is dealt with in `main`.)
+/// once; the allocator (mimalloc, see `main`) maps such blocks on their own.
 #[derive(Clone)]
 pub struct SecretVerifier {
     permits: Arc<Semaphore>,
