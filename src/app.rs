@@ -23,9 +23,19 @@ use crate::config::Settings;
 use crate::domain::ids;
 use crate::store::Store;
 
-/// What every handler can reach.
+/// What every handler can reach. Cloned for every extractor and middleware
+/// of every request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     pub store: Store,
     pub tokens: Arc<TokenKeys>,
     pub secrets: SecretVerifier,
@@ -105,7 +115,7 @@ impl Application {
         };
         let listener = TcpListener::bind(settings.listen).await?;
         let audit = AuditLog::start(store.clone());
-        let state = AppState {
+        let state = AppState(Arc::new(Services {
             store,
             tokens: Arc::new(TokenKeys::new(&jwt_key)),
             secrets,
@@ -116,7 +126,7 @@ impl Application {
             clock: Arc::new(Clock::default()),
             settings: Arc::new(settings),
             metrics: crate::telemetry::metrics_handle(),
-        };
+        }));
         Ok(Self {
             listener,
             tls,
