@@ -151,6 +151,45 @@ fn store_insert(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // 256 inserts at once, as under load: group commit writes them in one
+    // transaction and one fsync. Time per iteration / 256 = cost per order.
+    c.bench_function("sqlite_insert_256_concurrent_orders", |b| {
+        b.to_async(&runtime).iter_batched(
+            || {
+                (0..256)
+                    .map(|_| {
+                        next += 1;
+                        let mut order = template.clone();
+                        order.purchase_order_no = Some(format!("PO-{next}"));
+                        order
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |orders| {
+                let store = store.clone();
+                async move {
+                    let inserts = orders.into_iter().map(|order| {
+                        let store = store.clone();
+                        tokio::spawn(async move {
+                            store
+                                .insert_order(
+                                    "bench-client",
+                                    &order,
+                                    None,
+                                    time::OffsetDateTime::now_utc(),
+                                )
+                                .await
+                                .unwrap()
+                        })
+                    });
+                    for insert in inserts.collect::<Vec<_>>() {
+                        insert.await.unwrap();
+                    }
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
 }
 
 criterion_group!(

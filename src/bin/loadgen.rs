@@ -61,6 +61,23 @@ struct Args {
     /// A line describing the run (store, machine), written into the results.
     #[arg(long, default_value = "")]
     label: String,
+    /// What each request does: create an order, get one by id (from --ids),
+    /// or list a page of 50 from a random position (below --max-seq).
+    #[arg(long, value_enum, default_value = "create")]
+    scenario: Scenario,
+    /// For `get`: a file of order ids, one a line.
+    #[arg(long)]
+    ids: Option<PathBuf>,
+    /// For `list`: pages start below a random order number up to this.
+    #[arg(long, default_value_t = 1)]
+    max_seq: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    Create,
+    Get,
+    List,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +104,9 @@ struct Shared {
     authorization: String,
     signer: Signer,
     body: OrderBody,
+    scenario: Scenario,
+    ids: Vec<String>,
+    max_seq: u64,
     phase: AtomicU8,
     next_order: AtomicU64,
 }
@@ -108,11 +128,25 @@ async fn main() -> anyhow::Result<()> {
         authorization: format!("Bearer {}", args.token),
         signer: Signer::new(&pem, &args.client_id)?,
         body: OrderBody::new(args.lines),
+        scenario: args.scenario,
+        ids: match &args.ids {
+            Some(path) => std::fs::read_to_string(path)?
+                .lines()
+                .map(str::to_owned)
+                .filter(|id| !id.is_empty())
+                .collect(),
+            None => Vec::new(),
+        },
+        max_seq: args.max_seq.max(1),
         phase: AtomicU8::new(WARMING),
         // Purchase orders unique across runs on the same database.
         next_order: AtomicU64::new(0),
     });
 
+    anyhow::ensure!(
+        shared.scenario != Scenario::Get || !shared.ids.is_empty(),
+        "--scenario get needs --ids FILE"
+    );
     let mut steps = Vec::new();
     println!(
         "{:>5} {:>9} {:>10} {:>8} {:>8} {:>9} {:>8} {:>7} {:>10}",
@@ -158,7 +192,16 @@ async fn main() -> anyhow::Result<()> {
         serde_json::to_string_pretty(&results)?,
     )?;
     std::fs::write(args.out.join("results.md"), markdown(&args.label, &steps))?;
-    chart(&args.out.join("chart.svg"), &args.label, &steps)?;
+    let title = match args.scenario {
+        Scenario::Create => "Signed creates",
+        Scenario::Get => "Signed get by id",
+        Scenario::List => "Signed list pages",
+    };
+    chart(
+        &args.out.join("chart.svg"),
+        &format!("{title}: {}", args.label),
+        &steps,
+    )?;
     println!(
         "wrote {}/results.json, results.md and chart.svg",
         args.out.display()
@@ -240,9 +283,9 @@ async fn connection(shared: Arc<Shared>) -> (Histogram<u64>, u64) {
             let started = Instant::now();
             let ok = match sender.send_request(request).await {
                 Ok(response) => {
-                    let created = response.status() == hyper::StatusCode::CREATED;
+                    let expected = response.status() == shared.expected_status();
                     // Read the whole answer, as a client would, before the next request.
-                    created && response.into_body().collect().await.is_ok()
+                    expected && response.into_body().collect().await.is_ok()
                 }
                 Err(_) => false,
             };
@@ -262,19 +305,63 @@ async fn connection(shared: Arc<Shared>) -> (Histogram<u64>, u64) {
 }
 
 impl Shared {
+    fn expected_status(&self) -> hyper::StatusCode {
+        match self.scenario {
+            Scenario::Create => hyper::StatusCode::CREATED,
+            Scenario::Get | Scenario::List => hyper::StatusCode::OK,
+        }
+    }
+
     fn request(&self) -> hyper::Request<Full<Bytes>> {
-        let order = self.next_order.fetch_add(1, Ordering::Relaxed);
+        let n = self.next_order.fetch_add(1, Ordering::Relaxed);
         let (timestamp, signature) = self.signer.current();
-        hyper::Request::post("/api/v1/sales-orders")
+        let (method, path, body) = match self.scenario {
+            Scenario::Create => (
+                hyper::Method::POST,
+                "/api/v1/sales-orders".to_owned(),
+                self.body.with_purchase_order(n),
+            ),
+            Scenario::Get => {
+                let id = &self.ids[spread(n) as usize % self.ids.len()];
+                (
+                    hyper::Method::GET,
+                    format!("/api/v1/sales-orders/{id}"),
+                    Bytes::new(),
+                )
+            }
+            Scenario::List => {
+                // The API's cursor: base64url of "o1:<order number>".
+                let before = 1 + spread(n) % self.max_seq;
+                let cursor =
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("o1:{before}"));
+                (
+                    hyper::Method::GET,
+                    format!("/api/v1/sales-orders?limit=50&cursor={cursor}"),
+                    Bytes::new(),
+                )
+            }
+        };
+        hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header("host", &self.authority)
             .header("content-type", "application/json")
             .header("authorization", &self.authorization)
             .header("x-client-id", &self.client_id)
             .header("x-timestamp", timestamp)
             .header("x-signature", signature)
-            .body(Full::new(self.body.with_purchase_order(order)))
+            .body(Full::new(body))
             .expect("a valid request")
     }
+}
+
+/// A cheap, well-spread pseudo-random number from a counter (splitmix64), so
+/// reads hit the whole table rather than its hot end.
+fn spread(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Signs `client_id|timestamp` once a second: every request of that second
@@ -385,7 +472,7 @@ fn markdown(label: &str, steps: &[Step]) -> String {
 }
 
 /// Throughput (left axis) and p99 latency (right axis) against concurrency.
-fn chart(path: &std::path::Path, label: &str, steps: &[Step]) -> anyhow::Result<()> {
+fn chart(path: &std::path::Path, title: &str, steps: &[Step]) -> anyhow::Result<()> {
     use plotters::prelude::*;
 
     let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
@@ -398,7 +485,7 @@ fn chart(path: &std::path::Path, label: &str, steps: &[Step]) -> anyhow::Result<
         * 1.15;
     let max_p99 = steps.iter().map(|s| s.p99_ms).fold(1.0, f64::max) * 1.15;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("Signed creates: {label}"), ("sans-serif", 18))
+        .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
