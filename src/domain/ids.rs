@@ -18,8 +18,15 @@ fn random_id(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode(random_bytes::<16>()))
 }
 
+/// `so_` + 48 bits of Unix milliseconds + 80 random bits, in hex (as UUIDv7
+/// lays them out). Still unguessable, but ids made close in time sort close
+/// together, so inserting one touches the same few pages of the id index
+/// instead of a random page each: a group commit then writes far fewer index
+/// pages to the WAL.
 pub fn new_order_id() -> String {
-    random_id("so_")
+    let millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let millis = u64::try_from(millis).unwrap_or_default() & 0xFFFF_FFFF_FFFF;
+    format!("so_{millis:012x}{}", hex::encode(random_bytes::<10>()))
 }
 
 pub fn new_key_id() -> String {
@@ -62,6 +69,16 @@ mod tests {
         let secret = new_client_secret();
         assert_eq!(URL_SAFE_NO_PAD.decode(&secret).unwrap().len(), 32);
         assert_ne!(secret, new_client_secret());
+    }
+
+    #[test]
+    fn order_ids_sort_by_creation_and_carry_80_random_bits() {
+        let first = new_order_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let (second, third) = (new_order_id(), new_order_id());
+        assert_eq!(first.len(), "so_".len() + 32);
+        assert!(first < second, "{first} then {second}");
+        assert_ne!(second[15..], third[15..], "different random parts");
     }
 
     #[test]
