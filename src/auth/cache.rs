@@ -23,7 +23,7 @@ const CAPACITY: u64 = 100_000;
 
 #[derive(Clone)]
 pub struct AuthCache {
-    sessions: Cache<String, SessionState>,
+    sessions: Cache<String, Arc<SessionState>>,
     keys: Cache<String, Arc<Vec<ParsedPublicKey>>>,
 }
 
@@ -49,11 +49,11 @@ impl AuthCache {
         &self,
         store: &Store,
         session_id: &str,
-    ) -> StoreResult<Option<SessionState>> {
+    ) -> StoreResult<Option<Arc<SessionState>>> {
         if let Some(state) = self.sessions.get(session_id) {
             return Ok(Some(state));
         }
-        let state = store.session_state(session_id).await?;
+        let state = store.session_state(session_id).await?.map(Arc::new);
         if let Some(state) = &state {
             self.sessions.insert(session_id.to_owned(), state.clone());
         }
@@ -84,28 +84,11 @@ impl AuthCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DatabaseUrl;
-    use crate::domain::{ClientId, PublicKey};
-    use crate::store::NewPartner;
 
     #[tokio::test]
     async fn keys_are_served_from_memory_until_they_are_half_a_second_old() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = DatabaseUrl::new(format!("sqlite://{}", dir.path().join("t.db").display()));
-        let store = Store::connect(&url, 1).await.unwrap();
-        store.migrate().await.unwrap();
-        let pem = include_bytes!("../../tests/fixtures/keys/partner-b-public.pem");
-        store
-            .insert_partner(&NewPartner {
-                client_id: &ClientId::parse("p").unwrap(),
-                name: "P",
-                secret_hash: "-",
-                key_id: "key_1",
-                key: &PublicKey::from_pem(pem).unwrap(),
-                now: 0,
-            })
-            .await
-            .unwrap();
+        let (_dir, store) = crate::store::sqlite::SqliteStore::with_partner_p().await;
+        let store = Store::Sqlite(store);
         let cache = AuthCache::default();
         let cached_at = std::time::Instant::now();
         assert_eq!(cache.active_keys(&store, "p").await.unwrap().len(), 1);

@@ -54,15 +54,7 @@ async fn metrics_count_requests_and_auth_failures_in_prometheus_text() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_names_the_seed_schemes_and_routes() {
     let app = TestApp::spawn().await;
-    let document: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = openapi_document(&app).await;
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
     let schemes = document["components"]["securitySchemes"]
         .as_object()
@@ -161,15 +153,7 @@ async fn every_response_forbids_content_sniffing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openapi_document_states_the_rules_request_bodies_are_checked_against() {
     let app = TestApp::spawn().await;
-    let document: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = openapi_document(&app).await;
     let schemas = &document["components"]["schemas"];
     let order = &schemas["CreateSalesOrderRequest"];
     let line = &schemas["ProductDto"];
@@ -198,4 +182,16 @@ async fn the_openapi_document_states_the_rules_request_bodies_are_checked_agains
     let limit = &document["paths"]["/api/v1/sales-orders"]["get"]["parameters"][0];
     assert_eq!(limit["name"], "limit");
     assert_eq!(limit["schema"]["maximum"], 200);
+}
+
+/// The served OpenAPI document.
+async fn openapi_document(app: &TestApp) -> Value {
+    app.client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

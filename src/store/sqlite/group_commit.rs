@@ -5,8 +5,9 @@
 //! that fails, each insert runs in a savepoint of its own, so a failing one is
 //! rolled back alone ([`one_by_one`]). Callers are
 //! answered only after the batch's COMMIT returned, so a 201 still means the
-//! order is on disk. No batch waits for company: a lone insert is written at
-//! once, and batches grow only while a commit is already in progress.
+//! order is on disk. No batch waits on a timer: a lone insert is written at
+//! once, and batches grow while a commit is in progress and during the few
+//! yields before the next one starts.
 //!
 //! A caller that goes away (a client hanging up) cannot cut a batch short:
 //! the task owns the transaction, and the order is committed or not as a whole.
@@ -19,7 +20,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::insert_history;
-use crate::domain::{Actor, Decimal, NewOrder, OrderStatus, ids};
+use crate::domain::{Actor, Decimal, NewOrder, OrderLine, OrderStatus, ids};
 use crate::store::{InsertOrder, StatusChange, StoreError, StoreResult, rfc3339, to_millis};
 
 /// Inserts that may wait for the writer; senders beyond this wait their turn.
@@ -223,24 +224,7 @@ async fn bulk_statements(
         .iter()
         .flat_map(|(seq, _, order)| order.products.iter().map(move |line| (*seq, line)))
         .collect();
-    // 8 binds a line, under SQLite's 32766 bind parameters a statement.
-    for chunk in lines.chunks(4000) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, uom, unit_price, line_amount, notes) ",
-        );
-        insert.push_values(chunk, |mut values, (seq, line)| {
-            values
-                .push_bind(*seq)
-                .push_bind(line.line_no)
-                .push_bind(&line.product_code)
-                .push_bind(line.quantity.to_string())
-                .push_bind(&line.uom)
-                .push_bind(line.unit_price.as_ref().map(Decimal::to_string))
-                .push_bind(line.line_amount.as_ref().map(Decimal::to_string))
-                .push_bind(&line.notes);
-        });
-        insert.build().execute(&mut **tx).await?;
-    }
+    insert_lines(tx, &lines).await?;
     if !created.is_empty() {
         let mut history = QueryBuilder::<Sqlite>::new(
             "INSERT INTO sales_order_history (order_seq, at, actor, actor_name, from_status, to_status, reason) ",
@@ -268,6 +252,32 @@ async fn bulk_statements(
             })
         })
         .collect())
+}
+
+/// Inserts `(order seq, line)` rows in as few statements as SQLite allows:
+/// 8 binds a line, under its 32766 bind parameters a statement.
+async fn insert_lines(
+    tx: &mut Transaction<'static, Sqlite>,
+    lines: &[(i64, &OrderLine)],
+) -> StoreResult<()> {
+    for chunk in lines.chunks(4000) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, uom, unit_price, line_amount, notes) ",
+        );
+        insert.push_values(chunk, |mut values, (seq, line)| {
+            values
+                .push_bind(*seq)
+                .push_bind(line.line_no)
+                .push_bind(&line.product_code)
+                .push_bind(line.quantity.to_string())
+                .push_bind(&line.uom)
+                .push_bind(line.unit_price.as_ref().map(Decimal::to_string))
+                .push_bind(line.line_amount.as_ref().map(Decimal::to_string))
+                .push_bind(&line.notes);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// The failed batch's error, for each of its callers.
@@ -343,22 +353,8 @@ async fn insert(tx: &mut Transaction<'static, Sqlite>, job: &Job) -> StoreResult
     };
     let seq: i64 = row.try_get("seq")?;
     let created = order.received(id, seq, client_id, created_at);
-    // Bind-parameter limit (32766) allows ~4000 lines of 8 columns per statement.
-    let mut lines = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, uom, unit_price, line_amount, notes) ",
-    );
-    lines.push_values(&created.products, |mut values, line| {
-        values
-            .push_bind(seq)
-            .push_bind(line.line_no)
-            .push_bind(&line.product_code)
-            .push_bind(line.quantity.to_string())
-            .push_bind(&line.uom)
-            .push_bind(line.unit_price.as_ref().map(Decimal::to_string))
-            .push_bind(line.line_amount.as_ref().map(Decimal::to_string))
-            .push_bind(&line.notes);
-    });
-    lines.build().execute(&mut **tx).await?;
+    let lines: Vec<_> = created.products.iter().map(|line| (seq, line)).collect();
+    insert_lines(tx, &lines).await?;
     insert_history(
         tx,
         seq,
@@ -390,8 +386,6 @@ async fn insert(tx: &mut Transaction<'static, Sqlite>, job: &Job) -> StoreResult
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ClientId, PublicKey};
-    use crate::store::NewPartner;
     use crate::store::sqlite::SqliteStore;
 
     const BODY: &str = r#"{"customer_code":"C","site_code":"S","sales_name":"N","address":"A",
@@ -416,23 +410,7 @@ mod tests {
     }
 
     async fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = SqliteStore::connect(&url, 1).await.unwrap();
-        store.migrate().await.unwrap();
-        let pem = include_bytes!("../../../tests/fixtures/keys/partner-b-public.pem");
-        store
-            .insert_partner(&NewPartner {
-                client_id: &ClientId::parse("p").unwrap(),
-                name: "P",
-                secret_hash: "-",
-                key_id: "key_1",
-                key: &PublicKey::from_pem(pem).unwrap(),
-                now: 0,
-            })
-            .await
-            .unwrap();
-        (dir, store)
+        SqliteStore::with_partner_p().await
     }
 
     #[tokio::test]

@@ -69,6 +69,28 @@ impl SqliteStore {
         })
     }
 
+    /// For unit tests: a fresh database holding partner `p` with one key.
+    #[cfg(test)]
+    pub(crate) async fn with_partner_p() -> (tempfile::TempDir, Self) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Self::connect(&url, 1).await.unwrap();
+        store.migrate().await.unwrap();
+        let pem = include_bytes!("../../../tests/fixtures/keys/partner-b-public.pem");
+        store
+            .insert_partner(&NewPartner {
+                client_id: &crate::domain::ClientId::parse("p").unwrap(),
+                name: "P",
+                secret_hash: "-",
+                key_id: "key_1",
+                key: &crate::domain::PublicKey::from_pem(pem).unwrap(),
+                now: 0,
+            })
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
     /// Caps how many inserts share one transaction; 1 commits each alone (the
     /// plain path, kept for comparison in benchmarks).
     pub fn set_max_batch(&self, max_batch: usize) {
