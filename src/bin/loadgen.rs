@@ -62,7 +62,9 @@ struct Args {
     #[arg(long, default_value = "")]
     label: String,
     /// What each request does: create an order, get one by id (from --ids),
-    /// or list a page of 50 from a random position (below --max-seq).
+    /// list a page of 50 from a random position (below --max-seq), or send
+    /// the create request's bytes to `/healthz`: the HTTP and TCP cost of a
+    /// request with no work behind it.
     #[arg(long, value_enum, default_value = "create")]
     scenario: Scenario,
     /// For `get`: a file of order ids, one a line.
@@ -78,6 +80,7 @@ enum Scenario {
     Create,
     Get,
     List,
+    Healthz,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +94,9 @@ struct Step {
     max_ms: f64,
     errors: u64,
     server_peak_rss_kb: Option<u64>,
+    /// Cores the whole machine kept busy while measuring (server, load
+    /// generator and kernel), from /proc/stat.
+    machine_busy_cores: Option<f64>,
 }
 
 const WARMING: u8 = 0;
@@ -149,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut steps = Vec::new();
     println!(
-        "{:>5} {:>9} {:>10} {:>8} {:>8} {:>9} {:>8} {:>7} {:>10}",
+        "{:>5} {:>9} {:>10} {:>8} {:>8} {:>9} {:>8} {:>7} {:>10} {:>6}",
         "conns",
         "orders",
         "orders/s",
@@ -158,7 +164,8 @@ async fn main() -> anyhow::Result<()> {
         "p99.9 ms",
         "max ms",
         "errors",
-        "peak RSS"
+        "peak RSS",
+        "busy"
     );
     for &connections in &args.connections {
         let step = measure(
@@ -170,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await;
         println!(
-            "{:>5} {:>9} {:>10.0} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>7} {:>7} MB",
+            "{:>5} {:>9} {:>10.0} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>7} {:>7} MB {:>6.2}",
             step.connections,
             step.orders,
             step.orders_per_second,
@@ -180,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
             step.max_ms,
             step.errors,
             step.server_peak_rss_kb.map_or(0, |kb| kb / 1024),
+            step.machine_busy_cores.unwrap_or(f64::NAN),
         );
         steps.push(step);
     }
@@ -196,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Create => "Signed creates",
         Scenario::Get => "Signed get by id",
         Scenario::List => "Signed list pages",
+        Scenario::Healthz => "Create-sized requests to /healthz",
     };
     chart(
         &args.out.join("chart.svg"),
@@ -223,7 +232,9 @@ async fn measure(
     tokio::time::sleep(warmup).await;
     shared.phase.store(MEASURING, Ordering::SeqCst);
     let started = Instant::now();
+    let cpu_before = machine_cpu();
     tokio::time::sleep(duration).await;
+    let cpu_after = machine_cpu();
     shared.phase.store(STOPPED, Ordering::SeqCst);
     let elapsed = started.elapsed().as_secs_f64();
 
@@ -247,7 +258,38 @@ async fn measure(
         max_ms: latencies.max() as f64 / 1000.0,
         errors,
         server_peak_rss_kb: server_pid.and_then(peak_rss_kb),
+        machine_busy_cores: cpu_before.zip(cpu_after).map(|(before, after)| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cores as f64 * (after.busy - before.busy) as f64
+                / (after.total - before.total).max(1) as f64
+        }),
     }
+}
+
+/// Jiffies spent by all CPUs since boot: busy, and in total.
+struct CpuTimes {
+    busy: u64,
+    total: u64,
+}
+
+/// The first line of /proc/stat: user nice system idle iowait irq softirq
+/// steal ...; idle and iowait are the time no one used.
+fn machine_cpu() -> Option<CpuTimes> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let times: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let total: u64 = times.iter().sum();
+    let idle = times.get(3)? + times.get(4)?;
+    Some(CpuTimes {
+        busy: total - idle,
+        total,
+    })
 }
 
 /// Latencies in microseconds, up to a minute, to three significant digits.
@@ -308,7 +350,7 @@ impl Shared {
     fn expected_status(&self) -> hyper::StatusCode {
         match self.scenario {
             Scenario::Create => hyper::StatusCode::CREATED,
-            Scenario::Get | Scenario::List => hyper::StatusCode::OK,
+            Scenario::Get | Scenario::List | Scenario::Healthz => hyper::StatusCode::OK,
         }
     }
 
@@ -319,6 +361,11 @@ impl Shared {
             Scenario::Create => (
                 hyper::Method::POST,
                 "/api/v1/sales-orders".to_owned(),
+                self.body.with_purchase_order(n),
+            ),
+            Scenario::Healthz => (
+                hyper::Method::GET,
+                "/healthz".to_owned(),
                 self.body.with_purchase_order(n),
             ),
             Scenario::Get => {
@@ -453,11 +500,11 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
 
 fn markdown(label: &str, steps: &[Step]) -> String {
     let mut text = format!(
-        "{label}\n\n| connections | orders/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | server peak RSS |\n|---|---|---|---|---|---|---|---|\n"
+        "{label}\n\n| connections | orders/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | server peak RSS | machine busy |\n|---|---|---|---|---|---|---|---|---|\n"
     );
     for s in steps {
         text.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} MB |\n",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} MB | {} |\n",
             s.connections,
             s.orders_per_second,
             s.p50_ms,
@@ -465,7 +512,9 @@ fn markdown(label: &str, steps: &[Step]) -> String {
             s.p999_ms,
             s.max_ms,
             s.errors,
-            s.server_peak_rss_kb.map_or(0, |kb| kb / 1024)
+            s.server_peak_rss_kb.map_or(0, |kb| kb / 1024),
+            s.machine_busy_cores
+                .map_or("?".to_owned(), |cores| format!("{cores:.2} cores"))
         ));
     }
     text
