@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
 use super::rate_limit::RateLimit;
-use super::{AuthError, signature, timestamp};
+use super::{AuthError, diagnosis, signature, timestamp};
 use crate::app::AppState;
 use crate::http::error::ApiError;
 use crate::http::middleware::{RequestContext, note_client_id};
@@ -27,13 +27,13 @@ pub struct AuthenticatedPartner {
 const AUTHORIZATION: &str = "authorization";
 const X_CLIENT_ID: &str = "x-client-id";
 const X_TIMESTAMP: &str = "x-timestamp";
-const X_SIGNATURE: &str = "x-signature";
+pub const X_SIGNATURE: &str = "x-signature";
 pub const X_SIGNATURE_VERSION: &str = "x-signature-version";
 
-/// SHA-256 (lowercase hex) of the request body, put in the request's
-/// extensions by [`crate::http::middleware::body_digest`] for v2 requests.
+/// The raw request body, put in the request's extensions by
+/// [`crate::http::middleware::signed_body`].
 #[derive(Debug, Clone)]
-pub struct BodyDigest(pub String);
+pub struct SignedBody(pub axum::body::Bytes);
 
 impl FromRequestParts<AppState> for AuthenticatedPartner {
     type Rejection = ApiError;
@@ -103,27 +103,41 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
         .auth_cache
         .active_keys(&state.store, &claims.client_id)
         .await?;
+    let body = parts
+        .extensions
+        .get::<SignedBody>()
+        .map_or(&[][..], |body| &body.0[..]);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
     let message = if v2 {
-        let empty_body = || signature::body_digest(b"");
-        let digest = parts
-            .extensions
-            .get::<BodyDigest>()
-            .map_or_else(empty_body, |digest| digest.0.clone());
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
         signature::string_to_sign_v2(
             client_id,
             timestamp_header,
             parts.method.as_str(),
             path_and_query,
-            &digest,
+            &signature::body_digest(body),
         )
     } else {
         signature::string_to_sign(client_id, timestamp_header)
     };
-    signature::verify(&keys, &message, signature_header)?;
+    if let Err(mut error) = signature::verify(&keys, &message, signature_header) {
+        if let AuthError::SignatureInvalid { diagnosis, .. } = &mut error {
+            let request = diagnosis::SignedRequest {
+                client_id,
+                timestamp: timestamp_header,
+                v2,
+                method: parts.method.as_str(),
+                path_and_query,
+                body,
+                signature: signature_header,
+            };
+            let keys = state.store.keys(client_id).await?;
+            *diagnosis = Some(Box::new(diagnosis::diagnose(&request, &message, &keys)));
+        }
+        return Err(error.into());
+    }
 
     // Counted only for authenticated requests, so nobody else can spend a
     // partner's budget.

@@ -2,6 +2,7 @@
 //! extractor that runs every check before a sales-order handler sees the request.
 
 pub mod cache;
+pub mod diagnosis;
 pub mod extractor;
 pub mod jwt;
 pub mod rate_limit;
@@ -44,10 +45,12 @@ pub enum AuthError {
         skew_seconds: i64,
         tolerance_seconds: u64,
     },
-    #[error("{reason}")]
+    #[error("{}", .diagnosis.as_ref().and_then(|d| d.mistake.as_ref()).map_or(*reason, |m| m.hint.as_str()))]
     SignatureInvalid {
         reason: &'static str,
         string_to_sign: String,
+        /// Filled in by the extractor, which can read the partner's keys.
+        diagnosis: Option<Box<diagnosis::Diagnosis>>,
     },
     #[error(
         "this partner must sign with version 2 (X-SIGNATURE-VERSION: 2, covering method, path, query and body)"

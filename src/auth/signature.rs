@@ -64,6 +64,7 @@ pub fn verify(
     let invalid = |reason| AuthError::SignatureInvalid {
         reason,
         string_to_sign: message.to_owned(),
+        diagnosis: None,
     };
     let raw = decode(signature).ok_or_else(|| invalid("X-SIGNATURE is not valid base64"))?;
     if let Some(index) = keys

@@ -149,8 +149,19 @@ impl ApiError {
                 .map(|h| serde_json::json!({"header": h, "message": "is required"}))
                 .collect(),
             // Not secret, and the fastest way for a partner to find a signing bug.
-            Self::Auth(AuthError::SignatureInvalid { string_to_sign, .. }) => {
-                vec![serde_json::json!({"string_to_sign": string_to_sign})]
+            Self::Auth(AuthError::SignatureInvalid {
+                string_to_sign,
+                diagnosis,
+                ..
+            }) => {
+                let mut detail = serde_json::json!({"string_to_sign": string_to_sign});
+                if let Some(diagnosis) = diagnosis {
+                    detail["keys_tried"] = serde_json::json!(diagnosis.keys_tried);
+                    if let Some(mistake) = &diagnosis.mistake {
+                        detail["mistake"] = serde_json::json!(mistake);
+                    }
+                }
+                vec![detail]
             }
             _ => Vec::new(),
         }

@@ -172,17 +172,18 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
     response
 }
 
-/// For requests signed with v2, reads the body (within the body limit), puts
-/// its SHA-256 in the request for the signature check, and passes the same
-/// bytes on. v1 requests pass through untouched.
-pub async fn body_digest(
+/// Reads the body of a signed request (one with `X-SIGNATURE`; within the body limit) and puts it in
+/// the request for the signature check, which hashes it for v2 and, when a
+/// signature fails, looks for it among the usual mistakes; passes the same
+/// bytes on.
+pub async fn signed_body(
     State(limit): State<usize>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     if !request
         .headers()
-        .contains_key(crate::auth::extractor::X_SIGNATURE_VERSION)
+        .contains_key(crate::auth::extractor::X_SIGNATURE)
     {
         return Ok(next.run(request).await);
     }
@@ -199,9 +200,9 @@ pub async fn body_digest(
             });
         }
     };
-    parts.extensions.insert(crate::auth::extractor::BodyDigest(
-        crate::auth::signature::body_digest(&bytes),
-    ));
+    parts
+        .extensions
+        .insert(crate::auth::extractor::SignedBody(bytes.clone()));
     Ok(next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await)

@@ -52,7 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(service::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             settings.body_limit,
-            middleware::body_digest,
+            middleware::signed_body,
         ))
         .route_layer(axum::middleware::from_fn(middleware::record_route))
         .with_state(state)

@@ -137,7 +137,15 @@ async fn a_signature_by_another_key_is_refused_and_the_string_to_sign_echoed() {
     )
     .await;
     let body = expect_error(response, 401, "SIGNATURE_INVALID").await;
-    assert_eq!(body["error"]["details"][0]["string_to_sign"], message);
+    let detail = &body["error"]["details"][0];
+    assert_eq!(detail["string_to_sign"], message);
+    // The partner's one key was tried; no common mistake explains it.
+    let keys = app.state.store.keys("versuni-client-001").await.unwrap();
+    assert_eq!(
+        detail["keys_tried"],
+        json!([{"key_id": keys[0].key_id, "fingerprint": keys[0].fingerprint}])
+    );
+    assert_eq!(detail.get("mistake"), None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -155,7 +163,84 @@ async fn a_signature_over_a_different_timestamp_is_refused() {
         Some(signature),
     )
     .await;
-    expect_error(response, 401, "SIGNATURE_INVALID").await;
+    let body = expect_error(response, 401, "SIGNATURE_INVALID").await;
+    let mistake = &body["error"]["details"][0]["mistake"];
+    assert_eq!(mistake["code"], "SIGNED_OTHER_TIMESTAMP");
+    assert_eq!(body["message"], mistake["hint"]);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("timestamp {}", now - 1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signature_over_the_json_body_is_named_as_that_mistake() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let body = order_body("PO-BODY-SIGNED").to_string();
+    let response = app
+        .with_headers(
+            &session,
+            Method::POST,
+            ORDERS,
+            "versuni-client-001",
+            &app.now().to_string(),
+            Some(partner.key.sign(&body)),
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let error = expect_error(response, 401, "SIGNATURE_INVALID").await;
+    assert_eq!(
+        error["error"]["details"][0]["mistake"]["code"],
+        "SIGNED_BODY"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signature_by_a_revoked_key_names_that_key() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let old = app.state.store.keys("versuni-client-001").await.unwrap()[0].clone();
+    let replacement = sales_order_api::domain::partner::PublicKey::from_pem(
+        TestKey::partner_b().public_pem.as_bytes(),
+    )
+    .unwrap();
+    app.state
+        .store
+        .add_key("versuni-client-001", "key_new", &replacement, app.now())
+        .await
+        .unwrap();
+    app.state
+        .store
+        .revoke_key("versuni-client-001", &old.key_id, app.now())
+        .await
+        .unwrap();
+    within_a_second("the revoked key to be refused and named", || async {
+        let response = list_with(
+            &app,
+            &session,
+            "versuni-client-001",
+            &app.now().to_string(),
+            None,
+        )
+        .await;
+        if response.status() != 401 {
+            return false;
+        }
+        let error: Value = response.json().await.unwrap();
+        let detail = &error["error"]["details"][0];
+        detail["mistake"]["code"] == "REVOKED_KEY"
+            && error["message"].as_str().unwrap().contains(&old.key_id)
+            && detail["keys_tried"][0]["key_id"] == "key_new"
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
