@@ -15,16 +15,14 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeyPair;
-use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use sales_order_api::auth::signature::string_to_sign;
+use sales_order_api::client::PrivateKey;
 use serde::Serialize;
 
 #[derive(Debug, Parser)]
@@ -414,19 +412,15 @@ fn spread(n: u64) -> u64 {
 /// Signs `client_id|timestamp` once a second: every request of that second
 /// reuses it, as a real client may.
 struct Signer {
-    key: KeyPair,
+    key: PrivateKey,
     client_id: String,
     current: std::sync::Mutex<(i64, String)>,
 }
 
 impl Signer {
     fn new(pem: &[u8], client_id: &str) -> anyhow::Result<Self> {
-        let block = pem::parse(pem).context("the private key is not PEM")?;
-        let key = KeyPair::from_pkcs8(block.contents())
-            .or_else(|_| KeyPair::from_der(block.contents()))
-            .map_err(|e| anyhow::anyhow!("not an RSA private key: {e}"))?;
         Ok(Self {
-            key,
+            key: PrivateKey::from_pem(pem)?,
             client_id: client_id.to_owned(),
             current: std::sync::Mutex::new((0, String::new())),
         })
@@ -436,17 +430,10 @@ impl Signer {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.0 != now {
-            let message = format!("{}|{now}", self.client_id);
-            let mut signature = vec![0; self.key.public_modulus_len()];
-            self.key
-                .sign(
-                    &RSA_PKCS1_SHA256,
-                    &SystemRandom::new(),
-                    message.as_bytes(),
-                    &mut signature,
-                )
-                .expect("RSA signing works");
-            *current = (now, STANDARD.encode(signature));
+            let signature = self
+                .key
+                .sign(&string_to_sign(&self.client_id, &now.to_string()));
+            *current = (now, signature);
         }
         (now.to_string(), current.1.clone())
     }

@@ -1,5 +1,6 @@
 //! The `sales-order-api` command line: one module per command.
 
+mod kit;
 mod order;
 mod partner;
 mod serve;
@@ -40,6 +41,12 @@ pub enum Command {
     Partner(partner::PartnerArgs),
     /// Look at orders, move them through their statuses, export them to the ERP.
     Order(order::OrderArgs),
+    /// Partner side: make an RSA key pair (private.pem stays, public.pem goes to the operator).
+    Keygen(kit::KeygenArgs),
+    /// Partner side: print the signature headers for a request.
+    Sign(kit::SignArgs),
+    /// Partner side: log in, sign and send an order, and print the answer.
+    Send(kit::SendArgs),
 }
 
 impl Cli {
@@ -55,6 +62,9 @@ impl Cli {
                 partner::run(args, &open_store(&self.database_url).await?).await
             }
             Command::Order(args) => order::run(args, &open_store(&self.database_url).await?).await,
+            Command::Keygen(args) => kit::keygen(args),
+            Command::Sign(args) => kit::sign(args),
+            Command::Send(args) => kit::send(args).await,
         }
     }
 }

@@ -14,6 +14,7 @@ mod errors;
 mod export;
 mod instances;
 mod interop;
+mod kit;
 mod manage;
 mod orders;
 mod service;
