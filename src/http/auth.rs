@@ -69,8 +69,8 @@ impl IntoResponse for TokenResponse {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "A new access token", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = ErrorEnvelope),
-        (status = 415, description = "Body not `application/json`", body = ErrorEnvelope),
+        (status = 400, description = "`INVALID_JSON`, or `VALIDATION_FAILED` naming every missing, blank or unknown field", body = ErrorEnvelope),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `application/json`", body = ErrorEnvelope),
         (status = 401, description = "`INVALID_CREDENTIALS` or `PARTNER_DISABLED`", body = ErrorEnvelope),
         (status = 429, description = "`LOGIN_THROTTLED`: more than 10 failed logins for this client id (or 100 from this address) within a minute; wait `Retry-After` seconds", body = ErrorEnvelope,
             headers(("Retry-After" = u64, description = "Seconds until logins are checked again"))),
@@ -167,8 +167,8 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new access token", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = ErrorEnvelope),
-        (status = 415, description = "Body not `application/json`", body = ErrorEnvelope),
+        (status = 400, description = "`INVALID_JSON`, or `VALIDATION_FAILED` naming every missing, blank or unknown field", body = ErrorEnvelope),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `application/json`", body = ErrorEnvelope),
         (status = 401, description = "`TOKEN_INVALID`, `TOKEN_REUSED`, `TOKEN_REVOKED`, `REFRESH_WINDOW_EXPIRED`, `SESSION_EXPIRED` or `PARTNER_DISABLED`", body = ErrorEnvelope),
     )
 )]

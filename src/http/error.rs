@@ -125,6 +125,16 @@ impl ApiError {
         }
     }
 
+    /// The envelope this error is answered with, for the API documentation
+    /// (the request id is made up; a real one echoes `X-Request-Id`).
+    pub fn envelope_example(&self) -> Value {
+        serde_json::json!({
+            "message": self.to_string(),
+            "error": {"code": self.code(), "details": self.details()},
+            "request_id": "4c6f2a9e-1b7d-4e3a-9f0c-8d5b2e7a1c34",
+        })
+    }
+
     fn details(&self) -> Vec<Value> {
         let fields = |errors: &[FieldError]| errors.iter().map(|e| serde_json::json!(e)).collect();
         match self {

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod error;
+mod examples;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
@@ -29,6 +30,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 fn api_routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut document) = api_routes().split_for_parts();
     openapi::RequestBodyRules.modify(&mut document);
+    examples::add(&mut document);
     (routes, document)
 }
 

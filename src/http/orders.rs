@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::JsonBody;
+use super::openapi::SIGNED_ROUTE_401;
 use crate::app::AppState;
 use crate::auth::AuthenticatedPartner;
 use crate::domain::order::OrderBodyError;
@@ -136,11 +137,11 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
         (status = 201, description = "Sales order created successfully (or, with `Idempotent-Replayed: true`, created by an earlier request with the same Idempotency-Key)", body = OrderResponse,
             headers(("Idempotent-Replayed" = String, description = "`true` when the answer repeats an earlier request's"))),
         (status = 400, description = "`INVALID_JSON`, `VALIDATION_FAILED` with every offending field, or `INVALID_IDEMPOTENCY_KEY`", body = ErrorEnvelope),
-        (status = 401, description = "An authentication check failed; the code says which", body = ErrorEnvelope),
+        (status = 401, description = SIGNED_ROUTE_401, body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
         (status = 409, description = "`DUPLICATE_PURCHASE_ORDER` or `IDEMPOTENCY_KEY_REUSED`", body = ErrorEnvelope),
-        (status = 413, description = "Body over 1 MiB", body = ErrorEnvelope),
-        (status = 415, description = "Body not `application/json`", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over 1 MiB", body = ErrorEnvelope),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `application/json`", body = ErrorEnvelope),
     )
 )]
 pub async fn create_order(
@@ -209,7 +210,7 @@ pub async fn create_order(
     responses(
         (status = 200, description = "A page of orders", body = OrderListResponse),
         (status = 400, description = "`INVALID_QUERY`", body = ErrorEnvelope),
-        (status = 401, description = "An authentication check failed; the code says which", body = ErrorEnvelope),
+        (status = 401, description = SIGNED_ROUTE_401, body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
     )
 )]
@@ -240,7 +241,7 @@ pub async fn list_orders(
     security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
     responses(
         (status = 200, description = "The order", body = OrderResponse),
-        (status = 401, description = "An authentication check failed; the code says which", body = ErrorEnvelope),
+        (status = 401, description = SIGNED_ROUTE_401, body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
         (status = 404, description = "`ORDER_NOT_FOUND` (also for another partner's order)", body = ErrorEnvelope),
     )
@@ -274,7 +275,7 @@ pub async fn get_order(
     security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
     responses(
         (status = 200, description = "The cancelled order", body = OrderResponse),
-        (status = 401, description = "An authentication check failed; the code says which", body = ErrorEnvelope),
+        (status = 401, description = SIGNED_ROUTE_401, body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
         (status = 404, description = "`ORDER_NOT_FOUND` (also for another partner's order)", body = ErrorEnvelope),
         (status = 409, description = "`ORDER_NOT_CANCELLABLE`: the order is no longer `received`", body = ErrorEnvelope),

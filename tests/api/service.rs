@@ -195,3 +195,81 @@ async fn openapi_document(app: &TestApp) -> Value {
         .await
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_operation_documents_an_example_request_and_an_example_of_every_answer() {
+    let app = TestApp::spawn().await;
+    let document = openapi_document(&app).await;
+    let mut operations = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let where_ = format!("{method} {path}");
+            if let Some(body) = operation.get("requestBody") {
+                let content = &body["content"]["application/json"];
+                assert!(
+                    content["example"].is_object(),
+                    "{where_}: no request example"
+                );
+            }
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let content = &response["content"]["application/json"];
+                let examples: Vec<&Value> = match content["examples"].as_object() {
+                    Some(many) => many.values().map(|example| &example["value"]).collect(),
+                    None => vec![&content["example"]],
+                };
+                assert!(
+                    examples.iter().all(|example| example.is_object()),
+                    "{where_} {status}: missing example"
+                );
+                let status: u16 = status.parse().unwrap();
+                for example in examples.iter().filter(|_| status >= 400) {
+                    let code = example["error"]["code"].as_str().unwrap();
+                    let described = response["description"].as_str().unwrap();
+                    assert!(
+                        described.contains(&format!("`{code}`")),
+                        "{where_} {status}: example {code} is not among the codes described"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(operations, 6);
+    let signature = &document["paths"]["/api/v1/sales-orders"]["post"]["responses"]["401"]["content"]
+        ["application/json"]["examples"]["SIGNATURE_INVALID"]["value"];
+    assert_eq!(
+        signature["error"]["details"][0]["mistake"]["code"],
+        "SIGNED_OTHER_TIMESTAMP"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_create_example_is_accepted_and_answered_in_the_documented_shape() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let document = openapi_document(&app).await;
+    let create = &document["paths"]["/api/v1/sales-orders"]["post"];
+    let request = &create["requestBody"]["content"]["application/json"]["example"];
+    let documented = &create["responses"]["201"]["content"]["application/json"]["example"];
+
+    let response = app.create_order(&session, request).await;
+    assert_eq!(response.status(), 201);
+    let answer: Value = response.json().await.unwrap();
+    let keys = |value: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&answer), keys(documented));
+    assert_eq!(keys(&answer["data"]), keys(&documented["data"]));
+    assert_eq!(
+        keys(&answer["data"]["products"][0]),
+        keys(&documented["data"]["products"][0])
+    );
+    assert_eq!(answer["data"]["products"], documented["data"]["products"]);
+    assert_eq!(
+        answer["data"]["total_amount"],
+        documented["data"]["total_amount"]
+    );
+}

@@ -1,0 +1,269 @@
+//! Request and response examples for every operation of the OpenAPI
+//! document, so `/docs` shows a partner what each call sends and gets back.
+//!
+//! They are made by the code that makes the real answers: orders by the
+//! domain's parser and serialiser, errors by [`ApiError`]'s own code, message
+//! and details. An example therefore cannot drift from what the server says.
+
+use serde_json::{Value, json};
+use utoipa::openapi::example::ExampleBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{Content, OpenApi, RefOr};
+
+use super::error::ApiError;
+use super::extract::JsonBody;
+use crate::auth::AuthError;
+use crate::auth::diagnosis::{Diagnosis, KeyTried, Mistake};
+use crate::domain::order::OrderBodyError;
+use crate::domain::{FieldError, NewOrder, OrderStatus};
+
+const CLIENT_ID: &str = "versuni-client-001";
+const ORDER_ID: &str = "so_019ab5f3c2a47e0b6d4c1a8e5f7a9b0c";
+const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJjbGllbnRfaWQiOiJ2ZXJzdW5pLWNsaWVudC0wMDEifQ.c2lnbmF0dXJl";
+const CREATED_AT: &str = "2026-11-24T08:27:49.024Z";
+
+/// The create body every example uses.
+pub fn order_request() -> Value {
+    json!({
+        "customer_code": "CUST-001",
+        "site_code": "SITE-001",
+        "sales_name": "John Doe",
+        "address": "Jl. Sudirman No. 1, Jakarta",
+        "purchase_order_no": "PO-2026-00042",
+        "products": [
+            {"product_code": "PRD-001", "quantity": 2, "uom": "PCS", "unit_price": "150000.50"},
+            {"product_code": "PRD-002", "quantity": "1.5", "uom": "KG", "notes": "price on delivery"}
+        ]
+    })
+}
+
+/// The order as the server returns it, through the same parser and serialiser.
+fn order(status: OrderStatus) -> Value {
+    let parsed = NewOrder::parse(order_request().to_string().as_bytes())
+        .expect("the example order is valid");
+    let mut order =
+        serde_json::to_value(parsed.received(ORDER_ID.into(), 42, CLIENT_ID, CREATED_AT.into()))
+            .expect("an order serialises");
+    order["status"] = json!(status.as_str());
+    order
+}
+
+/// One sample of each error a partner can meet on `path`, with realistic
+/// contents: bad bodies go through the parser that route uses.
+fn errors(path: &str) -> Vec<ApiError> {
+    let auth_route = path.starts_with("/api/v1/auth/");
+    let invalid_body = |body: &str| {
+        if auth_route {
+            let body = JsonBody(body.to_owned().into_bytes().into());
+            let error = body.string_fields(["client_id", "client_secret"]);
+            return error.expect_err("the example body is invalid");
+        }
+        match NewOrder::parse(body.as_bytes()) {
+            Err(OrderBodyError::Syntax(message)) => ApiError::InvalidJson(message),
+            Err(OrderBodyError::Invalid(fields)) => ApiError::Validation(fields),
+            Ok(_) => unreachable!("the example body is invalid"),
+        }
+    };
+    let invalid_fields = if auth_route {
+        r#"{"client_id": "versuni-client-001", "clientSecret": "…"}"#
+    } else {
+        r#"{"customer_code": " ", "site_code": "SITE-001", "sales_name": "John Doe",
+            "address": "Jakarta", "purchase_order_number": "PO-1",
+            "products": [{"product_code": "PRD-001", "quantity": 0}]}"#
+    };
+    let signature_invalid = AuthError::SignatureInvalid {
+        reason: "X-SIGNATURE does not verify against any active public key of this partner",
+        string_to_sign: format!("{CLIENT_ID}|1795507882"),
+        diagnosis: Some(Box::new(Diagnosis {
+            keys_tried: vec![KeyTried {
+                key_id: "key_7f3a9c2e".into(),
+                fingerprint:
+                    "SHA256:49c261178e8b3745c9c02539aa0e3f16a531910f6549f67e55ad6cce7e73f46e".into(),
+            }],
+            mistake: Some(Mistake {
+                code: "SIGNED_OTHER_TIMESTAMP",
+                hint:
+                    "the signature is over timestamp 1795507881, but X-TIMESTAMP says 1795507882; \
+                       read the clock once and use the same value in the string and the header"
+                        .into(),
+            }),
+        })),
+    };
+    let mut errors = vec![
+        invalid_body(r#"{"customer_code": "CUST-001", "#),
+        invalid_body(invalid_fields),
+        ApiError::InvalidQuery(vec![FieldError::new(
+            "limit",
+            "must be a whole number from 1 to 100",
+        )]),
+        ApiError::Auth(signature_invalid),
+        ApiError::OrderNotFound(ORDER_ID.into()),
+        ApiError::DuplicatePurchaseOrder {
+            purchase_order_no: "PO-2026-00042".into(),
+            existing_id: ORDER_ID.into(),
+        },
+        ApiError::InvalidIdempotencyKey,
+        ApiError::IdempotencyKeyReused,
+        ApiError::StatusConflict {
+            current: OrderStatus::Accepted,
+            requested: OrderStatus::Cancelled,
+        },
+        ApiError::LoginThrottled { retry_after: 42 },
+        ApiError::RateLimited { retry_after: 1 },
+        ApiError::UnsupportedMediaType,
+        ApiError::PayloadTooLarge(1024 * 1024),
+    ];
+    errors.extend(
+        [
+            AuthError::MissingHeaders(vec!["X-TIMESTAMP", "X-SIGNATURE"]),
+            AuthError::TokenInvalid(
+                "the access token is malformed or was not issued by this service",
+            ),
+            AuthError::TokenExpired,
+            AuthError::TokenRevoked(
+                "the client secret was rotated after this token was issued; log in again",
+            ),
+            AuthError::TokenReused,
+            AuthError::RefreshWindowClosed,
+            AuthError::SessionExpired,
+            AuthError::ClientIdMismatch,
+            AuthError::TimestampInvalid(
+                "X-TIMESTAMP must be unix seconds, unix milliseconds or RFC 3339 with an offset"
+                    .into(),
+            ),
+            AuthError::TimestampOutOfWindow {
+                skew_seconds: -412,
+                tolerance_seconds: 300,
+            },
+            AuthError::SignatureV2Required,
+            AuthError::SignatureVersionUnsupported,
+            AuthError::InvalidCredentials,
+            AuthError::PartnerDisabled,
+        ]
+        .map(ApiError::Auth),
+    );
+    errors
+}
+
+/// What the operation answers with `status`, by the codes its description
+/// names (all samples of that status when it names none).
+fn error_examples(errors: &[ApiError], status: u16, description: &str) -> Vec<(String, Value)> {
+    let of_status: Vec<&ApiError> = errors
+        .iter()
+        .filter(|error| error.status().as_u16() == status)
+        .collect();
+    let named: Vec<&ApiError> = of_status
+        .iter()
+        .copied()
+        .filter(|error| description.contains(&format!("`{}`", error.code())))
+        .collect();
+    let chosen = if named.is_empty() { of_status } else { named };
+    chosen
+        .into_iter()
+        .map(|error| (error.code().to_owned(), error.envelope_example()))
+        .collect()
+}
+
+/// Success answers and request bodies, by operation.
+fn success_example(method: &str, path: &str) -> Option<(Value, Option<Value>)> {
+    let token = json!({"token": TOKEN, "expired_at": 1795551082});
+    let one = |message: &str, status| json!({"message": message, "data": order(status)});
+    Some(match (method, path) {
+        ("post", "/api/v1/auth/login") => (
+            token,
+            Some(
+                json!({"client_id": CLIENT_ID, "client_secret": "sk_live_5f2b…(shown once at registration)"}),
+            ),
+        ),
+        ("post", "/api/v1/auth/refresh") => (token, Some(json!({"token": TOKEN}))),
+        ("post", "/api/v1/sales-orders") => (
+            one("Sales order created successfully", OrderStatus::Received),
+            Some(order_request()),
+        ),
+        ("get", "/api/v1/sales-orders") => (
+            json!({
+                "message": "Sales orders retrieved successfully",
+                "data": [order(OrderStatus::Received)],
+                "next_cursor": "bzE6NDI",
+            }),
+            None,
+        ),
+        ("get", "/api/v1/sales-orders/{id}") => (
+            one("Sales order retrieved successfully", OrderStatus::Received),
+            None,
+        ),
+        ("post", "/api/v1/sales-orders/{id}/cancel") => {
+            (one("Sales order cancelled", OrderStatus::Cancelled), None)
+        }
+        _ => return None,
+    })
+}
+
+/// Fills in the examples; see the module documentation.
+pub fn add(document: &mut OpenApi) {
+    for (path, item) in document.paths.paths.iter_mut() {
+        let errors = errors(path);
+        let operations = [
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ];
+        for (method, operation) in operations {
+            if let Some(operation) = operation {
+                add_to_operation(operation, method, path, &errors);
+            }
+        }
+    }
+}
+
+fn add_to_operation(operation: &mut Operation, method: &str, path: &str, errors: &[ApiError]) {
+    let success = success_example(method, path);
+    if let (Some((_, Some(body))), Some(RefOr::T(request))) =
+        (&success, operation.request_body.as_mut())
+    {
+        for content in request.content.values_mut() {
+            if let RefOr::T(content) = content {
+                content.example = Some(body.clone());
+            }
+        }
+    }
+    for (status, response) in operation.responses.responses.iter_mut() {
+        let (RefOr::T(response), Ok(status)) = (response, status.parse::<u16>()) else {
+            continue;
+        };
+        let examples = if status < 400 {
+            success
+                .iter()
+                .map(|(answer, _)| ("success".to_owned(), answer.clone()))
+                .collect()
+        } else {
+            error_examples(errors, status, &response.description)
+        };
+        for content in response.content.values_mut() {
+            if let RefOr::T(content) = content {
+                set_examples(content, &examples);
+            }
+        }
+    }
+}
+
+fn set_examples(content: &mut Content, examples: &[(String, Value)]) {
+    match examples {
+        [(_, only)] => content.example = Some(only.clone()),
+        many => {
+            for (name, value) in many {
+                content.examples.insert(
+                    name.clone(),
+                    RefOr::T(
+                        ExampleBuilder::new()
+                            .summary(name)
+                            .value(Some(value.clone()))
+                            .build(),
+                    ),
+                );
+            }
+        }
+    }
+}
