@@ -41,6 +41,8 @@ pub struct Services {
     pub secrets: SecretVerifier,
     pub login_throttle: Arc<LoginThrottle>,
     pub rate_limiter: Arc<RateLimiter>,
+    /// Bounds the extra work of explaining failed signatures, per client.
+    pub diagnoses: Arc<RateLimiter>,
     pub auth_cache: AuthCache,
     pub audit: AuditLog,
     pub clock: Arc<Clock>,
@@ -121,6 +123,7 @@ impl Application {
             secrets,
             login_throttle: Arc::new(LoginThrottle::new(settings.login_limits)),
             rate_limiter: Arc::default(),
+            diagnoses: Arc::default(),
             auth_cache: AuthCache::default(),
             audit,
             clock: Arc::new(Clock::default()),

@@ -13,6 +13,11 @@ use serde::Serialize;
 use super::signature;
 use crate::store::KeyRecord;
 
+/// Failed signatures explained per second and client (bursts of ten times
+/// that): plenty for a developer, and a cap on what a stolen token without
+/// the key can make the server do. Beyond it, the error is plain.
+pub const PER_SECOND: u32 = 5;
+
 /// Seconds either side of `X-TIMESTAMP` tried as the one actually signed:
 /// a client that reads the clock twice, once to sign and once for the
 /// header, is usually off by one or two.

@@ -122,8 +122,15 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
     } else {
         signature::string_to_sign(client_id, timestamp_header)
     };
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
     if let Err(mut error) = signature::verify(&keys, &message, signature_header) {
-        if let AuthError::SignatureInvalid { diagnosis, .. } = &mut error {
+        let explain = || {
+            let limit = RateLimit::PerSecond(diagnosis::PER_SECOND);
+            state.diagnoses.take(client_id, limit, now_ms).is_ok()
+        };
+        if let AuthError::SignatureInvalid { diagnosis, .. } = &mut error
+            && explain()
+        {
             let request = diagnosis::SignedRequest {
                 client_id,
                 timestamp: timestamp_header,
@@ -141,7 +148,6 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
 
     // Counted only for authenticated requests, so nobody else can spend a
     // partner's budget.
-    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
     let limit = RateLimit::from_column(session.rate_limit);
     if let Err(refused) = state.rate_limiter.take(&claims.client_id, limit, now_ms) {
         if refused.starts {

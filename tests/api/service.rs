@@ -99,7 +99,8 @@ async fn the_openapi_document_names_the_seed_schemes_and_routes() {
         assert!(list.iter().any(|p| p["name"] == filter), "{filter}");
     }
     let description = document["info"]["description"].as_str().unwrap();
-    assert!(description.contains("Getting started"));
+    assert!(description.contains("Quick start: your first order in five minutes"));
+    assert!(description.contains("When a signature is refused"));
     assert!(description.contains("ORDER_NOT_CANCELLABLE"));
 }
 

@@ -577,3 +577,33 @@ async fn a_partner_over_its_rate_limit_waits_and_others_are_not_affected() {
         assert_eq!(app.get(&session, ORDERS).await.status(), 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_signatures_are_explained_only_up_to_a_bounded_rate_per_client() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let burst = 10 * sales_order_api::auth::diagnosis::PER_SECOND as usize;
+    let mut explained = Vec::new();
+    for _ in 0..burst + 20 {
+        let timestamp = app.now().to_string();
+        let wrong = TestKey::partner_b().sign(&format!("versuni-client-001|{timestamp}"));
+        let response = list_with(
+            &app,
+            &session,
+            "versuni-client-001",
+            &timestamp,
+            Some(wrong),
+        )
+        .await;
+        let body = expect_error(response, 401, "SIGNATURE_INVALID").await;
+        let detail = &body["error"]["details"][0];
+        assert!(detail["string_to_sign"].is_string());
+        explained.push(detail.get("keys_tried").is_some());
+    }
+    assert!(explained[0], "the first failure is explained");
+    assert!(
+        !explained.last().unwrap(),
+        "after a burst of {burst}, failures are no longer explained"
+    );
+}
