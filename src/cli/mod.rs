@@ -70,6 +70,19 @@ impl Cli {
 }
 
 async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
+    // An operator command run from another directory than the server's would
+    // otherwise quietly make a second, empty SQLite database, and the partner
+    // registered in it could never log in.
+    let sqlite_file = url
+        .expose()
+        .strip_prefix("sqlite://")
+        .map(|rest| rest.split('?').next().unwrap_or(rest));
+    if sqlite_file.is_some_and(|path| !std::path::Path::new(path).exists()) {
+        eprintln!(
+            "note: creating a new database {url}; a server must be started with the same \
+             --database-url to see what this command stores"
+        );
+    }
     // One command at a time: two connections are plenty.
     let store = Store::connect(url, 2).await?;
     store.migrate().await?;

@@ -238,3 +238,14 @@ async fn commands_on_an_unknown_partner_fail_with_a_message() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_command_on_a_missing_sqlite_file_says_it_creates_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("elsewhere.db").display());
+    let first = cli(&url, &["partner", "list", "--json"]);
+    assert!(first.status.success());
+    assert!(String::from_utf8_lossy(&first.stderr).contains("creating a new database"));
+    let second = cli(&url, &["partner", "list", "--json"]);
+    assert!(!String::from_utf8_lossy(&second.stderr).contains("creating a new database"));
+}
