@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(service::healthz))
         .route("/readyz", get(service::readyz))
         .route("/metrics", get(service::metrics))
+        .route("/examples/{file}", get(service::example))
         .route_layer(axum::middleware::from_fn_with_state(
             settings.body_limit,
             middleware::signed_body,

@@ -1,7 +1,8 @@
-//! Operational routes: liveness, readiness, metrics.
+//! Operational routes: liveness, readiness, metrics; and the example
+//! clients the guide at `/docs` links to.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
@@ -31,4 +32,45 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+/// The example clients of `examples/`, built into the binary so that a
+/// partner who has only the `/docs` page can download and run one.
+const EXAMPLES: [(&str, &str, &str); 5] = [
+    (
+        "client.sh",
+        "text/x-shellscript",
+        include_str!("../../examples/bash/client.sh"),
+    ),
+    (
+        "client.py",
+        "text/x-python",
+        include_str!("../../examples/python/client.py"),
+    ),
+    (
+        "requirements.txt",
+        "text/plain",
+        include_str!("../../examples/python/requirements.txt"),
+    ),
+    (
+        "Client.java",
+        "text/x-java",
+        include_str!("../../examples/java/Client.java"),
+    ),
+    (
+        "client.mjs",
+        "text/javascript",
+        include_str!("../../examples/node/client.mjs"),
+    ),
+];
+
+pub async fn example(Path(name): Path<String>) -> Result<impl IntoResponse, StatusCode> {
+    let (_, media_type, text) = EXAMPLES
+        .iter()
+        .find(|(file, _, _)| *file == name)
+        .ok_or(StatusCode::NOT_FOUND)?;
+    Ok((
+        [(header::CONTENT_TYPE, format!("{media_type}; charset=utf-8"))],
+        *text,
+    ))
 }

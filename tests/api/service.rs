@@ -274,3 +274,49 @@ async fn the_documented_create_example_is_accepted_and_answered_in_the_documente
         documented["data"]["total_amount"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_clients_the_guide_links_to_are_served_as_they_are_in_examples() {
+    let app = TestApp::spawn().await;
+    let guide = openapi_document(&app).await["info"]["description"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (file, source) in [
+        ("client.sh", "examples/bash/client.sh"),
+        ("client.py", "examples/python/client.py"),
+        ("requirements.txt", "examples/python/requirements.txt"),
+        ("Client.java", "examples/java/Client.java"),
+        ("client.mjs", "examples/node/client.mjs"),
+    ] {
+        assert!(
+            guide.contains(&format!("(/examples/{file})")),
+            "the guide links {file}"
+        );
+        let response = app
+            .client
+            .get(app.url(&format!("/examples/{file}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{file}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .ends_with("charset=utf-8")
+        );
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(source);
+        assert_eq!(
+            response.text().await.unwrap(),
+            std::fs::read_to_string(path).unwrap()
+        );
+    }
+    let missing = app
+        .client
+        .get(app.url("/examples/private.pem"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(missing, 404, "NOT_FOUND").await;
+}
