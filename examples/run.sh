@@ -60,7 +60,8 @@ guide() {
       printf '%s\n' "$secret" | PATH="$(dirname "$BIN"):$PATH" XDG_CACHE_HOME="$dir/cache" bash -euo pipefail steps.sh ;;
     guide-curl)
       guide_block 'the same in three steps' > steps.sh
-      CLIENT_SECRET=$secret bash -euo pipefail steps.sh | tee answer.json
+      CLIENT_SECRET=$secret bash -euo pipefail steps.sh > answer.json
+      jq . answer.json
       jq -e '.data.id' answer.json >/dev/null ;;
   esac
 }
