@@ -66,6 +66,16 @@ impl Mistake {
             hint: hint.into(),
         }
     }
+
+    pub fn other_timestamp(signed: &str, sent: &str) -> Self {
+        Self::new(
+            "SIGNED_OTHER_TIMESTAMP",
+            format!(
+                "the signature is over timestamp {signed}, but X-TIMESTAMP says {sent}; \
+                 read the clock once and use the same value in the string and the header"
+            ),
+        )
+    }
 }
 
 /// Checks `request` against the partner's keys (active and revoked), after
@@ -168,14 +178,7 @@ fn find_mistake(
             signature::string_to_sign(request.client_id, &other)
         };
         if signed(&message) {
-            return Some(Mistake::new(
-                "SIGNED_OTHER_TIMESTAMP",
-                format!(
-                    "the signature is over timestamp {other}, but X-TIMESTAMP says {}; \
-                     read the clock once and use the same value in the string and the header",
-                    request.timestamp
-                ),
-            ));
+            return Some(Mistake::other_timestamp(&other, request.timestamp));
         }
     }
     if let Some(index) = verifies(revoked_parsed, expected.as_bytes(), &raw) {

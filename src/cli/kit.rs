@@ -12,6 +12,7 @@ use super::Output;
 use crate::client::{
     Client, PrivateKey, SignatureHeaders, SignedPart, public_key_pem, timestamp_now, write_private,
 };
+use crate::domain::ClientId;
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
@@ -161,6 +162,8 @@ pub fn sign(args: SignArgs) -> anyhow::Result<()> {
 }
 
 pub async fn send(args: SendArgs) -> anyhow::Result<()> {
+    // It also names the token file, so it must be a client id and nothing else.
+    ClientId::parse(&args.client_id).map_err(anyhow::Error::msg)?;
     let secret = std::env::var(&args.client_secret_env).map_err(|_| {
         anyhow::anyhow!(
             "the environment variable {} (--client-secret-env) is not set",

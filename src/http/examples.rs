@@ -12,6 +12,7 @@ use utoipa::openapi::{Content, OpenApi, RefOr};
 
 use super::error::ApiError;
 use super::extract::JsonBody;
+use super::orders::parse_list_params;
 use crate::auth::AuthError;
 use crate::auth::diagnosis::{Diagnosis, KeyTried, Mistake};
 use crate::domain::order::OrderBodyError;
@@ -23,7 +24,7 @@ const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJjbGllbnRfaWQiOiJ2ZX
 const CREATED_AT: &str = "2026-11-24T08:27:49.024Z";
 
 /// The create body every example uses.
-pub fn order_request() -> Value {
+fn order_request() -> Value {
     json!({
         "customer_code": "CUST-001",
         "site_code": "SITE-001",
@@ -71,6 +72,10 @@ fn errors(path: &str) -> Vec<ApiError> {
             "address": "Jakarta", "purchase_order_number": "PO-1",
             "products": [{"product_code": "PRD-001", "quantity": 0}]}"#
     };
+    let invalid_query = serde_json::from_value(json!({"limit": "500", "status": "shipped"}))
+        .map_err(|e| ApiError::InvalidQuery(vec![FieldError::new("query", e.to_string())]))
+        .and_then(parse_list_params)
+        .expect_err("the example query is invalid");
     let signature_invalid = AuthError::SignatureInvalid {
         reason: "X-SIGNATURE does not verify against any active public key of this partner",
         string_to_sign: format!("{CLIENT_ID}|1795507882"),
@@ -80,22 +85,13 @@ fn errors(path: &str) -> Vec<ApiError> {
                 fingerprint:
                     "SHA256:49c261178e8b3745c9c02539aa0e3f16a531910f6549f67e55ad6cce7e73f46e".into(),
             }],
-            mistake: Some(Mistake {
-                code: "SIGNED_OTHER_TIMESTAMP",
-                hint:
-                    "the signature is over timestamp 1795507881, but X-TIMESTAMP says 1795507882; \
-                       read the clock once and use the same value in the string and the header"
-                        .into(),
-            }),
+            mistake: Some(Mistake::other_timestamp("1795507881", "1795507882")),
         })),
     };
     let mut errors = vec![
         invalid_body(r#"{"customer_code": "CUST-001", "#),
         invalid_body(invalid_fields),
-        ApiError::InvalidQuery(vec![FieldError::new(
-            "limit",
-            "must be a whole number from 1 to 100",
-        )]),
+        invalid_query,
         ApiError::Auth(signature_invalid),
         ApiError::OrderNotFound(ORDER_ID.into()),
         ApiError::DuplicatePurchaseOrder {

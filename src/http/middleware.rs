@@ -172,10 +172,10 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
     response
 }
 
-/// Reads the body of a signed request (one with `X-SIGNATURE`; within the body limit) and puts it in
-/// the request for the signature check, which hashes it for v2 and, when a
-/// signature fails, looks for it among the usual mistakes; passes the same
-/// bytes on.
+/// Reads the body of a signed request (one with `X-SIGNATURE`), within the
+/// body limit, and puts it in the request for the signature check: v2 hashes
+/// it, and a failed signature is checked against the usual mistakes, one of
+/// which is signing the body. Passes the same bytes on.
 pub async fn signed_body(
     State(limit): State<usize>,
     request: Request,

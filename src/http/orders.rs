@@ -328,7 +328,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     Ok(Some(key))
 }
 
-fn parse_list_params(params: ListParams) -> Result<OrderQuery, ApiError> {
+pub(super) fn parse_list_params(params: ListParams) -> Result<OrderQuery, ApiError> {
     let mut errors = Vec::new();
     let limit = match params.limit.as_deref().map(str::parse::<u32>) {
         None => DEFAULT_LIMIT,
