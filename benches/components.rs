@@ -136,17 +136,7 @@ fn store_insert(c: &mut Criterion) {
             },
             |order| {
                 let store = store.clone();
-                async move {
-                    store
-                        .insert_order(
-                            "bench-client",
-                            &order,
-                            None,
-                            time::OffsetDateTime::now_utc(),
-                        )
-                        .await
-                        .unwrap()
-                }
+                async move { insert(&store, order).await }
             },
             BatchSize::SmallInput,
         )
@@ -170,17 +160,7 @@ fn store_insert(c: &mut Criterion) {
                 async move {
                     let inserts = orders.into_iter().map(|order| {
                         let store = store.clone();
-                        tokio::spawn(async move {
-                            store
-                                .insert_order(
-                                    "bench-client",
-                                    &order,
-                                    None,
-                                    time::OffsetDateTime::now_utc(),
-                                )
-                                .await
-                                .unwrap()
-                        })
+                        tokio::spawn(async move { insert(&store, order).await })
                     });
                     for insert in inserts.collect::<Vec<_>>() {
                         insert.await.unwrap();
@@ -190,6 +170,14 @@ fn store_insert(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+}
+
+/// One durable insert by the bench partner, as the create handler makes it.
+async fn insert(store: &Store, order: NewOrder) {
+    store
+        .insert_order("bench-client", order, None, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
 }
 
 criterion_group!(

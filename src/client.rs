@@ -286,29 +286,21 @@ impl Client {
         v2: bool,
         idempotency_key: Option<&str>,
     ) -> anyhow::Result<Answer> {
-        let mut token = self.token().await?;
-        for attempt in 0..2 {
-            let answer = self
-                .signed_post(
-                    "api/v1/sales-orders",
-                    body,
-                    v2,
-                    idempotency_key,
-                    &token.token,
-                )
-                .await?;
-            let code = answer.body["error"]["code"].as_str().unwrap_or_default();
-            let stale = matches!(code, "TOKEN_EXPIRED" | "TOKEN_REVOKED" | "TOKEN_INVALID");
-            if attempt == 0 && answer.status == reqwest::StatusCode::UNAUTHORIZED && stale {
-                self.trace(&format!(
-                    "the server refused the token ({code}); logging in again"
-                ));
-                token = self.login().await?;
-                continue;
-            }
-            return Ok(answer);
+        let post = |token: String| async move {
+            self.signed_post("api/v1/sales-orders", body, v2, idempotency_key, &token)
+                .await
+        };
+        let answer = post(self.token().await?.token).await?;
+        let code = answer.body["error"]["code"].as_str().unwrap_or_default();
+        if answer.status == reqwest::StatusCode::UNAUTHORIZED
+            && matches!(code, "TOKEN_EXPIRED" | "TOKEN_REVOKED" | "TOKEN_INVALID")
+        {
+            self.trace(&format!(
+                "the server refused the token ({code}); logging in again"
+            ));
+            return post(self.login().await?.token).await;
         }
-        unreachable!("the loop returns on its second pass")
+        Ok(answer)
     }
 
     async fn signed_post(

@@ -1,8 +1,9 @@
 //! Why a signature did not verify. Only on the failure path: the signature
 //! is tried against the strings and keys partners most often sign by mistake,
 //! and the first that verifies names the mistake. Each guess is one RSA
-//! verification, and there are at most about twenty, so a failing request
-//! costs at most a few hundred microseconds more; a valid one costs nothing.
+//! verification: at most 14 per active key (hex, newline, the other version,
+//! the body, ten other timestamps) and one per revoked key, about 0.2 ms with
+//! one RSA-2048 key. A valid signature costs nothing here.
 //!
 //! Nothing here is secret: the string the server verified, the key ids and
 //! fingerprints are the partner's own, and the signature is never echoed.
@@ -136,14 +137,18 @@ fn find_mistake(
              (in a shell use `printf '%s'`, not `echo`)",
         ));
     }
+    let digest = signature::body_digest(request.body);
+    let v2_over = |timestamp: &str| {
+        signature::string_to_sign_v2(
+            request.client_id,
+            timestamp,
+            request.method,
+            request.path_and_query,
+            &digest,
+        )
+    };
     let v1 = signature::string_to_sign(request.client_id, request.timestamp);
-    let v2 = signature::string_to_sign_v2(
-        request.client_id,
-        request.timestamp,
-        request.method,
-        request.path_and_query,
-        &signature::body_digest(request.body),
-    );
+    let v2 = v2_over(request.timestamp);
     if !request.v2 && signed(&v2) {
         return Some(Mistake::new(
             "SIGNED_V2_STRING",
@@ -167,13 +172,7 @@ fn find_mistake(
     }
     for other in other_timestamps(request.timestamp) {
         let message = if request.v2 {
-            signature::string_to_sign_v2(
-                request.client_id,
-                &other,
-                request.method,
-                request.path_and_query,
-                &signature::body_digest(request.body),
-            )
+            v2_over(&other)
         } else {
             signature::string_to_sign(request.client_id, &other)
         };

@@ -257,21 +257,23 @@ async fn measure(
         errors,
         server_peak_rss_kb: server_pid.and_then(peak_rss_kb),
         machine_busy_cores: cpu_before.zip(cpu_after).map(|(before, after)| {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            cores as f64 * (after.busy - before.busy) as f64
+            after.cpus as f64 * (after.busy - before.busy) as f64
                 / (after.total - before.total).max(1) as f64
         }),
     }
 }
 
-/// Jiffies spent by all CPUs since boot: busy, and in total.
+/// Jiffies spent by all CPUs since boot: busy, and in total; and how many
+/// CPUs /proc/stat counts.
 struct CpuTimes {
     busy: u64,
     total: u64,
+    cpus: usize,
 }
 
 /// The first line of /proc/stat: user nice system idle iowait irq softirq
-/// steal ...; idle and iowait are the time no one used.
+/// steal (guest time, after these, is already in user and nice). Idle and
+/// iowait went unused, and steal went to other machines.
 fn machine_cpu() -> Option<CpuTimes> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let times: Vec<u64> = stat
@@ -279,14 +281,24 @@ fn machine_cpu() -> Option<CpuTimes> {
         .next()?
         .split_whitespace()
         .skip(1)
+        .take(8)
         .map(str::parse)
         .collect::<Result<_, _>>()
         .ok()?;
-    let total: u64 = times.iter().sum();
-    let idle = times.get(3)? + times.get(4)?;
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = times[..] else {
+        return None;
+    };
+    let busy = user + nice + system + irq + softirq;
+    let cpus = stat
+        .lines()
+        .filter(|line| {
+            line.starts_with("cpu") && line.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
+        })
+        .count();
     Some(CpuTimes {
-        busy: total - idle,
-        total,
+        busy,
+        total: busy + idle + iowait + steal,
+        cpus,
     })
 }
 

@@ -160,10 +160,12 @@ pub async fn create_order(
         key,
         request_hash: request_hash.as_ref(),
     });
+    // Kept for a duplicate's answer; the order itself moves to the store.
+    let purchase_order_no = order.purchase_order_no.clone();
     let started = std::time::Instant::now();
     let outcome = state
         .store
-        .insert_order(&partner.client_id, &order, idempotency, state.clock.now())
+        .insert_order(&partner.client_id, order, idempotency, state.clock.now())
         .await?;
     metrics::histogram!("order_insert_duration_seconds").record(started.elapsed().as_secs_f64());
     let created = |order: Box<Order>| {
@@ -191,7 +193,7 @@ pub async fn create_order(
         InsertOrder::IdempotencyConflict => Err(ApiError::IdempotencyKeyReused),
         InsertOrder::DuplicatePurchaseOrder { existing_id } => {
             Err(ApiError::DuplicatePurchaseOrder {
-                purchase_order_no: order.purchase_order_no.unwrap_or_default(),
+                purchase_order_no: purchase_order_no.unwrap_or_default(),
                 existing_id,
             })
         }

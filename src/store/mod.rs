@@ -334,7 +334,7 @@ impl Store {
         /// Stores an order, its lines, its first history entry and its
         /// Idempotency-Key in one transaction; returns once committed. Requests
         /// with the same key are served one at a time, across instances.
-        pub async fn insert_order(&self, client_id: &str, order: &NewOrder, idempotency: Option<Idempotency<'_>>, now: OffsetDateTime) -> StoreResult<InsertOrder>;
+        pub async fn insert_order(&self, client_id: &str, order: NewOrder, idempotency: Option<Idempotency<'_>>, now: OffsetDateTime) -> StoreResult<InsertOrder>;
         pub async fn order(&self, target: OrderRef<'_>) -> StoreResult<Option<Order>>;
         /// One page of orders, in `seq` order.
         pub async fn orders(&self, query: &OrderQuery) -> StoreResult<OrderPage>;

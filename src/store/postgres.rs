@@ -365,10 +365,11 @@ impl PgStore {
     pub async fn insert_order(
         &self,
         client_id: &str,
-        order: &NewOrder,
+        order: NewOrder,
         idempotency: Option<Idempotency<'_>>,
         now: OffsetDateTime,
     ) -> StoreResult<InsertOrder> {
+        let order = &order;
         let id = ids::new_order_id();
         let created_at = to_millis(now);
         let mut tx = self.begin().await?;

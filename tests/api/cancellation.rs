@@ -70,7 +70,7 @@ async fn a_write_abandoned_at_any_await_point_leaves_no_transaction_behind() {
     // Every await point of a create, new and duplicate, several times over.
     for attempt in 0..120 {
         let new = order(&format!("PO-{}", attempt % 40));
-        let write = store.insert_order(&partner.client_id, &new, None, OffsetDateTime::now_utc());
+        let write = store.insert_order(&partner.client_id, new, None, OffsetDateTime::now_utc());
         abandon_after(attempt % 12, write).await;
     }
 
@@ -79,7 +79,7 @@ async fn a_write_abandoned_at_any_await_point_leaves_no_transaction_behind() {
     let written = store
         .insert_order(
             &partner.client_id,
-            &order("PO-LAST"),
+            order("PO-LAST"),
             None,
             OffsetDateTime::now_utc(),
         )

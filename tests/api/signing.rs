@@ -51,6 +51,26 @@ async fn list_with(
     .unwrap()
 }
 
+/// A list request signed over the right string by a key the partner never
+/// registered; returns the string signed.
+async fn list_signed_by_a_stranger(
+    app: &TestApp,
+    session: &Session<'_>,
+) -> (String, reqwest::Response) {
+    let timestamp = app.now().to_string();
+    let message = format!("versuni-client-001|{timestamp}");
+    let foreign = TestKey::partner_b().sign(&message);
+    let response = list_with(
+        app,
+        session,
+        "versuni-client-001",
+        &timestamp,
+        Some(foreign),
+    )
+    .await;
+    (message, response)
+}
+
 fn forge(header: &str, claims: &Value, key: Option<&[u8]>) -> String {
     let encode = |value: &[u8]| URL_SAFE_NO_PAD.encode(value);
     let signing_input = format!(
@@ -125,17 +145,7 @@ async fn a_signature_by_another_key_is_refused_and_the_string_to_sign_echoed() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
     let session = app.session(&partner).await;
-    let timestamp = app.now().to_string();
-    let message = format!("versuni-client-001|{timestamp}");
-    let foreign = TestKey::partner_b().sign(&message);
-    let response = list_with(
-        &app,
-        &session,
-        "versuni-client-001",
-        &timestamp,
-        Some(foreign),
-    )
-    .await;
+    let (message, response) = list_signed_by_a_stranger(&app, &session).await;
     let body = expect_error(response, 401, "SIGNATURE_INVALID").await;
     let detail = &body["error"]["details"][0];
     assert_eq!(detail["string_to_sign"], message);
@@ -586,16 +596,7 @@ async fn failed_signatures_are_explained_only_up_to_a_bounded_rate_per_client() 
     let burst = 10 * sales_order_api::auth::diagnosis::PER_SECOND as usize;
     let mut explained = Vec::new();
     for _ in 0..burst + 20 {
-        let timestamp = app.now().to_string();
-        let wrong = TestKey::partner_b().sign(&format!("versuni-client-001|{timestamp}"));
-        let response = list_with(
-            &app,
-            &session,
-            "versuni-client-001",
-            &timestamp,
-            Some(wrong),
-        )
-        .await;
+        let (_, response) = list_signed_by_a_stranger(&app, &session).await;
         let body = expect_error(response, 401, "SIGNATURE_INVALID").await;
         let detail = &body["error"]["details"][0];
         assert!(detail["string_to_sign"].is_string());

@@ -534,7 +534,7 @@ mod tests {
                 order.purchase_order_no = Some(format!("PO-{i}"));
                 tokio::spawn(async move {
                     store
-                        .insert_order("p", &order, None, OffsetDateTime::now_utc())
+                        .insert_order("p", order, None, OffsetDateTime::now_utc())
                         .await
                 })
             })

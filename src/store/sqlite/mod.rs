@@ -408,14 +408,14 @@ impl SqliteStore {
     pub async fn insert_order(
         &self,
         client_id: &str,
-        order: &NewOrder,
+        order: NewOrder,
         idempotency: Option<Idempotency<'_>>,
         now: OffsetDateTime,
     ) -> StoreResult<InsertOrder> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = group_commit::Job {
             client_id: client_id.to_owned(),
-            order: order.clone(),
+            order,
             idempotency: idempotency.map(|i| (i.key.to_owned(), i.request_hash.to_vec())),
             now,
             reply,
