@@ -1,16 +1,13 @@
 //! Builds the service (store, keys, router) and serves it. `serve` and the test
 //! suite both start the server through `Application::build`.
 
-use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use axum_server::tls_rustls::RustlsConfig;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::audit::AuditLog;
 use crate::auth::cache::AuthCache;
@@ -21,6 +18,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::ids;
+use crate::http::server::{self, ConnectionLimits};
 use crate::store::Store;
 
 /// What every handler can reach. Cloned for every extractor and middleware
@@ -75,10 +73,15 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics`, on a listener of its own (see `Settings::metrics_listen`).
+    metrics_listener: Option<TcpListener>,
     /// Present when the service terminates TLS itself.
-    tls: Option<RustlsConfig>,
+    tls: Option<TlsAcceptor>,
     state: AppState,
 }
+
+/// Connections the metrics listener keeps open at once: a scraper or two.
+const METRICS_CONNECTIONS: usize = 16;
 
 /// How long open connections may keep a stopping server alive.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -102,20 +105,18 @@ impl Application {
         };
         let secrets = SecretVerifier::new(settings.max_concurrent_hashes)?;
         let tls = match &settings.tls {
-            Some(files) => Some(
-                RustlsConfig::from_pem_file(&files.cert, &files.key)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "cannot use TLS certificate {} with key {}",
-                            files.cert.display(),
-                            files.key.display()
-                        )
-                    })?,
-            ),
+            Some(files) => Some(server::tls_acceptor(&files.cert, &files.key)?),
             None => None,
         };
         let listener = TcpListener::bind(settings.listen).await?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|error| {
+                anyhow::anyhow!(
+                    "cannot listen for /metrics on {address} (--metrics-listen): {error}"
+                )
+            })?),
+            None => None,
+        };
         let audit = AuditLog::start(store.clone());
         let state = AppState(Arc::new(Services {
             store,
@@ -132,6 +133,7 @@ impl Application {
         }));
         Ok(Self {
             listener,
+            metrics_listener,
             tls,
             state,
         })
@@ -141,6 +143,15 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|listener| {
+            listener
+                .local_addr()
+                .expect("a bound listener has an address")
+        })
     }
 
     pub fn state(&self) -> &AppState {
@@ -171,35 +182,43 @@ impl Application {
                 }
             }
         });
+        let settings = self.state.settings.clone();
+        let limits = ConnectionLimits {
+            max_connections: settings.max_connections.unwrap_or_else(|| {
+                ConnectionLimits::default_max_connections(settings.database_connections)
+            }),
+            header_read_timeout: settings.header_read_timeout,
+            idle_timeout: settings.idle_timeout,
+        };
+        let metrics_router = crate::http::metrics_router(self.state.clone());
         let router = crate::http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-        let stop = async move {
+        tokio::spawn(async move {
             shutdown.await;
             let _ = stopping_tx.send(true);
-        };
-        // The peer address feeds the per-address login throttle.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let server: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match self.tls {
-            None => Box::pin(
-                axum::serve(self.listener, service)
-                    .with_graceful_shutdown(stop)
-                    .into_future(),
-            ),
-            Some(config) => {
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    stop.await;
-                    stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
-                });
-                let listener = self.listener.into_std()?;
-                Box::pin(
-                    axum_server::tls_rustls::from_tcp_rustls(listener, config)?
-                        .handle(handle)
-                        .serve(service),
-                )
-            }
-        };
+        });
+        if let Some(listener) = self.metrics_listener {
+            let limits = ConnectionLimits {
+                max_connections: METRICS_CONNECTIONS,
+                ..limits
+            };
+            tokio::spawn(server::serve(
+                "metrics",
+                listener,
+                None,
+                metrics_router,
+                limits,
+                stopping_rx.clone(),
+            ));
+        }
+        let server = server::serve(
+            "api",
+            self.listener,
+            self.tls,
+            router,
+            limits,
+            stopping_rx.clone(),
+        );
         let mut stopping = stopping_rx;
         tokio::select! {
             result = server => result?,

@@ -21,7 +21,20 @@ pub struct Settings {
     /// HS256 key for access tokens; generated and kept in the database when absent.
     pub jwt_secret: Option<Secret>,
     pub body_limit: usize,
+    /// The whole request, handler included; past it the answer is 503.
     pub request_timeout: Duration,
+    /// Time for a request body to arrive whole; past it the answer is 408
+    /// (the client's slowness, not ours). Shorter than `request_timeout`.
+    pub body_read_timeout: Duration,
+    /// Time for a TLS handshake and a request's header block, and the longest
+    /// wait for the next request on a kept-alive connection.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once; `None` sizes it from the fd limit.
+    pub max_connections: Option<usize>,
+    /// Where `/metrics` is served (never on the API's port); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// Concurrent argon2 verifications allowed; the rest wait their turn.
     pub max_concurrent_hashes: usize,
     /// Database connections this instance may hold (SQLite: readers). With
@@ -62,6 +75,11 @@ impl Settings {
             jwt_secret: None,
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(20),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+            max_connections: None,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
             database_connections: 16,
             idempotency_retention: Duration::from_secs(24 * 3600),

@@ -53,6 +53,34 @@ pub struct ServeArgs {
     /// The PEM private key for --tls-cert.
     #[arg(long, env = "SALES_ORDER_API_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Where Prometheus reads /metrics: a listener of its own, never the
+    /// API's port. `off` serves no metrics.
+    #[arg(long, env = "SALES_ORDER_API_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_metrics_listen)]
+    metrics_listen: MetricsListen,
+    /// Connections open at once. At the cap the longest-idle connection is
+    /// closed to make room. Default: sized from the process's file limit.
+    #[arg(long, env = "SALES_ORDER_API_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Time a client has for the TLS handshake and for a request's headers,
+    /// and to start its next request on a kept-alive connection.
+    #[arg(long, env = "SALES_ORDER_API_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    #[arg(long, env = "SALES_ORDER_API_IDLE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+}
+
+/// `--metrics-listen`: an address, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct MetricsListen(Option<SocketAddr>);
+
+fn parse_metrics_listen(text: &str) -> Result<MetricsListen, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(MetricsListen(None));
+    }
+    text.parse()
+        .map(|address| MetricsListen(Some(address)))
+        .map_err(|_| format!("expected an address such as 127.0.0.1:9464, or off; got {text:?}"))
 }
 
 pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<()> {
@@ -66,6 +94,10 @@ pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<(
     settings.database_connections = args.database_connections;
     settings.trusted_proxies = args.trusted_proxies;
     settings.sqlite_max_batch = args.sqlite_max_batch as usize;
+    settings.metrics_listen = args.metrics_listen.0;
+    settings.max_connections = args.max_connections.map(|cap| cap as usize);
+    settings.header_read_timeout = args.header_read_timeout;
+    settings.idle_timeout = args.idle_timeout;
     settings.tls = args
         .tls_cert
         .zip(args.tls_key)
@@ -77,7 +109,10 @@ pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<(
     } else {
         "http"
     };
-    tracing::info!(address = %app.local_addr(), scheme, %database, "sales-order-api listening");
+    let metrics = app
+        .metrics_addr()
+        .map_or_else(|| "off".to_owned(), |address| address.to_string());
+    tracing::info!(address = %app.local_addr(), scheme, %database, metrics, "sales-order-api listening");
     app.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

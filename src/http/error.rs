@@ -63,6 +63,11 @@ pub enum ApiError {
     /// 413
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// 408: the request body did not arrive in time.
+    #[error(
+        "the request body did not arrive within {0} seconds; send it whole, then wait for the answer"
+    )]
+    RequestTimeout(u64),
     /// 503: the database is unreachable.
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable,
@@ -97,6 +102,7 @@ impl ApiError {
             Self::LoginThrottled { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -120,6 +126,7 @@ impl ApiError {
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::RequestTimeout(_) => "REQUEST_TIMEOUT",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
@@ -207,6 +214,12 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"sales-order-api\""),
             );
+        }
+        if let Self::RequestTimeout(_) = &self {
+            // The rest of the body may still be on its way: not worth waiting for.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Self::LoginThrottled { retry_after } | Self::RateLimited { retry_after } = &self {
             response

@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
@@ -26,14 +26,35 @@ impl FromRequest<AppState> for JsonBody {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        match Bytes::from_request(request, state).await {
-            Ok(bytes) => Ok(Self(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge(state.settings.body_limit))
-            }
-            Err(rejection) => Err(ApiError::InvalidJson(format!(
-                "the request body could not be read: {rejection}"
-            ))),
+        let settings = &state.settings;
+        read_body(
+            request.into_body(),
+            settings.body_limit,
+            settings.body_read_timeout,
+        )
+        .await
+        .map(Self)
+    }
+}
+
+/// Reads a whole request body, at most `limit` bytes, within `deadline`: a
+/// body that trickles in is the client's fault (408), not a slow server's.
+pub async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(ApiError::RequestTimeout(deadline.as_secs().max(1))),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+            Err(if too_large {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::InvalidJson(format!("the request body could not be read: {error}"))
+            })
         }
     }
 }

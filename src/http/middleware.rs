@@ -12,7 +12,7 @@ use axum::body::Body;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -73,6 +73,24 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> 
     peer
 }
 
+/// The method as a metric label and in logs and messages: the standard ones
+/// by name, anything else as `other`. hyper accepts any token as a method, and
+/// a label taken from the caller would let anyone add series without end.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Records `client_id` for the access log and the audit, once known.
 pub fn note_client_id(extensions: &axum::http::Extensions, client_id: &str) {
     if let Some(context) = extensions.get::<Arc<RequestContext>>() {
@@ -98,16 +116,14 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
         ..Default::default()
     });
     request.extensions_mut().insert(context.clone());
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let path = request.uri().path().to_owned();
 
     let mut response = next.run(request).await;
 
     let body = match response.extensions_mut().remove::<ErrorBody>() {
         Some(body) => Some(body),
-        None if is_unrendered_error(&response) => {
-            Some(generic_error(&response, method.as_str(), &path))
-        }
+        None if is_unrendered_error(&response) => Some(generic_error(&response, method, &path)),
         None => None,
     };
     let status = response.status().as_u16();
@@ -156,14 +172,16 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
     }
 
     let latency = started.elapsed();
-    metrics::counter!("http_requests_total", "method" => method.to_string(), "route" => route.to_owned(), "status" => status.to_string())
+    // Every label comes from a closed set: the method's label, the matched
+    // route template (or "unmatched") and the status code.
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.to_owned(), "status" => status.to_string())
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method.to_string(), "route" => route.to_owned())
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.to_owned())
         .record(latency.as_secs_f64());
     tracing::info!(
         request_id = %context.request_id,
         client_id = context.client_id.get().map_or("-", String::as_str),
-        method = %method,
+        method,
         route,
         status,
         latency_ms = latency.as_secs_f64() * 1000.0,
@@ -177,7 +195,7 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
 /// it, and a failed signature is checked against the usual mistakes, one of
 /// which is signing the body. Passes the same bytes on.
 pub async fn signed_body(
-    State(limit): State<usize>,
+    State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -188,18 +206,9 @@ pub async fn signed_body(
         return Ok(next.run(request).await);
     }
     let (mut parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
-            return Err(if too_large {
-                ApiError::PayloadTooLarge(limit)
-            } else {
-                ApiError::InvalidJson(format!("the request body could not be read: {error}"))
-            });
-        }
-    };
+    let settings = &state.settings;
+    let bytes =
+        super::extract::read_body(body, settings.body_limit, settings.body_read_timeout).await?;
     parts
         .extensions
         .insert(crate::auth::extractor::SignedBody(bytes.clone()));
@@ -231,6 +240,11 @@ fn is_unrendered_error(response: &Response) -> bool {
 
 fn generic_error(response: &Response, method: &str, path: &str) -> ErrorBody {
     let shown_path: String = path.chars().take(200).collect();
+    let method = if method == "other" {
+        "this method"
+    } else {
+        method
+    };
     let (code, message) = match response.status() {
         StatusCode::NOT_FOUND => ("NOT_FOUND", format!("no route for {method} {shown_path}")),
         StatusCode::METHOD_NOT_ALLOWED => {
@@ -253,9 +267,11 @@ fn generic_error(response: &Response, method: &str, path: &str) -> ErrorBody {
             "UNSUPPORTED_MEDIA_TYPE",
             "the request body must be sent as application/json".into(),
         ),
-        StatusCode::REQUEST_TIMEOUT
-        | StatusCode::SERVICE_UNAVAILABLE
-        | StatusCode::GATEWAY_TIMEOUT => (
+        StatusCode::REQUEST_TIMEOUT => (
+            "REQUEST_TIMEOUT",
+            "the request did not arrive in time; send it whole, then wait for the answer".into(),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => (
             "SERVICE_UNAVAILABLE",
             "the request could not be completed in time; retry shortly".into(),
         ),

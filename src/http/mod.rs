@@ -7,6 +7,7 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod orders;
+pub mod server;
 pub mod service;
 
 use axum::Router;
@@ -43,6 +44,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::cancel_order))
 }
 
+/// `/metrics` alone, for its own listener: counts are for the operator, not
+/// for whoever can reach the API's port.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(service::metrics))
+        .with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
     let (api, document) = api_routes_and_document();
     let settings = state.settings.clone();
@@ -51,10 +60,9 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/healthz", get(service::healthz))
         .route("/readyz", get(service::readyz))
-        .route("/metrics", get(service::metrics))
         .route("/examples/{file}", get(service::example))
         .route_layer(axum::middleware::from_fn_with_state(
-            settings.body_limit,
+            state.clone(),
             middleware::signed_body,
         ))
         .route_layer(axum::middleware::from_fn(middleware::record_route))

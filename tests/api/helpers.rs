@@ -78,6 +78,8 @@ impl TestKey {
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The listener serving `/metrics`.
+    pub metrics_address: Option<SocketAddr>,
     /// `http://127.0.0.1:port`, or `https://localhost:port` when serving TLS.
     pub base_url: String,
     pub client: reqwest::Client,
@@ -266,11 +268,13 @@ impl TestApp {
         // Enough for the 32-way races, few enough for many tests at once on one
         // PostgreSQL server.
         settings.database_connections = 8;
+        settings.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
         configure(&mut settings);
         let app = Application::build(settings)
             .await
             .expect("the application starts");
         let address = app.local_addr();
+        let metrics_address = app.metrics_addr();
         let state = app.state().clone();
         tokio::spawn(app.run_until(std::future::pending()));
         let client = reqwest::Client::builder()
@@ -279,6 +283,7 @@ impl TestApp {
             .unwrap();
         Self {
             address,
+            metrics_address,
             base_url: format!("http://{address}"),
             client,
             state,
@@ -289,6 +294,16 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
+    }
+
+    /// The Prometheus text from the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let address = self.metrics_address.expect("metrics are served");
+        let response = reqwest::get(format!("http://{address}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
     }
 
     pub fn advance_clock(&self, by: Duration) {

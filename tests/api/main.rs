@@ -12,6 +12,7 @@ mod cancellation;
 mod cli;
 mod errors;
 mod export;
+mod hardening;
 mod instances;
 mod interop;
 mod kit;

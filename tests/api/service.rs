@@ -35,15 +35,7 @@ async fn metrics_count_requests_and_auth_failures_in_prometheus_text() {
         .send()
         .await
         .unwrap();
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(text.contains("http_requests_total"), "{text}");
     assert!(
         text.contains("auth_failures_total{reason=\"MISSING_HEADER\"}"),

@@ -38,6 +38,9 @@ mod errors;
 #[path = "../api/export.rs"]
 mod export;
 #[cfg(postgres_tests)]
+#[path = "../api/hardening.rs"]
+mod hardening;
+#[cfg(postgres_tests)]
 #[path = "../api/instances.rs"]
 mod instances;
 #[cfg(postgres_tests)]

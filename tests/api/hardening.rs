@@ -1,0 +1,250 @@
+//! What an outside security review found, each as the probe that found it:
+//! made-up methods growing the metrics, slow clients holding connections,
+//! slow bodies answered as our fault.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::TestApp;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_made_up_methods_leave_the_metrics_small() {
+    let app = TestApp::spawn().await;
+    for i in 0..1000 {
+        // Distinct, long, and valid HTTP tokens: what hyper accepts as a method.
+        let name = format!("PROBE{i:04}{}", "X".repeat(60));
+        let method = reqwest::Method::from_bytes(name.as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method, app.url("/api/v1/sales-orders"))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error());
+    }
+
+    let text = app.metrics().await;
+
+    assert!(
+        !text.contains("PROBE0999"),
+        "a made-up method became a label"
+    );
+    assert!(
+        text.contains(r#"method="other""#),
+        "made-up methods are counted as other"
+    );
+    assert!(
+        text.len() < 64 * 1024,
+        "/metrics is {} bytes after 1 000 made-up methods",
+        text.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_not_served_on_the_api_port() {
+    let app = TestApp::spawn().await;
+
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+
+    assert_eq!(response.status(), 404);
+    assert!(app.metrics().await.contains("http_requests_total"));
+}
+
+/// A connection that sends the start of a request, then a header byte every
+/// `every`, as slowloris does; it never finishes its header block.
+async fn trickle(address: std::net::SocketAddr, every: Duration) -> tokio::task::JoinHandle<()> {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if stream.write_all(b"X").await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Seconds until the server closes `stream`, up to `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buffer = [0; 1024];
+    loop {
+        let left = limit.checked_sub(started.elapsed())?;
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_finishes_its_headers_is_cut_off_at_the_header_read_timeout() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut stream = TcpStream::connect(app.address).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let trickler = tokio::spawn(async move {
+        while writer.write_all(b"a").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+
+    let started = Instant::now();
+    let mut buffer = [0; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+
+    trickler.abort();
+    assert!(
+        closed.is_ok(),
+        "still open after 5 s of trickled headers (timeout 1 s)"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut stream = TcpStream::connect(app.address).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = [0; 4096];
+    let read = stream.read(&mut buffer).await.unwrap();
+    assert!(buffer[..read].starts_with(b"HTTP/1.1 200"));
+
+    let closed = closed_within(&mut stream, Duration::from_secs(5)).await;
+
+    let closed = closed.expect("the idle connection is closed");
+    assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_connection_cap_slow_connections_give_way_and_healthz_answers() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.max_connections = Some(8);
+        // Long, so that only the cap can make room within the test.
+        settings.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        slow.push(trickle(app.address, Duration::from_millis(200)).await);
+    }
+
+    let started = Instant::now();
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("http_connections_evicted_total"),
+        "{metrics}"
+    );
+    for task in slow {
+        task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_trickles_in_gets_408_request_timeout_not_a_5xx() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.body_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut stream = TcpStream::connect(app.address).await.unwrap();
+    stream
+        .write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"client_id\"",
+        )
+        .await
+        .unwrap();
+
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+
+    assert!(read.is_ok(), "no answer within 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"REQUEST_TIMEOUT""#), "{answer}");
+}
+
+/// The review's probe as it was run: a server with 64 file descriptors and
+/// 60 connections trickling header bytes. Before the cap, accept() ran out of
+/// descriptors and /healthz went unanswered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_with_64_file_descriptors_still_answers_healthz_under_60_slow_connections() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("fd.db").display());
+    let mut server = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -n 64 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_sales-order-api"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+        ])
+        .args(["--database-url", &database, "--database-connections", "4"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = std::io::BufReader::new(server.stderr.take().unwrap());
+    let address = loop {
+        let mut line = String::new();
+        assert!(log.read_line(&mut line).unwrap() > 0, "the server stopped");
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if let Some(address) = entry["fields"]["address"].as_str() {
+            break address.parse::<std::net::SocketAddr>().unwrap();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in log.lines() {});
+    let mut slow = Vec::new();
+    for _ in 0..60 {
+        slow.push(trickle(address, Duration::from_millis(500)).await);
+    }
+
+    let answer = reqwest::Client::new()
+        .get(format!("http://{address}/healthz"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+
+    let _ = server.kill();
+    let _ = server.wait();
+    for task in slow {
+        task.abort();
+    }
+    assert_eq!(answer.expect("/healthz answers").status(), 200);
+}
