@@ -10,6 +10,17 @@
 //! Under a flood of bad requests the queue fills and further events are
 //! dropped and counted (`audit_events_dropped_total`). Repeated 429s are not
 //! events at all: throttling is recorded once, when it starts.
+//!
+//! Only what can be tied to a partner is stored: a request whose token
+//! verified, or a login for a client id that exists. Anyone can send a
+//! request with no headers at all, and storing each refusal let one client
+//! write 38 500 rows in 8 s. Those refusals are counted in metrics
+//! (`audit_unattributed_total`, by kind) and logged at most once a minute per
+//! source address, naming how many there were, in a map of bounded size.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
@@ -24,6 +35,20 @@ const PACE: std::time::Duration = std::time::Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<AuditEvent>,
+    unattributed: Arc<Mutex<HashMap<IpAddr, Tally>>>,
+}
+
+/// Source addresses whose unattributed refusals are tallied at once; past
+/// this, stale tallies are swept, and new addresses are only counted.
+const TALLIED_ADDRESSES: usize = 10_000;
+/// How often each address's tally is logged at most.
+const TALLY_WINDOW_MS: i64 = 60_000;
+
+/// Unattributed refusals from one address since its tally was last logged.
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    started_ms: i64,
+    refused: u64,
 }
 
 impl AuditLog {
@@ -40,7 +65,51 @@ impl AuditLog {
                 tokio::time::sleep(PACE).await;
             }
         });
-        Self { queue }
+        Self {
+            queue,
+            unattributed: Arc::default(),
+        }
+    }
+
+    /// A refusal that no partner can be named for: counted, never stored.
+    /// The first from an address in a minute is logged with the number the
+    /// address had in the minute before, so a flood's source is visible.
+    pub fn unattributed(&self, kind: &'static str, source: Option<IpAddr>, now_ms: i64) {
+        metrics::counter!("audit_unattributed_total", "kind" => kind).increment(1);
+        let Some(source) = source else { return };
+        let mut tallies = self
+            .unattributed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if tallies.len() >= TALLIED_ADDRESSES && !tallies.contains_key(&source) {
+            tallies.retain(|_, tally| now_ms - tally.started_ms < TALLY_WINDOW_MS);
+            if tallies.len() >= TALLIED_ADDRESSES {
+                return;
+            }
+        }
+        let tally = tallies.entry(source).or_insert(Tally {
+            started_ms: now_ms,
+            refused: 0,
+        });
+        if now_ms - tally.started_ms >= TALLY_WINDOW_MS {
+            tracing::warn!(%source, refused = tally.refused, kind, "requests refused without a verifiable partner");
+            *tally = Tally {
+                started_ms: now_ms,
+                refused: 0,
+            };
+        } else if tally.refused == 0 {
+            tracing::warn!(%source, kind, "requests refused without a verifiable partner; counting this address for a minute");
+        }
+        tally.refused = tally.refused.saturating_add(1);
+    }
+
+    /// Unattributed refusals tallied for `source` in its current minute.
+    pub fn unattributed_from(&self, source: IpAddr) -> u64 {
+        self.unattributed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&source)
+            .map_or(0, |tally| tally.refused)
     }
 
     /// An event about the request behind `context`, now.

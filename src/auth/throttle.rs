@@ -1,7 +1,9 @@
 //! Login throttling: failed logins are counted per client id and per source
 //! address in fixed one-minute windows. Past a limit, logins from that client
 //! id (or address) are refused with 429 until the window ends, before any
-//! argon2 work is spent. The real partner is never locked out for longer than
+//! argon2 work is spent. An attempt is counted when it starts, before its
+//! secret is checked, and given back if the secret was right: forty
+//! concurrent guesses cannot all pass the check while none has failed yet. The real partner is never locked out for longer than
 //! the rest of the window, and a partner sharing an address with an attacker
 //! is only refused once the address as a whole passes its (higher) limit.
 //!
@@ -56,8 +58,18 @@ pub struct LoginThrottle {
     held_refusals: tokio::sync::Semaphore,
 }
 
-/// Which limits a failure has just pushed over.
+/// A login refused before its secret is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// Seconds until logins are checked again.
+    pub retry_after: u64,
+    /// Which limits this is the first refusal of, in the window: throttling
+    /// is recorded once, when it starts.
+    pub starts: Crossed,
+}
+
+/// Which limits (client id, address) a refusal is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Crossed {
     pub client: bool,
     pub address: bool,
@@ -66,7 +78,21 @@ pub struct Crossed {
 #[derive(Debug, Clone, Copy)]
 struct Window {
     started_ms: i64,
-    failures: u32,
+    /// Attempts started in this window whose secret was not right (or is
+    /// being checked).
+    attempts: u32,
+    /// Whether a refusal was answered in this window already.
+    refused: bool,
+}
+
+impl Window {
+    fn new(now_ms: i64) -> Self {
+        Self {
+            started_ms: now_ms,
+            attempts: 0,
+            refused: false,
+        }
+    }
 }
 
 impl LoginThrottle {
@@ -87,78 +113,81 @@ impl LoginThrottle {
         }
     }
 
-    /// `Some(seconds to wait)` when logins for this client id or from this
-    /// address are refused right now.
-    pub fn check(&self, client_id: &str, address: IpAddr, now_ms: i64) -> Option<u64> {
-        let client = self.retry_after(&self.clients, client_id, self.limits.per_client, now_ms);
-        let address = self.retry_after(&self.addresses, &address, self.limits.per_address, now_ms);
-        client.max(address)
-    }
-
-    /// Counts a failed login; says which limits this failure pushed over, so
-    /// the start of throttling can be audited once rather than per request.
-    pub fn record_failure(&self, client_id: &str, address: IpAddr, now_ms: i64) -> Crossed {
-        Crossed {
-            client: self.count(&self.clients, client_id.to_owned(), now_ms)
-                == self.limits.per_client + 1,
-            address: self.count(&self.addresses, address, now_ms) == self.limits.per_address + 1,
+    /// Starts a login attempt: counts it against the client id and the address,
+    /// or refuses it when either has had more than its limit of failures in
+    /// the window. Counting and checking happen under the same locks, so
+    /// concurrent attempts cannot slip past the limit together.
+    pub fn begin(&self, client_id: &str, address: IpAddr, now_ms: i64) -> Result<(), Refused> {
+        let window_ms = self.window_ms();
+        let mut clients = lock(&self.clients);
+        let mut addresses = lock(&self.addresses);
+        let client = current(&mut clients, client_id, now_ms, window_ms);
+        let from = current(&mut addresses, &address, now_ms, window_ms);
+        let client_over = client.attempts > self.limits.per_client;
+        let address_over = from.attempts > self.limits.per_address;
+        if client_over || address_over {
+            let retry_after = |window: &Window| {
+                let ends_ms = window.started_ms.saturating_add(window_ms);
+                u64::try_from((ends_ms - now_ms + 999) / 1000)
+                    .unwrap_or(1)
+                    .max(1)
+            };
+            let mut refused = Refused {
+                retry_after: 0,
+                starts: Crossed::default(),
+            };
+            if client_over {
+                refused.retry_after = retry_after(client);
+                refused.starts.client = !std::mem::replace(&mut client.refused, true);
+            }
+            if address_over {
+                refused.retry_after = refused.retry_after.max(retry_after(from));
+                refused.starts.address = !std::mem::replace(&mut from.refused, true);
+            }
+            return Err(refused);
         }
+        client.attempts = client.attempts.saturating_add(1);
+        from.attempts = from.attempts.saturating_add(1);
+        Ok(())
     }
 
-    /// A correct secret clears the client id's failures (not the address's).
-    pub fn record_success(&self, client_id: &str) {
+    /// The attempt's secret was right: the client id's failures are cleared
+    /// and the address gets its attempt back (only failures count there).
+    pub fn succeeded(&self, client_id: &str, address: IpAddr) {
         lock(&self.clients).remove(client_id);
+        if let Some(window) = lock(&self.addresses).get_mut(&address) {
+            window.attempts = window.attempts.saturating_sub(1);
+        }
     }
 
     fn window_ms(&self) -> i64 {
         i64::try_from(self.limits.window.as_millis()).unwrap_or(i64::MAX)
     }
+}
 
-    fn retry_after<K, Q>(
-        &self,
-        map: &Mutex<HashMap<K, Window>>,
-        key: &Q,
-        limit: u32,
-        now_ms: i64,
-    ) -> Option<u64>
-    where
-        K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        let window = *lock(map).get(key)?;
-        let ends_ms = window.started_ms.saturating_add(self.window_ms());
-        (window.failures > limit && now_ms < ends_ms).then(|| {
-            u64::try_from((ends_ms - now_ms + 999) / 1000)
-                .unwrap_or(1)
-                .max(1)
-        })
+/// The key's window at `now_ms`, started afresh when the last one ended.
+/// Stale entries are swept when the map is large, bounding its memory under a
+/// flood of made-up client ids.
+fn current<'m, K, Q>(
+    map: &'m mut HashMap<K, Window>,
+    key: &Q,
+    now_ms: i64,
+    window_ms: i64,
+) -> &'m mut Window
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+    if map.len() >= SWEEP_AT {
+        map.retain(|_, window| now_ms - window.started_ms < window_ms);
     }
-
-    /// Adds a failure; returns the window's count.
-    fn count<K: std::hash::Hash + Eq>(
-        &self,
-        map: &Mutex<HashMap<K, Window>>,
-        key: K,
-        now_ms: i64,
-    ) -> u32 {
-        let window_ms = self.window_ms();
-        let mut map = lock(map);
-        if map.len() >= SWEEP_AT {
-            map.retain(|_, window| now_ms - window.started_ms < window_ms);
-        }
-        let window = map.entry(key).or_insert(Window {
-            started_ms: now_ms,
-            failures: 0,
-        });
-        if now_ms - window.started_ms >= window_ms {
-            *window = Window {
-                started_ms: now_ms,
-                failures: 0,
-            };
-        }
-        window.failures = window.failures.saturating_add(1);
-        window.failures
+    let window = map
+        .entry(key.to_owned())
+        .or_insert_with(|| Window::new(now_ms));
+    if now_ms - window.started_ms >= window_ms {
+        *window = Window::new(now_ms);
     }
+    window
 }
 
 /// The counters stay usable even if a thread panicked while holding the lock.
@@ -200,55 +229,78 @@ mod tests {
         assert!(held.iter().all(|task| !task.is_finished()));
     }
 
-    #[test]
-    fn the_eleventh_failure_in_a_minute_throttles_the_client_until_the_window_ends() {
-        let throttle = LoginThrottle::new(Limits::default());
-        for _ in 0..10 {
-            throttle.record_failure("a", HOME, 1_000);
+    /// `attempts` failed logins for `client` from `address` at `now_ms`.
+    fn fail(throttle: &LoginThrottle, client: &str, address: IpAddr, now_ms: i64, attempts: u32) {
+        for _ in 0..attempts {
+            throttle.begin(client, address, now_ms).unwrap();
         }
-        assert_eq!(throttle.check("a", HOME, 1_000), None, "ten are allowed");
-        let crossed = throttle.record_failure("a", HOME, 1_500);
+    }
+
+    #[test]
+    fn after_eleven_failures_in_a_minute_the_client_is_refused_until_the_window_ends() {
+        let throttle = LoginThrottle::new(Limits::default());
+        fail(&throttle, "a", HOME, 1_000, 11);
+
+        let refused = throttle.begin("a", HOME, 2_000).unwrap_err();
+
+        assert_eq!(refused.retry_after, 59);
         assert_eq!(
-            crossed,
+            refused.starts,
             Crossed {
                 client: true,
                 address: false
             }
         );
+        let again = throttle.begin("a", OTHER, 2_000).unwrap_err();
+        assert!(!again.starts.client, "throttling starts once");
         assert!(
-            !throttle.record_failure("a", HOME, 1_600).client,
-            "only once"
-        );
-        assert_eq!(throttle.check("a", HOME, 2_000), Some(59));
-        assert_eq!(throttle.check("a", OTHER, 2_000), Some(59), "any address");
-        assert_eq!(
-            throttle.check("b", HOME, 2_000),
-            None,
+            throttle.begin("b", HOME, 2_000).is_ok(),
             "other clients are not"
         );
-        assert_eq!(throttle.check("a", HOME, 61_000), None, "the window ends");
+        assert!(throttle.begin("a", HOME, 61_000).is_ok(), "the window ends");
+    }
+
+    #[test]
+    fn concurrent_attempts_are_counted_before_their_secret_is_checked() {
+        let throttle = Arc::new(LoginThrottle::new(Limits::default()));
+        let admitted: usize = (0..40)
+            .map(|_| {
+                let throttle = throttle.clone();
+                std::thread::spawn(move || throttle.begin("a", HOME, 0).is_ok())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|thread| usize::from(thread.join().unwrap()))
+            .sum();
+
+        assert_eq!(admitted, 11, "none of them has failed yet, all but 11 wait");
     }
 
     #[test]
     fn an_address_is_throttled_past_its_own_higher_limit() {
         let throttle = LoginThrottle::new(Limits::default());
         for i in 0..101 {
-            throttle.record_failure(&format!("guess-{i}"), OTHER, 0);
+            fail(&throttle, &format!("guess-{i}"), OTHER, 0, 1);
         }
-        assert_eq!(throttle.check("real-partner", OTHER, 0), Some(60));
-        assert_eq!(throttle.check("real-partner", HOME, 0), None);
+        let refused = throttle.begin("real-partner", OTHER, 0).unwrap_err();
+        assert_eq!(refused.retry_after, 60);
+        assert!(refused.starts.address);
+        assert!(throttle.begin("real-partner", HOME, 0).is_ok());
     }
 
     #[test]
-    fn a_success_clears_the_clients_failures() {
-        let throttle = LoginThrottle::new(Limits::default());
-        for _ in 0..9 {
-            throttle.record_failure("a", HOME, 0);
+    fn a_success_clears_the_clients_failures_and_does_not_count_against_the_address() {
+        let throttle = LoginThrottle::new(Limits {
+            per_address: 3,
+            ..Limits::default()
+        });
+        fail(&throttle, "a", HOME, 0, 3);
+        for _ in 0..5 {
+            throttle.begin("a", HOME, 0).unwrap();
+            throttle.succeeded("a", HOME);
         }
-        throttle.record_success("a");
-        for _ in 0..9 {
-            throttle.record_failure("a", HOME, 0);
-        }
-        assert_eq!(throttle.check("a", HOME, 0), None);
+        assert!(throttle.begin("b", HOME, 0).is_ok(), "the fourth failure");
+        assert!(throttle.begin("b", HOME, 0).is_err(), "more than three");
+        assert!(!lock(&throttle.clients).contains_key("a"), "cleared");
     }
 }

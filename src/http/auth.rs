@@ -82,11 +82,10 @@ pub async fn login(
     body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
     let [client_id, client_secret] = body.string_fields(["client_id", "client_secret"])?;
-    // Only a well-formed client id is worth attributing an attempt to, or
-    // worth a throttle counter of its own: malformed ones (which no partner
-    // has) share one, so made-up ids of any length cannot fill memory.
+    // Only a well-formed client id is worth a throttle counter of its own:
+    // malformed ones (which no partner has) share one, so made-up ids of any
+    // length cannot fill memory.
     let throttle_key = if ClientId::parse(&client_id).is_ok() {
-        note_client_id(&extensions, &client_id);
         client_id.as_str()
     } else {
         "(malformed client id)"
@@ -97,12 +96,23 @@ pub async fn login(
         .get::<Arc<RequestContext>>()
         .and_then(|context| context.client_address)
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    // Refused before any argon2 work, so a guessing flood costs us nothing.
-    if let Some(retry_after) = state.login_throttle.check(throttle_key, address, now_ms) {
+    // Counted before any argon2 work, and refused before it past the limit,
+    // so a guessing flood (even a concurrent one) costs us nothing.
+    if let Err(refused) = state.login_throttle.begin(throttle_key, address, now_ms) {
+        if refused.starts.client || refused.starts.address {
+            record_throttling(&state, &extensions, throttle_key, refused.starts).await;
+        }
         state.login_throttle.hold_refusal().await;
-        return Err(ApiError::LoginThrottled { retry_after });
+        return Err(ApiError::LoginThrottled {
+            retry_after: refused.retry_after,
+        });
     }
     let partner = state.store.partner(&client_id).await?;
+    if partner.is_some() {
+        // A known partner: the audit records the attempt against it. Attempts
+        // on ids nobody has are only counted, so they cannot fill the disk.
+        note_client_id(&extensions, &client_id);
+    }
     let matched = state
         .secrets
         .verify(
@@ -113,29 +123,9 @@ pub async fn login(
         .map_err(ApiError::Internal)?;
     let partner = match partner {
         Some(partner) if matched => partner,
-        _ => {
-            let crossed = state
-                .login_throttle
-                .record_failure(throttle_key, address, now_ms);
-            if crossed.client || crossed.address {
-                let context = extensions.get::<Arc<RequestContext>>();
-                let reason = if crossed.client {
-                    "too many failed logins for this client id; logins refused for a minute"
-                } else {
-                    "too many failed logins from this address; logins refused for a minute"
-                };
-                state.audit.record_request(
-                    context.map(Arc::as_ref),
-                    crate::store::rfc3339(state.clock.now()),
-                    throttle_key,
-                    "login_throttled",
-                    reason.to_owned(),
-                );
-            }
-            return Err(AuthError::InvalidCredentials.into());
-        }
+        _ => return Err(AuthError::InvalidCredentials.into()),
     };
-    state.login_throttle.record_success(&partner.client_id);
+    state.login_throttle.succeeded(&partner.client_id, address);
     if !partner.enabled {
         return Err(AuthError::PartnerDisabled.into());
     }
@@ -225,6 +215,33 @@ pub async fn refresh(
         )
         .into()),
     }
+}
+
+/// Records, once per window, that logins for a known partner (or from an
+/// address, named with the partner tried) started being refused.
+async fn record_throttling(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+    client_id: &str,
+    starts: crate::auth::throttle::Crossed,
+) {
+    // Once a window per client id or address, so the lookup costs nothing.
+    if !matches!(state.store.partner(client_id).await, Ok(Some(_))) {
+        metrics::counter!("audit_unattributed_total", "kind" => "login_throttled").increment(1);
+        return;
+    }
+    let reason = if starts.client {
+        "too many failed logins for this client id; logins refused for a minute"
+    } else {
+        "too many failed logins from this address; logins refused for a minute"
+    };
+    state.audit.record_request(
+        extensions.get::<Arc<RequestContext>>().map(Arc::as_ref),
+        crate::store::rfc3339(state.clock.now()),
+        client_id,
+        "login_throttled",
+        reason.to_owned(),
+    );
 }
 
 fn seconds(duration: std::time::Duration) -> i64 {

@@ -129,16 +129,24 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
     let status = response.status().as_u16();
     let route = context.route.get().map_or("unmatched", String::as_str);
     if let Some(kind) = crate::audit::kind_of(route, status, body.as_ref().map(|b| b.code)) {
-        state.audit.record(AuditEvent {
-            at: crate::store::rfc3339(state.clock.now()),
-            client_id: context.client_id.get().cloned(),
-            kind: kind.to_owned(),
-            code: body.as_ref().map(|b| b.code.to_owned()),
-            reason: body.as_ref().map(|b| b.message.clone()),
-            source: context.client_address.map(|address| address.to_string()),
-            request_id: Some(context.request_id.clone()),
-            actor: "partner".to_owned(),
-        });
+        match context.client_id.get() {
+            Some(client_id) => state.audit.record(AuditEvent {
+                at: crate::store::rfc3339(state.clock.now()),
+                client_id: Some(client_id.clone()),
+                kind: kind.to_owned(),
+                code: body.as_ref().map(|b| b.code.to_owned()),
+                reason: body.as_ref().map(|b| b.message.clone()),
+                source: context.client_address.map(|address| address.to_string()),
+                request_id: Some(context.request_id.clone()),
+                actor: "partner".to_owned(),
+            }),
+            None => {
+                let now_ms = state.clock.unix_now().saturating_mul(1000);
+                state
+                    .audit
+                    .unattributed(kind, context.client_address, now_ms);
+            }
+        }
     }
     if let Some(body) = body {
         let json = serde_json::to_string(&ErrorEnvelope {

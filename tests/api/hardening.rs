@@ -248,3 +248,64 @@ async fn a_server_with_64_file_descriptors_still_answers_healthz_under_60_slow_c
     }
     assert_eq!(answer.expect("/healthz answers").status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_thousand_bare_requests_store_no_audit_rows_but_are_counted() {
+    let app = TestApp::spawn().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let bare = |_| async {
+        app.client
+            .get(app.url("/api/v1/sales-orders"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let statuses = futures::future::join_all((0..2000).map(bare)).await;
+    assert!(statuses.iter().all(|status| *status == 401));
+    for i in 0..20 {
+        let made_up = format!("made-up-client-{i}");
+        assert_eq!(app.login(&made_up, "guess").await.status(), 401);
+    }
+    // What a partner's activity needs is still stored: a login failure for
+    // a known client id.
+    assert_eq!(app.login(&partner.client_id, "guess").await.status(), 401);
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.rows("audit_events").await < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The writer batches every 100 ms: give stragglers the time to land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    assert_eq!(
+        app.rows("audit_events").await,
+        1,
+        "only the known partner's failed login is stored"
+    );
+    let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+    assert!(app.state.audit.unattributed_from(localhost) >= 2020);
+    assert!(
+        app.metrics()
+            .await
+            .contains(r#"audit_unattributed_total{kind="request_refused"}"#)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forty_concurrent_wrong_secrets_for_one_client_id_run_argon2_at_most_eleven_times() {
+    let app = TestApp::spawn().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let guess = |_| async { app.login(&partner.client_id, "guess").await.status() };
+
+    let statuses = futures::future::join_all((0..40).map(guess)).await;
+
+    let checked = statuses.iter().filter(|status| **status == 401).count();
+    let throttled = statuses.iter().filter(|status| **status == 429).count();
+    assert_eq!(checked, 11, "{statuses:?}");
+    assert_eq!(throttled, 29, "{statuses:?}");
+}

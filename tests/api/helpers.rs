@@ -296,6 +296,30 @@ impl TestApp {
         format!("{}{}", self.base_url, path)
     }
 
+    /// Rows in `table`, read straight from the database.
+    pub async fn rows(&self, table: &str) -> i64 {
+        // The table names are the tests' own constants.
+        let sql = AssertSqlSafe(format!("SELECT count(*) FROM {table}"));
+        match crate::BACKEND {
+            Backend::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut connection)
+                    .await
+                    .unwrap()
+            }
+            Backend::Postgres => {
+                let mut connection = PgConnection::connect(&self.database_url).await.unwrap();
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut connection)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
     /// The Prometheus text from the metrics listener.
     pub async fn metrics(&self) -> String {
         let address = self.metrics_address.expect("metrics are served");
