@@ -19,7 +19,7 @@ use sales_order_api::domain::{ClientId, NewOrder, PublicKey};
 use sales_order_api::store::{NewPartner, Store};
 
 fn jwt_verify(c: &mut Criterion) {
-    let keys = TokenKeys::new(&[7u8; 32]);
+    let keys = TokenKeys::new(&[7u8; 32], std::time::Duration::from_secs(12 * 3600));
     let claims = Claims {
         sub: "versuni-client-001".into(),
         client_id: "versuni-client-001".into(),

@@ -58,6 +58,11 @@ impl AppState {
             .await
     }
 
+    /// Forgets v2 signatures whose timestamp window has passed.
+    pub async fn purge_signatures(&self) -> Result<u64, crate::store::StoreError> {
+        self.store.purge_signatures(self.clock.unix_now()).await
+    }
+
     /// Forgets Idempotency-Keys older than the retention period.
     pub async fn purge_idempotency_keys(&self) -> Result<u64, crate::store::StoreError> {
         let retention =
@@ -120,7 +125,7 @@ impl Application {
         let audit = AuditLog::start(store.clone());
         let state = AppState(Arc::new(Services {
             store,
-            tokens: Arc::new(TokenKeys::new(&jwt_key)),
+            tokens: Arc::new(TokenKeys::new(&jwt_key, settings.token_ttl)),
             secrets,
             login_throttle: Arc::new(LoginThrottle::new(settings.login_limits)),
             rate_limiter: Arc::default(),
@@ -166,6 +171,24 @@ impl Application {
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
         // Every instance purges; the DELETEs are idempotent, so they cannot clash.
+        let signatures = self.state.clone();
+        let signature_purger = tokio::spawn(async move {
+            // Used signatures pile up with every v2 request: purged as often
+            // as they expire, not hourly.
+            let period = signatures
+                .settings
+                .timestamp_tolerance
+                .max(Duration::from_secs(60));
+            let mut every = tokio::time::interval(period);
+            loop {
+                every.tick().await;
+                match signatures.purge_signatures().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::debug!(purged, "expired v2 signatures purged"),
+                    Err(error) => tracing::warn!(%error, "purging used signatures failed"),
+                }
+            }
+        });
         let purger = tokio::spawn(async move {
             let mut every = tokio::time::interval(PURGE_INTERVAL);
             loop {
@@ -228,6 +251,7 @@ impl Application {
             } => tracing::warn!("connections still open after the shutdown grace period; closing them"),
         }
         purger.abort();
+        signature_purger.abort();
         Ok(())
     }
 }

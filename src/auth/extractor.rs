@@ -82,11 +82,12 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
         .ok_or(AuthError::TokenRevoked(
             "the login behind this token no longer exists; log in again",
         ))?;
-    if session.revoked {
-        return Err(AuthError::TokenRevoked("this token's login was revoked; log in again").into());
-    }
+    // Disabling revokes the partner's logins too; while it lasts, say why.
     if !session.partner_enabled {
         return Err(AuthError::PartnerDisabled.into());
+    }
+    if session.revoked {
+        return Err(AuthError::TokenRevoked("this token's login was revoked; log in again").into());
     }
     if session.secret_version != claims.secret_version {
         return Err(AuthError::TokenRevoked(
@@ -147,6 +148,9 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
         }
         return Err(error.into());
     }
+    if v2 {
+        remember_signature(state, &claims.client_id, &message, now.unix_timestamp()).await?;
+    }
 
     // Counted only for authenticated requests, so nobody else can spend a
     // partner's budget.
@@ -169,6 +173,34 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
     Ok(AuthenticatedPartner {
         client_id: claims.client_id,
     })
+}
+
+/// A v2 signature is single-use: its signed string is remembered (as a
+/// digest, in the database, so every instance sees it) for as long as its
+/// timestamp could be inside the window, and a second use is refused. v1
+/// signatures cover no body and are reused by design (SPEC), so they are not.
+async fn remember_signature(
+    state: &AppState,
+    client_id: &str,
+    message: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message.as_bytes());
+    // A timestamp accepted now is inside the window until at most now + 2 ×
+    // the tolerance (it may lie up to one tolerance ahead of server time).
+    let tolerance = i64::try_from(state.settings.timestamp_tolerance.as_secs()).unwrap_or(i64::MAX);
+    let expires_at = now
+        .saturating_add(tolerance.saturating_mul(2))
+        .saturating_add(1);
+    let fresh = state
+        .store
+        .remember_signature(client_id, digest.as_ref(), now, expires_at)
+        .await?;
+    if fresh {
+        Ok(())
+    } else {
+        Err(AuthError::SignatureReplayed.into())
+    }
 }
 
 /// The named headers as text, or one error naming every missing one.

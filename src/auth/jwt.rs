@@ -28,13 +28,17 @@ pub struct Claims {
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The longest `exp - iat` this server issues (the configured TTL).
+    max_lifetime: i64,
 }
 
 impl TokenKeys {
-    pub fn new(secret: &[u8]) -> Self {
+    /// Keys for tokens that live at most `max_lifetime`.
+    pub fn new(secret: &[u8], max_lifetime: std::time::Duration) -> Self {
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            max_lifetime: i64::try_from(max_lifetime.as_secs()).unwrap_or(i64::MAX),
         }
     }
 
@@ -66,6 +70,13 @@ impl TokenKeys {
         if claims.sub != claims.client_id {
             return Err(AuthError::TokenInvalid(
                 "the access token's claims are inconsistent",
+            ));
+        }
+        // A valid signature is not enough: whoever holds the signing key (a
+        // leaked copy of the database, say) could mint a token for years.
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime {
+            return Err(AuthError::TokenInvalid(
+                "the access token lives longer than this server's token lifetime; log in again",
             ));
         }
         Ok(claims)
@@ -100,9 +111,11 @@ mod tests {
         }
     }
 
+    const TTL: std::time::Duration = std::time::Duration::from_secs(100);
+
     #[test]
     fn a_token_is_expired_the_second_exp_is_reached() {
-        let keys = TokenKeys::new(b"k");
+        let keys = TokenKeys::new(b"k", TTL);
         let token = keys.issue(&claims(100)).unwrap();
         assert!(keys.verify_access(&token, 99).is_ok());
         assert_eq!(
@@ -112,8 +125,20 @@ mod tests {
     }
 
     #[test]
+    fn a_token_that_lives_longer_than_the_ttl_is_refused_though_its_signature_verifies() {
+        let keys = TokenKeys::new(b"k", TTL);
+        let token = keys.issue(&claims(101)).unwrap();
+
+        assert!(matches!(
+            keys.verify_access(&token, 50),
+            Err(AuthError::TokenInvalid(_))
+        ));
+        assert!(keys.decode(&keys.issue(&claims(100)).unwrap()).is_ok());
+    }
+
+    #[test]
     fn alg_none_is_refused() {
-        let keys = TokenKeys::new(b"k");
+        let keys = TokenKeys::new(b"k", TTL);
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(i64::MAX)).unwrap());
         let token = format!("{header}.{payload}.");
@@ -125,9 +150,9 @@ mod tests {
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
-        let token = TokenKeys::new(b"guessed").issue(&claims(i64::MAX)).unwrap();
+        let token = TokenKeys::new(b"guessed", TTL).issue(&claims(100)).unwrap();
         assert!(matches!(
-            TokenKeys::new(b"real").decode(&token),
+            TokenKeys::new(b"real", TTL).decode(&token),
             Err(AuthError::TokenInvalid(_))
         ));
     }

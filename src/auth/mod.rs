@@ -58,6 +58,10 @@ pub enum AuthError {
     SignatureV2Required,
     #[error("X-SIGNATURE-VERSION must be 1 or 2")]
     SignatureVersionUnsupported,
+    #[error(
+        "this version 2 signature was already used; a v2 signature is good for one request: sign each request anew"
+    )]
+    SignatureReplayed,
     #[error("invalid client credentials")]
     InvalidCredentials,
     #[error("this partner is disabled; contact the integration team")]
@@ -80,6 +84,7 @@ impl AuthError {
             Self::SignatureInvalid { .. } => "SIGNATURE_INVALID",
             Self::SignatureV2Required => "SIGNATURE_V2_REQUIRED",
             Self::SignatureVersionUnsupported => "SIGNATURE_VERSION_UNSUPPORTED",
+            Self::SignatureReplayed => "SIGNATURE_REPLAYED",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::PartnerDisabled => "PARTNER_DISABLED",
         }

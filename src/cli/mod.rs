@@ -83,6 +83,11 @@ async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
              --database-url to see what this command stores"
         );
     }
+    if let Some(path) = sqlite_file
+        && let Ok(Some(warning)) = crate::store::sqlite::secure_file(std::path::Path::new(path))
+    {
+        eprintln!("warning: {warning}");
+    }
     // One command at a time: two connections are plenty.
     let store = Store::connect(url, 2).await?;
     store.migrate().await?;

@@ -45,10 +45,14 @@ enum PartnerCommand {
     List,
     /// Show one partner and its keys.
     Show { client_id: String },
-    /// Refuse logins and requests from a partner.
+    /// Refuse logins and requests from a partner, and end its logins: its
+    /// tokens stay dead when it is enabled again.
     Disable { client_id: String },
     /// Allow a disabled partner again.
     Enable { client_id: String },
+    /// End every login of a partner that stays enabled: its tokens stop
+    /// working at once, and it logs in again with its secret.
+    RevokeSessions { client_id: String },
     /// Issue a new client secret (printed once); tokens from the old one stop working.
     RotateSecret { client_id: String },
     /// Register an additional public key (for rotation with overlap).
@@ -207,6 +211,20 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
         PartnerCommand::Enable { client_id } => {
             set_enabled(store, &output, &client_id, true, now).await?;
         }
+        PartnerCommand::RevokeSessions { client_id } => {
+            if store.partner(&client_id).await?.is_none() {
+                bail!(no_partner(&client_id));
+            }
+            let revoked = store
+                .revoke_sessions(&client_id, "revoked by the operator", now)
+                .await?;
+            output.print(
+                &json!({"client_id": client_id, "sessions_revoked": revoked}),
+                &format!(
+                    "{revoked} login(s) of {client_id} revoked; its tokens no longer work and it must log in again."
+                ),
+            );
+        }
         PartnerCommand::RotateSecret { client_id } => {
             let client_secret = Secret::new(ids::new_client_secret());
             if !store
@@ -318,6 +336,9 @@ fn operator_change(command: &PartnerCommand) -> Option<(&'static str, String, Op
     Some(match command {
         PartnerCommand::Disable { client_id } => ("partner_disabled", client_id.clone(), None),
         PartnerCommand::Enable { client_id } => ("partner_enabled", client_id.clone(), None),
+        PartnerCommand::RevokeSessions { client_id } => {
+            ("sessions_revoked", client_id.clone(), None)
+        }
         PartnerCommand::RotateSecret { client_id } => ("secret_rotated", client_id.clone(), None),
         PartnerCommand::AddKey {
             client_id,
@@ -387,7 +408,15 @@ async fn set_enabled(
     }
     output.print(
         &json!({"client_id": client_id, "enabled": enabled}),
-        &format!("{client_id} is now {}.", status(enabled)),
+        &format!(
+            "{client_id} is now {}.{}",
+            status(enabled),
+            if enabled {
+                ""
+            } else {
+                " Its logins are revoked: it logs in again once enabled."
+            }
+        ),
     );
     Ok(())
 }

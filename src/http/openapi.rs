@@ -35,7 +35,7 @@ pub struct ApiDoc;
 pub const SIGNED_ROUTE_401: &str = "An authentication check failed; `error.code` says which and `message` how to fix it: \
 `MISSING_HEADER`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `TOKEN_REVOKED`, `CLIENT_ID_MISMATCH`, \
 `TIMESTAMP_INVALID`, `TIMESTAMP_OUT_OF_WINDOW`, `SIGNATURE_INVALID`, `SIGNATURE_V2_REQUIRED`, \
-`SIGNATURE_VERSION_UNSUPPORTED` or `PARTNER_DISABLED`. On `SIGNATURE_INVALID`, `details[0]` holds the \
+`SIGNATURE_VERSION_UNSUPPORTED`, `SIGNATURE_REPLAYED` or `PARTNER_DISABLED`. On `SIGNATURE_INVALID`, `details[0]` holds the \
 string the server verified, the keys it tried and, when it recognises one, the mistake made.";
 
 /// The four schemes, named as in the partner documents.

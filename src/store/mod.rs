@@ -313,6 +313,12 @@ impl Store {
         pub async fn partners(&self) -> StoreResult<Vec<PartnerRecord>>;
         /// `false` when there is no such partner.
         pub async fn set_partner_enabled(&self, client_id: &str, enabled: bool, now: i64) -> StoreResult<bool>;
+        /// Ends every login of the partner (disable does too).
+        pub async fn revoke_sessions(&self, client_id: &str, reason: &str, now: i64) -> StoreResult<u64>;
+        /// Records a v2 signature's digest until `expires_at`; `false` for a replay.
+        pub async fn remember_signature(&self, client_id: &str, digest: &[u8], now: i64, expires_at: i64) -> StoreResult<bool>;
+        /// Forgets signature digests whose window has passed.
+        pub async fn purge_signatures(&self, now: i64) -> StoreResult<u64>;
         /// Changes the given settings of a partner in one statement. `false`
         /// when there is no such partner.
         pub async fn update_partner(&self, client_id: &str, settings: &PartnerSettings, now: i64) -> StoreResult<bool>;

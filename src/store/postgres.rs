@@ -130,21 +130,74 @@ impl PgStore {
         rows.iter().map(partner_from_row).collect()
     }
 
+    /// Disabling also ends every login of the partner: tokens issued before
+    /// stay dead when it is enabled again.
     pub async fn set_partner_enabled(
         &self,
         client_id: &str,
         enabled: bool,
         now: i64,
     ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
         let affected =
             sqlx::query("UPDATE partners SET enabled = $1, updated_at = $2 WHERE client_id = $3")
                 .bind(enabled)
                 .bind(at(now)?)
                 .bind(client_id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        if !enabled {
+            revoke_sessions(&mut tx, client_id, "partner disabled", now).await?;
+        }
+        tx.commit().await?;
         Ok(affected == 1)
+    }
+
+    /// Ends every login of the partner; returns how many were live.
+    pub async fn revoke_sessions(
+        &self,
+        client_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let revoked = revoke_sessions(&mut tx, client_id, reason, now).await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Records a v2 signature's digest until `expires_at`; `false` when it
+    /// was recorded before and has not expired (a replay).
+    pub async fn remember_signature(
+        &self,
+        client_id: &str,
+        digest: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<bool> {
+        let fresh = sqlx::query(
+            "INSERT INTO used_signatures (client_id, digest, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (client_id, digest) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE used_signatures.expires_at <= $4",
+        )
+        .bind(client_id)
+        .bind(digest)
+        .bind(at(expires_at)?)
+        .bind(at(now)?)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(fresh == 1)
+    }
+
+    pub async fn purge_signatures(&self, now: i64) -> StoreResult<u64> {
+        let purged = sqlx::query("DELETE FROM used_signatures WHERE expires_at <= $1")
+            .bind(at(now)?)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(purged)
     }
 
     pub async fn update_partner(
@@ -325,7 +378,10 @@ impl PgStore {
         let Some(row) = row else {
             return Ok(RefreshOutcome::UnknownToken);
         };
-        let outcome = if row.try_get::<bool, _>("revoked")? {
+        // A disabled partner hears that first: disabling also revoked its logins.
+        let outcome = if !row.try_get::<bool, _>("enabled")? {
+            RefreshOutcome::PartnerDisabled
+        } else if row.try_get::<bool, _>("revoked")? {
             RefreshOutcome::SessionRevoked
         } else if row.try_get::<bool, _>("refreshed")? {
             sqlx::query("UPDATE auth_sessions SET revoked_at = $1, revoked_reason = 'refresh token reuse' WHERE id = $2")
@@ -334,8 +390,6 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
             RefreshOutcome::Reused
-        } else if !row.try_get::<bool, _>("enabled")? {
-            RefreshOutcome::PartnerDisabled
         } else if row.try_get::<i64, _>("secret_version")? != secret_version {
             RefreshOutcome::SecretRotated
         } else {
@@ -766,6 +820,23 @@ async fn detached<T: Send + 'static>(
 }
 
 /// A unix time from the service as a `timestamptz` value.
+async fn revoke_sessions(
+    tx: &mut Transaction<'static, Postgres>,
+    client_id: &str,
+    reason: &str,
+    now: i64,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE auth_sessions SET revoked_at = $1, revoked_reason = $2 WHERE client_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(at(now)?)
+    .bind(reason)
+    .bind(client_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
 fn at(unix: i64) -> StoreResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(unix)
         .map_err(|_| StoreError::Corrupt(format!("unix time {unix} out of range")))

@@ -198,10 +198,30 @@ async fn disable_enable_and_rotate_secret_take_effect_on_the_running_server() {
         .status
         .success()
     );
-    within_a_second("the enabled partner is served", || async {
-        app.get(&session, "/api/v1/sales-orders").await.status() == 200
-    })
+    // Disabling ended the login behind the old token: it stays dead.
+    within_a_second(
+        "the enabled partner is served after a new login",
+        || async {
+            app.login(&partner.client_id, &partner.secret)
+                .await
+                .status()
+                == 200
+        },
+    )
     .await;
+    within_a_second(
+        "the token from before the disable stays refused",
+        || async {
+            status_and_code(app.get(&session, "/api/v1/sales-orders").await).await
+                == (401, "TOKEN_REVOKED".into())
+        },
+    )
+    .await;
+    let session = app.session(&partner).await;
+    assert_eq!(
+        app.get(&session, "/api/v1/sales-orders").await.status(),
+        200
+    );
 
     let rotated = json_of(&cli(
         &app.database_url,

@@ -309,3 +309,249 @@ async fn forty_concurrent_wrong_secrets_for_one_client_id_run_argon2_at_most_ele
     assert_eq!(checked, 11, "{statuses:?}");
     assert_eq!(throttled, 29, "{statuses:?}");
 }
+
+/// A create without a purchase order number, signed with v2: nothing but
+/// the signature tells a replay from a new order.
+fn v2_create<'a>(app: &TestApp, session: &crate::helpers::Session<'a>) -> reqwest::Request {
+    let mut body = crate::helpers::order_body("unused");
+    body["purchase_order_no"] = serde_json::Value::Null;
+    let bytes = serde_json::to_vec(&body).unwrap();
+    app.signed_v2(
+        session,
+        reqwest::Method::POST,
+        "/api/v1/sales-orders",
+        &bytes,
+        bytes.clone(),
+    )
+    .build()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_captured_v2_request_sent_three_times_creates_one_order() {
+    let app = TestApp::spawn().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let session = app.session(&partner).await;
+    let captured = v2_create(&app, &session);
+
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let replay = captured.try_clone().unwrap();
+        let response = app.client.execute(replay).await.unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 401 {
+            crate::helpers::expect_error(response, 401, "SIGNATURE_REPLAYED").await;
+        }
+    }
+
+    assert_eq!(statuses, [201, 401, 401]);
+    assert_eq!(app.rows("sales_orders").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_v2_replay_is_refused_by_another_instance_too() {
+    let app = TestApp::spawn().await;
+    let sibling = app.sibling().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let session = app.session(&partner).await;
+    let captured = v2_create(&app, &session);
+    let mut replay = captured.try_clone().unwrap();
+    *replay.url_mut() = sibling.url("/api/v1/sales-orders").parse().unwrap();
+
+    assert_eq!(app.client.execute(captured).await.unwrap().status(), 201);
+    let response = app.client.execute(replay).await.unwrap();
+
+    crate::helpers::expect_error(response, 401, "SIGNATURE_REPLAYED").await;
+    assert_eq!(app.rows("sales_orders").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn used_v2_signatures_are_forgotten_once_their_window_has_passed() {
+    let app = TestApp::spawn().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let session = app.session(&partner).await;
+    let first = app.client.execute(v2_create(&app, &session)).await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert_eq!(
+        app.state.purge_signatures().await.unwrap(),
+        0,
+        "still in its window"
+    );
+
+    app.advance_clock(Duration::from_secs(11 * 60));
+
+    assert_eq!(app.state.purge_signatures().await.unwrap(), 1);
+    assert_eq!(app.rows("used_signatures").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_v1_signature_is_still_reused_by_design() {
+    let app = TestApp::spawn().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let session = app.session(&partner).await;
+    let timestamp = app.now().to_string();
+    let signature = partner
+        .key
+        .sign(&format!("{}|{timestamp}", partner.client_id));
+    for po in ["PO-V1-1", "PO-V1-2", "PO-V1-3"] {
+        let response = app
+            .with_headers(
+                &session,
+                reqwest::Method::POST,
+                "/api/v1/sales-orders",
+                &partner.client_id,
+                &timestamp,
+                Some(signature.clone()),
+            )
+            .json(&crate::helpers::order_body(po))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_issued_before_a_disable_stay_dead_after_enable() {
+    let app = TestApp::spawn().await;
+    let created = crate::cli::create_partner(
+        &app.database_url,
+        "versuni-client-001",
+        "vectors/published-sample-public-key.pem",
+    );
+    let partner = crate::helpers::Partner {
+        client_id: "versuni-client-001".into(),
+        secret: created["client_secret"].as_str().unwrap().to_owned(),
+        key: crate::helpers::TestKey::vectors(),
+    };
+    let session = app.session(&partner).await;
+    assert_eq!(
+        app.get(&session, "/api/v1/sales-orders").await.status(),
+        200
+    );
+    for command in ["disable", "enable"] {
+        let output = crate::cli::cli(
+            &app.database_url,
+            &["partner", command, "versuni-client-001"],
+        );
+        assert!(output.status.success());
+    }
+
+    crate::helpers::within_a_second("the old token is refused", || async {
+        app.get(&session, "/api/v1/sales-orders").await.status() == 401
+    })
+    .await;
+    crate::helpers::expect_error(app.refresh(&session.token).await, 401, "TOKEN_REVOKED").await;
+    let fresh = app.session(&partner).await;
+    assert_eq!(app.get(&fresh, "/api/v1/sales-orders").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoke_sessions_ends_every_login_of_a_partner_that_stays_enabled() {
+    let app = TestApp::spawn().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let first = app.session(&partner).await;
+    let second = app.session(&partner).await;
+
+    let output = crate::cli::json_of(&crate::cli::cli(
+        &app.database_url,
+        &["partner", "revoke-sessions", "versuni-client-001", "--json"],
+    ));
+
+    assert_eq!(output["sessions_revoked"], 2);
+    for session in [&first, &second] {
+        crate::helpers::within_a_second("the token is refused", || async {
+            app.get(session, "/api/v1/sales-orders").await.status() == 401
+        })
+        .await;
+        let response = app.get(session, "/api/v1/sales-orders").await;
+        crate::helpers::expect_error(response, 401, "TOKEN_REVOKED").await;
+    }
+    let again = app.session(&partner).await;
+    assert_eq!(app.get(&again, "/api/v1/sales-orders").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_that_lives_longer_than_the_configured_ttl_is_refused() {
+    let app = TestApp::spawn().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let session = app.session(&partner).await;
+    // Same signing key, same login; only the lifetime is longer than 12 h.
+    let mut claims = app
+        .state
+        .tokens
+        .decode(&session.token)
+        .expect("a token of ours");
+    claims.exp = claims.iat + 12 * 3600 + 1;
+    let long_lived = crate::helpers::Session {
+        partner: &partner,
+        token: app.state.tokens.issue(&claims).unwrap(),
+    };
+
+    let response = app.get(&long_lived, "/api/v1/sales-orders").await;
+
+    let body = crate::helpers::expect_error(response, 401, "TOKEN_INVALID").await;
+    assert!(
+        body["message"].as_str().unwrap().contains("lifetime"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_sqlite_database_and_its_wal_and_shm_are_readable_by_their_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    if crate::BACKEND != crate::helpers::Backend::Sqlite {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let session = app.session(&partner).await;
+    let response = app
+        .create_order(&session, &crate::helpers::order_body("PO-MODE-1"))
+        .await;
+    assert_eq!(response.status(), 201);
+
+    let file = app.database_url.strip_prefix("sqlite://").unwrap();
+    for path in [
+        file.to_owned(),
+        format!("{file}-wal"),
+        format!("{file}-shm"),
+    ] {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{path} has mode {mode:o}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_command_says_so_when_the_database_is_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    if crate::BACKEND != crate::helpers::Backend::Sqlite {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("open.db");
+    std::fs::write(&path, b"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let url = format!("sqlite://{}", path.display());
+
+    let output = crate::cli::cli(&url, &["partner", "list"]);
+
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("readable by others (mode 644)"), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+}

@@ -214,11 +214,22 @@ async fn operator_changes_on_the_command_line_reach_every_instance_within_a_seco
         )
         .await;
     }
+    // Enabled again: a new login is served everywhere; tokens from before
+    // the disable are not (disabling ended the partner's logins).
     args(&["partner", "enable", "versuni-client-001"]);
+    let fresh = one.session(&rotated).await;
     for app in instances {
         within_a_second("the enabled partner is served", || async {
-            status_of(app.get(&with_rotated_key, ORDERS).await).await == 200
+            status_of(app.get(&fresh, ORDERS).await).await == 200
         })
+        .await;
+        within_a_second(
+            "the token from before the disable stays refused",
+            || async {
+                status_and_code(app.get(&with_rotated_key, ORDERS).await).await
+                    == (401, "TOKEN_REVOKED".into())
+            },
+        )
         .await;
     }
 }

@@ -38,6 +38,36 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// The database holds the JWT signing key and every partner's secret hash:
+/// a new file is created readable by its owner alone (SQLite gives its WAL
+/// and SHM files the database file's mode). An existing file that others can
+/// read is left as it is, with a warning naming the fix.
+pub fn secure_file(path: &std::path::Path) -> std::io::Result<Option<String>> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return Ok(None);
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(None),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
+    }
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    Ok((mode & 0o077 != 0).then(|| {
+        format!(
+            "the database {} is readable by others (mode {mode:o}) and holds the token signing key \
+             and secret hashes; restrict it: chmod 600 {path} {path}-wal {path}-shm",
+            path.display(),
+            path = path.display(),
+        )
+    }))
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://` URL.
     pub async fn connect(url: &str, readers: u32) -> anyhow::Result<Self> {
@@ -48,6 +78,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        if let Some(warning) = secure_file(options.get_filename())? {
+            tracing::warn!("{warning}");
+        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(15))
@@ -174,21 +207,74 @@ impl SqliteStore {
     }
 
     /// `false` when there is no such partner.
+    /// Disabling also ends every login of the partner: tokens issued before
+    /// stay dead when it is enabled again.
     pub async fn set_partner_enabled(
         &self,
         client_id: &str,
         enabled: bool,
         now: i64,
     ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
         let affected =
             sqlx::query("UPDATE partners SET enabled = ?, updated_at = ? WHERE client_id = ?")
                 .bind(enabled)
                 .bind(now)
                 .bind(client_id)
-                .execute(&self.writer)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        if !enabled {
+            revoke_sessions(&mut tx, client_id, "partner disabled", now).await?;
+        }
+        tx.commit().await?;
         Ok(affected == 1)
+    }
+
+    /// Ends every login of the partner; returns how many were live.
+    pub async fn revoke_sessions(
+        &self,
+        client_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let revoked = revoke_sessions(&mut tx, client_id, reason, now).await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Records a v2 signature's digest until `expires_at`; `false` when it
+    /// was recorded before and has not expired (a replay).
+    pub async fn remember_signature(
+        &self,
+        client_id: &str,
+        digest: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<bool> {
+        let fresh = sqlx::query(
+            "INSERT INTO used_signatures (client_id, digest, expires_at) VALUES (?, ?, ?)
+             ON CONFLICT (client_id, digest) DO UPDATE SET expires_at = excluded.expires_at
+             WHERE used_signatures.expires_at <= ?",
+        )
+        .bind(client_id)
+        .bind(digest)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(fresh == 1)
+    }
+
+    pub async fn purge_signatures(&self, now: i64) -> StoreResult<u64> {
+        let purged = sqlx::query("DELETE FROM used_signatures WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(purged)
     }
 
     pub async fn update_partner(
@@ -366,7 +452,10 @@ impl SqliteStore {
             return Ok(RefreshOutcome::UnknownToken);
         };
         let refreshed: bool = row.try_get("refreshed")?;
-        let outcome = if row.try_get::<bool, _>("revoked")? {
+        // A disabled partner hears that first: disabling also revoked its logins.
+        let outcome = if !row.try_get::<bool, _>("enabled")? {
+            RefreshOutcome::PartnerDisabled
+        } else if row.try_get::<bool, _>("revoked")? {
             RefreshOutcome::SessionRevoked
         } else if refreshed {
             sqlx::query("UPDATE auth_sessions SET revoked_at = ?, revoked_reason = 'refresh token reuse' WHERE id = ?")
@@ -375,8 +464,6 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             RefreshOutcome::Reused
-        } else if !row.try_get::<bool, _>("enabled")? {
-            RefreshOutcome::PartnerDisabled
         } else if row.try_get::<i64, _>("secret_version")? != secret_version {
             RefreshOutcome::SecretRotated
         } else {
@@ -794,4 +881,21 @@ fn order_from_row(row: &SqliteRow, seq: i64, products: Vec<OrderLine>) -> StoreR
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+async fn revoke_sessions(
+    tx: &mut Transaction<'static, Sqlite>,
+    client_id: &str,
+    reason: &str,
+    now: i64,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE auth_sessions SET revoked_at = ?, revoked_reason = ? WHERE client_id = ? AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(client_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
 }
