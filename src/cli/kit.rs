@@ -8,7 +8,7 @@ use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use serde_json::json;
 
-use super::Output;
+use super::{Output, print_line};
 use crate::client::{
     Client, PrivateKey, SignatureHeaders, SignedPart, public_key_pem, timestamp_now, write_private,
 };
@@ -188,7 +188,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
     let answer = client
         .create_order(&body, args.v2, args.idempotency_key.as_deref())
         .await?;
-    println!("{:#}", answer.body);
+    print_line(&format!("{:#}", answer.body));
     if !answer.status.is_success() {
         bail!("the server answered {}", answer.status);
     }

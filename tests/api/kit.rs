@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::cli::{cli, json_of};
+use crate::cli::{assert_quiet_success, cli, json_of, with_stdout_closed};
 use crate::helpers::*;
 
 const SECRET_VAR: &str = "TEST_PARTNER_SECRET";
@@ -220,6 +220,31 @@ async fn send_logs_in_signs_posts_and_keeps_its_token_for_the_next_run() {
     let answer: Value = serde_json::from_slice(&duplicate.stdout).unwrap();
     assert_eq!(answer["error"]["code"], "DUPLICATE_PURCHASE_ORDER");
     assert!(text(&duplicate.stderr).contains("409"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_piped_into_a_reader_that_has_gone_ends_quietly() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = keygen_and_register(&app, dir.path(), "kit-pipe");
+    let order = dir.path().join("order.json");
+    std::fs::write(&order, order_body("PO-KIT-PIPE").to_string()).unwrap();
+    let output = with_stdout_closed(
+        Command::new(env!("CARGO_BIN_EXE_sales-order-api"))
+            .args([
+                "send",
+                "--base-url",
+                &app.base_url,
+                "--client-id",
+                "kit-pipe",
+            ])
+            .args(["--client-secret-env", SECRET_VAR, "--no-token-file"])
+            .arg("--private-key")
+            .arg(dir.path().join("private.pem"))
+            .arg(&order)
+            .env(SECRET_VAR, &secret),
+    );
+    assert_quiet_success(&output, "send");
 }
 
 #[tokio::test(flavor = "multi_thread")]
