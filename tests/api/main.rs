@@ -20,3 +20,4 @@ mod orders;
 mod service;
 mod signing;
 mod tls;
+mod unicode;
