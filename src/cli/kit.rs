@@ -8,9 +8,10 @@ use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use serde_json::json;
 
-use super::Output;
+use super::{Output, print_line};
 use crate::client::{
-    Client, PrivateKey, SignatureHeaders, SignedPart, public_key_pem, timestamp_now, write_private,
+    Client, PrivateKey, SignatureHeaders, SignedPart, public_key_pem, refuse_symbolic_link,
+    timestamp_now, write_private, write_public,
 };
 use crate::domain::ClientId;
 
@@ -93,6 +94,10 @@ pub struct SendArgs {
 pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     let private_path = args.out.join("private.pem");
     let public_path = args.out.join("public.pem");
+    // Both before writing either: a refused public.pem must not leave a new
+    // private key behind.
+    refuse_symbolic_link(&private_path)?;
+    refuse_symbolic_link(&public_path)?;
     if private_path.exists() && !args.force {
         bail!(
             "{} already exists; choose another --out, or pass --force to replace it \
@@ -104,7 +109,7 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     let public = key.public_key()?;
     write_private(&private_path, key.to_pem()?.as_bytes())
         .with_context(|| format!("cannot write {}", private_path.display()))?;
-    std::fs::write(&public_path, public_key_pem(&public))
+    write_public(&public_path, public_key_pem(&public).as_bytes())
         .with_context(|| format!("cannot write {}", public_path.display()))?;
     Output { json: args.json }.print(
         &json!({
@@ -188,7 +193,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<()> {
     let answer = client
         .create_order(&body, args.v2, args.idempotency_key.as_deref())
         .await?;
-    println!("{:#}", answer.body);
+    print_line(&format!("{:#}", answer.body));
     if !answer.status.is_success() {
         bail!("the server answered {}", answer.status);
     }

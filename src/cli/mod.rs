@@ -116,9 +116,29 @@ struct Output {
 impl Output {
     fn print(&self, json: &serde_json::Value, text: &str) {
         if self.json {
-            println!("{json:#}");
+            print_line(&format!("{json:#}"));
         } else {
-            println!("{text}");
+            print_line(text);
+        }
+    }
+}
+
+/// Writes `text` and a newline to stdout: every command's printing goes
+/// through here. When the reader has gone (`| head` has its lines), the
+/// command ends quietly with status 0, as `order export` does, where
+/// `println!` would panic. Restoring SIGPIPE's default would also end it
+/// quietly, but this binary is the server too, which must outlive a client
+/// that hangs up. The print is each command's last step, so nothing is left
+/// undone by ending here.
+fn print_line(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("error: cannot write to standard output: {error}");
+            std::process::exit(1);
         }
     }
 }

@@ -322,32 +322,47 @@ impl<W: Write> Sink<W> {
 }
 
 fn write_csv<W: Write>(csv: &mut csv::Writer<W>, order: &Order) -> anyhow::Result<()> {
-    let text = |value: Option<String>| value.unwrap_or_default();
+    let number = |value: Option<String>| value.unwrap_or_default();
+    let partner = |value: &str| neutralise_formula(value).into_owned();
+    let optional = |value: &Option<String>| value.as_deref().map(partner).unwrap_or_default();
     for line in &order.products {
         csv.write_record([
             order.id.clone(),
             order.order_number.clone(),
             order.client_id.clone(),
             order.status.to_string(),
-            text(order.status_reason.clone()),
-            order.customer_code.clone(),
-            order.site_code.clone(),
-            order.sales_name.clone(),
-            order.address.clone(),
-            text(order.purchase_order_no.clone()),
-            text(order.total_amount.as_ref().map(ToString::to_string)),
+            optional(&order.status_reason),
+            partner(&order.customer_code),
+            partner(&order.site_code),
+            partner(&order.sales_name),
+            partner(&order.address),
+            optional(&order.purchase_order_no),
+            number(order.total_amount.as_ref().map(ToString::to_string)),
             order.created_at.clone(),
             order.updated_at.clone(),
             line.line_no.to_string(),
-            line.product_code.clone(),
+            partner(&line.product_code),
             line.quantity.to_string(),
-            text(line.uom.clone()),
-            text(line.unit_price.as_ref().map(ToString::to_string)),
-            text(line.line_amount.as_ref().map(ToString::to_string)),
-            text(line.notes.clone()),
+            optional(&line.uom),
+            number(line.unit_price.as_ref().map(ToString::to_string)),
+            number(line.line_amount.as_ref().map(ToString::to_string)),
+            optional(&line.notes),
         ])?;
     }
     Ok(())
+}
+
+/// OWASP's rule against CSV injection: a spreadsheet opening the export runs
+/// a cell that starts with `=`, `+`, `-`, `@`, tab or carriage return as a
+/// formula, and partners choose that text. A leading `'` makes the cell text.
+/// Only for text people type: the numbers are the server's own exact decimals,
+/// which an ERP must read unchanged (and which are never negative).
+fn neutralise_formula(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -361,4 +376,68 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
             });
         io == Some(std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Decimal, OrderLine};
+
+    #[test]
+    fn cells_starting_like_a_formula_get_a_quote_and_others_stay_as_they_are() {
+        for formula in ["=1+1", "+1", "-1", "@A1", "\tcmd", "\r=1+1"] {
+            assert_eq!(neutralise_formula(formula), format!("'{formula}"));
+        }
+        for plain in ["PO-1", "", "1=1", " =1", "'quoted", "Jl. \"Merdeka\""] {
+            assert_eq!(neutralise_formula(plain), plain);
+        }
+    }
+
+    /// Tab and carriage return cannot reach a stored order (the API trims
+    /// text and refuses controls in codes), so they are shown here.
+    #[test]
+    fn a_csv_row_quotes_partner_text_starting_with_tab_or_carriage_return() {
+        let order = Order {
+            id: "so_1".into(),
+            order_number: "SO-00000001".into(),
+            client_id: "acme".into(),
+            status: OrderStatus::Rejected,
+            status_reason: Some("\r=1+1".into()),
+            customer_code: "CUST-001".into(),
+            site_code: "SITE-001".into(),
+            sales_name: "\t=cmd".into(),
+            address: "\r\n@SUM(1)".into(),
+            purchase_order_no: None,
+            products: vec![OrderLine {
+                line_no: 1,
+                product_code: "P-1".into(),
+                quantity: Decimal::from_integer(2),
+                uom: None,
+                unit_price: None,
+                line_amount: None,
+                notes: Some("\t-1".into()),
+            }],
+            total_amount: None,
+            created_at: "2026-11-24T00:00:00.000Z".into(),
+            updated_at: "2026-11-24T00:00:00.000Z".into(),
+        };
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        write_csv(&mut csv, &order).unwrap();
+        let written = csv.into_inner().unwrap();
+        let row = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(written.as_slice())
+            .records()
+            .next()
+            .unwrap()
+            .unwrap();
+        let cell = |name: &str| &row[CSV_HEADER.iter().position(|h| *h == name).unwrap()];
+        assert_eq!(cell("status_reason"), "'\r=1+1");
+        assert_eq!(cell("sales_name"), "'\t=cmd");
+        assert_eq!(cell("address"), "'\r\n@SUM(1)");
+        assert_eq!(cell("notes"), "'\t-1");
+        assert_eq!(cell("customer_code"), "CUST-001");
+        assert_eq!(cell("purchase_order_no"), "");
+        assert_eq!(cell("quantity"), "2");
+    }
 }

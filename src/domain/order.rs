@@ -265,67 +265,135 @@ fn parse_product(raw: &RawValue, path: &str, errors: &mut Vec<FieldError>) -> Op
     })
 }
 
-/// Length and character rules for one text field. Values are trimmed first;
-/// a required field must not be blank, an optional blank one counts as absent.
+/// Length and character rules for one text field. Values are put in Unicode
+/// NFC and trimmed first, so text that looks the same is stored the same (and
+/// a purchase order number typed either way is one duplicate); a required
+/// field must not be blank, an optional blank one counts as absent.
 #[derive(Debug, Clone, Copy)]
 pub struct Text {
+    /// Counted in NFC, as stored.
     pub max_chars: usize,
     /// Newlines and tabs are allowed in free text (addresses, notes), never in codes.
     pub multiline: bool,
+    /// Invisible formatting characters (Unicode category Cf: zero-width
+    /// spaces, direction overrides, tag characters) are allowed in free text,
+    /// where scripts need them (the zero-width non-joiner in Persian, the
+    /// joiner in emoji), never in codes, where they make two codes look
+    /// alike yet differ.
+    pub formatting: bool,
+}
+
+/// A character a text field refuses, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    Control,
+    Formatting,
 }
 
 impl Text {
-    const fn code() -> Self {
+    const fn code(max_chars: usize) -> Self {
         Self {
-            max_chars: 64,
+            max_chars,
             multiline: false,
+            formatting: false,
         }
     }
     const fn line(max_chars: usize) -> Self {
         Self {
             max_chars,
             multiline: false,
+            formatting: true,
         }
     }
     const fn multiline(max_chars: usize) -> Self {
         Self {
             max_chars,
             multiline: true,
+            formatting: true,
+        }
+    }
+
+    /// Whether and why this rule refuses `c`.
+    fn refuses(&self, c: char) -> Option<Refused> {
+        if c.is_control() && !(self.multiline && matches!(c, '\n' | '\r' | '\t')) {
+            Some(Refused::Control)
+        } else if !self.formatting && is_formatting(c) {
+            Some(Refused::Formatting)
+        } else {
+            None
         }
     }
 
     /// The rule as an ECMA-262 regular expression, for the OpenAPI document:
-    /// no control characters (but newlines and tabs where allowed) and, when
-    /// `required`, at least one character that is not white space.
+    /// no control characters (but newlines and tabs where allowed), no
+    /// formatting characters where refused and, when `required`, at least one
+    /// character that is not white space.
+    ///
+    /// Only the formatting characters of the Basic Multilingual Plane are
+    /// listed: the others (U+110BD, tag characters U+E0001 and
+    /// U+E0020–U+E007F, …) have no escape that ECMA-262 without the `u` flag,
+    /// with it, and Python's `re` (which schema fuzzers use) all read the same
+    /// way. The document is thus a little looser than the validator there.
     pub fn pattern(&self, required: bool) -> String {
         const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
         // Controls except tab, newline and carriage return.
         const MULTILINE_CONTROL: &str = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f";
-        let allowed = format!(
-            "[^{}]",
-            if self.multiline {
-                MULTILINE_CONTROL
-            } else {
-                CONTROL
-            }
-        );
+        let control = if self.multiline {
+            MULTILINE_CONTROL
+        } else {
+            CONTROL
+        };
+        let formatting = if self.formatting {
+            ""
+        } else {
+            FORMATTING_IN_BMP.as_str()
+        };
+        let allowed = format!("[^{control}{formatting}]");
         if required {
-            format!("^{allowed}*[^{WHITE_SPACE}{CONTROL}]{allowed}*$")
+            format!("^{allowed}*[^{WHITE_SPACE}{CONTROL}{formatting}]{allowed}*$")
         } else {
             format!("^{allowed}*$")
         }
     }
 }
 
+/// Unicode general category Cf (Format).
+fn is_formatting(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format
+}
+
+/// The formatting characters of the Basic Multilingual Plane as ranges of a
+/// regular-expression class (`\u00ad\u0600-\u0605…`), from the same table the
+/// validator reads.
+static FORMATTING_IN_BMP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for c in ('\0'..='\u{ffff}').filter(|c| is_formatting(*c)) {
+        let code = u32::from(c);
+        match ranges.last_mut() {
+            Some((_, last)) if *last + 1 == code => *last = code,
+            _ => ranges.push((code, code)),
+        }
+    }
+    ranges
+        .iter()
+        .map(|&(first, last)| match last - first {
+            0 => format!(r"\u{first:04x}"),
+            1 => format!(r"\u{first:04x}\u{last:04x}"),
+            _ => format!(r"\u{first:04x}-\u{last:04x}"),
+        })
+        .collect()
+});
+
 /// The characters `str::trim` removes (Unicode White_Space), spelled out for a
 /// regular expression: engines disagree on what `\s` means.
 pub const WHITE_SPACE: &str =
     r"\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
-const CODE: Text = Text::code();
+const CODE: Text = Text::code(64);
 const SALES_NAME: Text = Text::line(200);
 const ADDRESS: Text = Text::multiline(1000);
-const UOM: Text = Text::line(16);
+const UOM: Text = Text::code(16);
 const NOTES: Text = Text::multiline(500);
 
 /// Each text field of an order with its rule and whether it is required:
@@ -441,7 +509,10 @@ impl<'a> Fields<'a> {
             errors.push(self.error(name, "must be a string"));
             return None;
         };
-        let Some(value) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        let Some(value) = value
+            .map(|v| nfc(&v).trim().to_owned())
+            .filter(|v| !v.is_empty())
+        else {
             return Some(None);
         };
         let chars = value.chars().count();
@@ -452,14 +523,36 @@ impl<'a> Fields<'a> {
             ));
             return None;
         }
-        let allowed_control = |c: char| rule.multiline && matches!(c, '\n' | '\r' | '\t');
-        if value.chars().any(|c| c.is_control() && !allowed_control(c)) {
+        if value
+            .chars()
+            .any(|c| rule.refuses(c) == Some(Refused::Control))
+        {
             let message = if rule.multiline {
                 "must not contain control characters other than newlines and tabs"
             } else {
                 "must not contain control characters"
             };
             errors.push(self.error(name, message));
+            return None;
+        }
+        let mut formatting: Vec<String> = Vec::new();
+        for c in value
+            .chars()
+            .filter(|c| rule.refuses(*c) == Some(Refused::Formatting))
+        {
+            let code = format!("U+{:04X}", u32::from(c));
+            if !formatting.contains(&code) {
+                formatting.push(code);
+            }
+        }
+        if !formatting.is_empty() {
+            errors.push(self.error(
+                name,
+                format!(
+                    "must not contain invisible formatting characters ({})",
+                    formatting.join(", ")
+                ),
+            ));
             return None;
         }
         Some(Some(value))
@@ -490,6 +583,18 @@ impl<'a> Fields<'a> {
             }
             _ => Some(None),
         }
+    }
+}
+
+/// `text` in Unicode Normalization Form C, the form order text is stored in:
+/// a lookup by a partner's text must normalise it the same way. Most text
+/// already is NFC, and is then only checked, not copied.
+pub fn nfc(text: &str) -> std::borrow::Cow<'_, str> {
+    use unicode_normalization::UnicodeNormalization;
+    if unicode_normalization::is_nfc(text) {
+        text.into()
+    } else {
+        text.nfc().collect::<String>().into()
     }
 }
 
@@ -731,8 +836,53 @@ mod tests {
                 assert!(rejects("a\u{7}b"), "{path} with a control character");
                 assert_eq!(accepts("a\nb"), rule.multiline, "{path} with a newline");
                 assert_eq!(rejects(" \u{3000} "), *required, "{path} blank");
+                for invisible in ["a\u{200b}b", "\u{202e}ab", "ab\u{e0041}"] {
+                    assert_eq!(
+                        rejects(invisible),
+                        !rule.formatting,
+                        "{path} with {invisible:?}"
+                    );
+                }
+                // Counted as stored: x + combining acute is one character in NFC,
+                // and one past the limit when nothing composes it.
+                let composed = format!("{}e\u{301}", "x".repeat(rule.max_chars - 1));
+                assert!(accepts(&composed), "{path} composed at its length");
+                let lone = format!("{}\u{301}", "x".repeat(rule.max_chars));
+                assert!(
+                    rejects(&lone),
+                    "{path} with a mark that composes with nothing"
+                );
             }
         }
+    }
+
+    /// The document's pattern and the validator refuse the same characters
+    /// (outside the BMP only the validator can say it: see `Text::pattern`).
+    #[test]
+    fn the_published_patterns_refuse_exactly_the_characters_the_validator_refuses() {
+        for rule in [CODE, SALES_NAME, ADDRESS] {
+            let pattern = regex::Regex::new(&rule.pattern(true)).unwrap();
+            for c in '\0'..='\u{ffff}' {
+                assert_eq!(
+                    pattern.is_match(&format!("a{c}b")),
+                    rule.refuses(c).is_none(),
+                    "{rule:?} and U+{:04X}",
+                    u32::from(c)
+                );
+            }
+        }
+        assert!(FORMATTING_IN_BMP.starts_with(r"\u00ad\u0600-\u0605"));
+        assert!(FORMATTING_IN_BMP.contains(r"\u200b-\u200f\u202a-\u202e"));
+    }
+
+    #[test]
+    fn order_text_is_stored_in_nfc() {
+        let body = VALID
+            .replace("John Doe", r"Jose\u0301")
+            .replace("PO-1", r"PO-A\u030a");
+        let order = NewOrder::parse(body.as_bytes()).unwrap();
+        assert_eq!(order.sales_name, "Jos\u{e9}");
+        assert_eq!(order.purchase_order_no.as_deref(), Some("PO-\u{c5}"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::extract::JsonBody;
 use super::openapi::SIGNED_ROUTE_401;
 use crate::app::AppState;
 use crate::auth::AuthenticatedPartner;
-use crate::domain::order::OrderBodyError;
+use crate::domain::order::{OrderBodyError, nfc};
 use crate::domain::{Actor, Decimal, FieldError, NewOrder, Order, OrderStatus};
 use crate::store::{Idempotency, InsertOrder, OrderQuery, OrderRef, StatusChange, Transition};
 
@@ -386,7 +386,8 @@ pub(super) fn parse_list_params(params: ListParams) -> Result<OrderQuery, ApiErr
         return Err(ApiError::InvalidQuery(errors));
     }
     Ok(OrderQuery {
-        purchase_order_no: params.purchase_order_no,
+        // As stored, so a purchase order number typed decomposed still matches.
+        purchase_order_no: params.purchase_order_no.map(|po| nfc(&po).into_owned()),
         status,
         created_from,
         created_to,

@@ -1,6 +1,6 @@
 //! The operator's command line, run as the real binary against a real database.
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -13,6 +13,33 @@ pub fn cli(database_url: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Runs `command` with its stdout a pipe that nobody reads any more, as after
+/// `… | head` has its lines: the reading end is closed before the binary
+/// writes anything.
+pub fn with_stdout_closed(command: &mut Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts that a command whose reader went away ended quietly and well.
+pub fn assert_quiet_success(output: &Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{what}: {:?}\n{stderr}",
+        output.status
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("failed printing"),
+        "{what}: {stderr}"
+    );
 }
 
 pub fn json_of(output: &Output) -> Value {
@@ -268,4 +295,38 @@ async fn an_operator_command_on_a_missing_sqlite_file_says_it_creates_a_new_data
     assert!(String::from_utf8_lossy(&first.stderr).contains("creating a new database"));
     let second = cli(&url, &["partner", "list", "--json"]);
     assert!(!String::from_utf8_lossy(&second.stderr).contains("creating a new database"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn printing_commands_end_quietly_when_their_reader_has_gone() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let created: Value = app
+        .create_order(&session, &order_body("PO-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["data"]["id"].as_str().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let keys = keys.path().display().to_string();
+    let commands: [&[&str]; 7] = [
+        &["partner", "list"],
+        &["partner", "list", "--json"],
+        &["partner", "show", "versuni-client-001"],
+        &["order", "list"],
+        &["order", "show", id, "--json"],
+        &["order", "export", "--format", "csv"],
+        &["keygen", "--out", &keys, "--json"],
+    ];
+    for args in commands {
+        let output = with_stdout_closed(
+            Command::new(env!("CARGO_BIN_EXE_sales-order-api"))
+                .arg("--database-url")
+                .arg(&app.database_url)
+                .args(args),
+        );
+        assert_quiet_success(&output, &args.join(" "));
+    }
 }

@@ -180,3 +180,73 @@ async fn exporting_100_000_orders_streams_in_bounded_memory() {
     println!("peak RSS exporting 100 000 orders as CSV: {peak_kib} KiB");
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partner_text_a_spreadsheet_would_run_as_a_formula_is_quoted_in_csv_and_exact_in_jsonl() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    // The four classic payloads, one in each kind of partner text.
+    let hyperlink = r#"=HYPERLINK("http://evil","x")"#;
+    let dde = "+cmd|' /C calc'!A0";
+    let arithmetic = "-2+3+cmd|' /C calc'!A0";
+    let function = "@SUM(1+1)*cmd|' /C calc'!A0";
+    let mut body = order_body(hyperlink);
+    body["customer_code"] = json!(dde);
+    body["site_code"] = json!(arithmetic);
+    body["sales_name"] = json!(function);
+    body["address"] = json!(hyperlink);
+    body["products"][0]["product_code"] = json!(function);
+    body["products"][0]["uom"] = json!("=1+1");
+    body["products"][0]["notes"] = json!(arithmetic);
+    let response = app.create_order(&session, &body).await;
+    assert_eq!(response.status(), 201);
+    let order = response.json::<Value>().await.unwrap()["data"].clone();
+    let reason = "=cmd|' /C calc'!A0";
+    stdout_of(
+        &[
+            "order",
+            "set-status",
+            order["id"].as_str().unwrap(),
+            "rejected",
+            "--reason",
+            reason,
+        ],
+        &app,
+    );
+
+    let csv_text = stdout_of(&["order", "export", "--format", "csv"], &app);
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let cell = |row: usize, name: &str| {
+        let column = header.iter().position(|h| h == name).unwrap();
+        rows[row][column].to_owned()
+    };
+    let quoted = |text: &str| format!("'{text}");
+    for (name, sent) in [
+        ("purchase_order_no", hyperlink),
+        ("customer_code", dde),
+        ("site_code", arithmetic),
+        ("sales_name", function),
+        ("address", hyperlink),
+        ("status_reason", reason),
+        ("product_code", function),
+        ("uom", "=1+1"),
+        ("notes", arithmetic),
+    ] {
+        assert_eq!(cell(0, name), quoted(sent), "{name}");
+    }
+    // Harmless text and the numbers the server writes itself stay as they are.
+    assert_eq!(cell(1, "product_code"), "PRD-002");
+    assert_eq!(cell(1, "quantity"), "0.5");
+    assert_eq!(cell(0, "line_amount"), "300001");
+
+    let jsonl = stdout_of(&["order", "export", "--format", "jsonl"], &app);
+    let exported: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(exported["purchase_order_no"], hyperlink);
+    assert_eq!(exported["customer_code"], dde);
+    assert_eq!(exported["sales_name"], function);
+    assert_eq!(exported["status_reason"], reason);
+    assert_eq!(exported["products"][0]["notes"], arithmetic);
+}

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::cli::{cli, json_of};
+use crate::cli::{assert_quiet_success, cli, json_of, with_stdout_closed};
 use crate::helpers::*;
 
 const SECRET_VAR: &str = "TEST_PARTNER_SECRET";
@@ -87,6 +87,42 @@ async fn keygen_writes_a_private_key_only_its_owner_can_read_and_refuses_to_over
     );
     let bad_size = partner_command(&["keygen", "--bits", "1024", "--out", "x"], None);
     assert!(!bad_size.status.success());
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn keygen_refuses_to_write_through_a_symbolic_link_and_leaves_its_target_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    for planted in ["private.pem", "public.pem"] {
+        let out = dir.path().join(format!("keys-{planted}"));
+        std::fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink(&victim, out.join(planted)).unwrap();
+        let output = partner_command(&["keygen", "--out", out.to_str().unwrap(), "--force"], None);
+        let stderr = text(&output.stderr);
+        assert!(!output.status.success(), "{planted}: {stderr}");
+        let link = out.join(planted).display().to_string();
+        assert!(
+            stderr.contains(&link) && stderr.contains("is a symbolic link"),
+            "{planted}: {stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(
+            std::fs::symlink_metadata(out.join(planted))
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{planted}: the link itself is left too"
+        );
+        // Nothing half done: no key is written when either file is refused.
+        let other = if planted == "private.pem" {
+            "public.pem"
+        } else {
+            "private.pem"
+        };
+        assert!(!out.join(other).exists(), "{planted}: {other} was written");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -220,6 +256,91 @@ async fn send_logs_in_signs_posts_and_keeps_its_token_for_the_next_run() {
     let answer: Value = serde_json::from_slice(&duplicate.stdout).unwrap();
     assert_eq!(answer["error"]["code"], "DUPLICATE_PURCHASE_ORDER");
     assert!(text(&duplicate.stderr).contains("409"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_piped_into_a_reader_that_has_gone_ends_quietly() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = keygen_and_register(&app, dir.path(), "kit-pipe");
+    let order = dir.path().join("order.json");
+    std::fs::write(&order, order_body("PO-KIT-PIPE").to_string()).unwrap();
+    let output = with_stdout_closed(
+        Command::new(env!("CARGO_BIN_EXE_sales-order-api"))
+            .args([
+                "send",
+                "--base-url",
+                &app.base_url,
+                "--client-id",
+                "kit-pipe",
+            ])
+            .args(["--client-secret-env", SECRET_VAR, "--no-token-file"])
+            .arg("--private-key")
+            .arg(dir.path().join("private.pem"))
+            .arg(&order)
+            .env(SECRET_VAR, &secret),
+    );
+    assert_quiet_success(&output, "send");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn send_refuses_a_token_file_that_is_a_symbolic_link_and_replaces_a_loose_one_with_mode_0600()
+{
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = keygen_and_register(&app, dir.path(), "kit-link");
+    let token_file = dir.path().join("token.json");
+    let send = |po: &str| {
+        let order = dir.path().join(format!("{po}.json"));
+        std::fs::write(&order, order_body(po).to_string()).unwrap();
+        let private = dir.path().join("private.pem");
+        let args = [
+            "send",
+            "--base-url",
+            &app.base_url,
+            "--client-id",
+            "kit-link",
+            "--client-secret-env",
+            SECRET_VAR,
+            "--private-key",
+            private.to_str().unwrap(),
+            "--token-file",
+            token_file.to_str().unwrap(),
+            order.to_str().unwrap(),
+        ];
+        partner_command(&args, Some(&secret))
+    };
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, &token_file).unwrap();
+
+    let refused = send("PO-LINK-1");
+    let stderr = text(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&token_file.display().to_string()) && stderr.contains("is a symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+
+    // A token file readable by others is replaced by one that is not.
+    std::fs::remove_file(&token_file).unwrap();
+    std::fs::write(&token_file, "{}").unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let sent = send("PO-LINK-2");
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let kept: Value = serde_json::from_slice(&std::fs::read(&token_file).unwrap()).unwrap();
+    assert!(kept["token"].is_string());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

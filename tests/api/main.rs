@@ -21,3 +21,4 @@ mod orders;
 mod service;
 mod signing;
 mod tls;
+mod unicode;

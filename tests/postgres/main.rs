@@ -58,6 +58,9 @@ mod service;
 #[cfg(postgres_tests)]
 #[path = "../api/signing.rs"]
 mod signing;
+#[cfg(postgres_tests)]
+#[path = "../api/unicode.rs"]
+mod unicode;
 
 #[cfg(postgres_tests)]
 mod migrations;
