@@ -28,7 +28,7 @@ if [ ! -x "$VENV/bin/python" ] || ! cmp -s examples/python/requirements.txt "$VE
     && cp examples/python/requirements.txt "$VENV/requirements.txt" || exit 1
 fi
 
-RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" &
+RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --metrics-listen off &
 SERVER=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
 export BASE_URL="http://127.0.0.1:$PORT"

@@ -271,7 +271,7 @@ fn parse_product(raw: &RawValue, path: &str, errors: &mut Vec<FieldError>) -> Op
 /// field must not be blank, an optional blank one counts as absent.
 #[derive(Debug, Clone, Copy)]
 pub struct Text {
-    /// Counted in NFC, as stored.
+    /// Counted as sent or in NFC, as stored, whichever is fewer.
     pub max_chars: usize,
     /// Newlines and tabs are allowed in free text (addresses, notes), never in codes.
     pub multiline: bool,
@@ -509,13 +509,16 @@ impl<'a> Fields<'a> {
             errors.push(self.error(name, "must be a string"));
             return None;
         };
-        let Some(value) = value
-            .map(|v| nfc(&v).trim().to_owned())
-            .filter(|v| !v.is_empty())
+        let Some((value, sent_chars)) = value
+            .map(|v| (nfc(&v).trim().to_owned(), v.trim().chars().count()))
+            .filter(|(v, _)| !v.is_empty())
         else {
             return Some(None);
         };
-        let chars = value.chars().count();
+        // Within the limit as sent (what the document's maxLength counts) or
+        // as stored: NFC mostly shortens text, and the few characters it
+        // lengthens must not turn a documented-valid value into a refusal.
+        let chars = value.chars().count().min(sent_chars);
         if chars > rule.max_chars {
             errors.push(self.error(
                 name,
@@ -847,6 +850,10 @@ mod tests {
                 // and one past the limit when nothing composes it.
                 let composed = format!("{}e\u{301}", "x".repeat(rule.max_chars - 1));
                 assert!(accepts(&composed), "{path} composed at its length");
+                // NFC lengthens a few characters (U+0958 becomes two): within
+                // the limit as sent is within the document's maxLength.
+                let lengthened = format!("{}\u{958}", "x".repeat(rule.max_chars - 1));
+                assert!(accepts(&lengthened), "{path} lengthened by NFC");
                 let lone = format!("{}\u{301}", "x".repeat(rule.max_chars));
                 assert!(
                     rejects(&lone),
