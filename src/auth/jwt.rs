@@ -25,6 +25,13 @@ pub struct Claims {
     pub secret_version: i64,
 }
 
+impl Claims {
+    /// Expired from the second `exp` is reached: no leeway.
+    pub fn is_expired_at(&self, now: i64) -> bool {
+        now >= self.exp
+    }
+}
+
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -85,7 +92,7 @@ impl TokenKeys {
     /// Decodes a token for an API call: it must also be unexpired at `now`.
     pub fn verify_access(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
         let claims = self.decode(token)?;
-        if now >= claims.exp {
+        if claims.is_expired_at(now) {
             return Err(AuthError::TokenExpired);
         }
         Ok(claims)

@@ -555,3 +555,28 @@ async fn an_operator_command_says_so_when_the_database_is_readable_by_others() {
     assert!(stderr.contains("readable by others (mode 644)"), "{stderr}");
     assert!(stderr.contains("chmod 600"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_of_an_expired_token_of_ours_is_in_its_partners_activity() {
+    let app = TestApp::spawn().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let session = app.session(&partner).await;
+    app.advance_clock(Duration::from_secs(13 * 3600));
+
+    let response = app.get(&session, "/api/v1/sales-orders").await;
+
+    crate::helpers::expect_error(response, 401, "TOKEN_EXPIRED").await;
+    let store = &app.state.store;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let events = store.events("versuni-client-001", None, 10).await.unwrap();
+        if let Some(event) = events.into_iter().find(|e| e.kind == "request_refused") {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "no request_refused event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refused.code.as_deref(), Some("TOKEN_EXPIRED"));
+}
