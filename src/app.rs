@@ -5,48 +5,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::audit::AuditLog;
 use crate::auth::cache::AuthCache;
 use crate::auth::jwt::TokenKeys;
-use crate::auth::rate_limit::RateLimiter;
 use crate::auth::secret::SecretVerifier;
 use crate::auth::throttle::LoginThrottle;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::ids;
 use crate::http::server::{self, ConnectionLimits};
+use crate::http::{AppState, Services};
 use crate::store::Store;
-
-/// What every handler can reach. Cloned for every extractor and middleware
-/// of every request, so it is one `Arc`.
-#[derive(Clone)]
-pub struct AppState(Arc<Services>);
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-    fn deref(&self) -> &Services {
-        &self.0
-    }
-}
-
-pub struct Services {
-    pub store: Store,
-    pub tokens: Arc<TokenKeys>,
-    pub secrets: SecretVerifier,
-    pub login_throttle: Arc<LoginThrottle>,
-    pub rate_limiter: Arc<RateLimiter>,
-    /// Bounds the extra work of explaining failed signatures, per client.
-    pub diagnoses: Arc<RateLimiter>,
-    pub auth_cache: AuthCache,
-    pub audit: AuditLog,
-    pub clock: Arc<Clock>,
-    pub settings: Arc<Settings>,
-    pub metrics: PrometheusHandle,
-}
 
 impl AppState {
     /// Forgets audit events older than their retention period.
@@ -123,7 +95,7 @@ impl Application {
             None => None,
         };
         let audit = AuditLog::start(store.clone());
-        let state = AppState(Arc::new(Services {
+        let state = AppState::new(Services {
             store,
             tokens: Arc::new(TokenKeys::new(&jwt_key, settings.token_ttl)),
             secrets,
@@ -135,7 +107,7 @@ impl Application {
             clock: Arc::new(Clock::default()),
             settings: Arc::new(settings),
             metrics: crate::telemetry::metrics_handle(),
-        }));
+        });
         Ok(Self {
             listener,
             metrics_listener,

@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use crate::http::middleware::RequestContext;
 use crate::store::{AuditEvent, Store};
 
 const QUEUE: usize = 10_000;
@@ -110,29 +109,6 @@ impl AuditLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&source)
             .map_or(0, |tally| tally.refused)
-    }
-
-    /// An event about the request behind `context`, now.
-    pub fn record_request(
-        &self,
-        context: Option<&RequestContext>,
-        at: String,
-        client_id: &str,
-        kind: &str,
-        reason: String,
-    ) {
-        self.record(AuditEvent {
-            at,
-            client_id: Some(client_id.to_owned()),
-            kind: kind.to_owned(),
-            code: None,
-            reason: Some(reason),
-            source: context
-                .and_then(|context| context.client_address)
-                .map(|address| address.to_string()),
-            request_id: context.map(|context| context.request_id.clone()),
-            actor: "partner".to_owned(),
-        });
     }
 
     pub fn record(&self, event: AuditEvent) {

@@ -43,7 +43,7 @@ pub struct Settings {
     /// How long an Idempotency-Key is remembered (SPEC: at least 24 h).
     pub idempotency_retention: Duration,
     /// When failed logins are answered 429 instead of being checked.
-    pub login_limits: crate::auth::throttle::Limits,
+    pub login_limits: LoginLimits,
     /// How long activity-audit events are kept.
     pub audit_retention: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the real client.
@@ -83,11 +83,42 @@ impl Settings {
             max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
             database_connections: 16,
             idempotency_retention: Duration::from_secs(24 * 3600),
-            login_limits: crate::auth::throttle::Limits::default(),
+            login_limits: LoginLimits::default(),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             trusted_proxies: Vec::new(),
             tls: None,
             sqlite_max_batch: 256,
+        }
+    }
+}
+
+/// When failed logins are refused (see `auth::throttle`). Defaults from the
+/// hardening issue: more than 10 failures for one client id, or more than 100
+/// from one address, within a minute.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    pub per_client: u32,
+    pub per_address: u32,
+    pub window: Duration,
+    /// How long a refused login waits before its 429 is sent. A flood sends
+    /// its next request only once answered, so this caps each of its
+    /// connections at one refusal per delay instead of as many as our CPU can
+    /// answer; a client that honours `Retry-After` (at least a second) loses
+    /// nothing.
+    pub refusal_delay: Duration,
+    /// Refusals held back at once. Past this, refusals are answered at once,
+    /// so holding them can never itself tie up memory or connections.
+    pub max_held_refusals: usize,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            per_client: 10,
+            per_address: 100,
+            window: Duration::from_secs(60),
+            refusal_delay: Duration::from_secs(1),
+            max_held_refusals: 1024,
         }
     }
 }

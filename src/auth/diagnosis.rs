@@ -11,6 +11,7 @@
 use aws_lc_rs::signature::ParsedPublicKey;
 use serde::Serialize;
 
+use super::request::SignedRequest;
 use super::signature;
 use crate::store::KeyRecord;
 
@@ -23,17 +24,6 @@ pub const PER_SECOND: u32 = 5;
 /// a client that reads the clock twice, once to sign and once for the
 /// header, is usually off by one or two.
 const TIMESTAMP_SLIP: i64 = 5;
-
-/// What a signed request carried, as the server received it.
-pub struct SignedRequest<'r> {
-    pub client_id: &'r str,
-    pub timestamp: &'r str,
-    pub v2: bool,
-    pub method: &'r str,
-    pub path_and_query: &'r str,
-    pub body: &'r [u8],
-    pub signature: &'r str,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnosis {

@@ -1,17 +1,16 @@
-//! Who is calling: client secrets, access tokens, request signatures, and the
-//! extractor that runs every check before a sales-order handler sees the request.
+//! Who is calling: client secrets, access tokens, request signatures and the
+//! checks a signed request must pass (`request`), as pure functions and types
+//! that know nothing of HTTP; `http::authenticate` is their adapter.
 
 pub mod cache;
 pub mod diagnosis;
-pub mod extractor;
 pub mod jwt;
 pub mod rate_limit;
+pub mod request;
 pub mod secret;
 pub mod signature;
 pub mod throttle;
 pub mod timestamp;
-
-pub use extractor::AuthenticatedPartner;
 
 /// Every way authentication can fail, each with a stable code partners can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

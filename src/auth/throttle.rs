@@ -14,37 +14,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Duration;
 
-/// Defaults from the hardening issue: more than 10 failures for one client id,
-/// or more than 100 from one address, within a minute.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub per_client: u32,
-    pub per_address: u32,
-    pub window: Duration,
-    /// How long a refused login waits before its 429 is sent. A flood sends
-    /// its next request only once answered, so this caps each of its
-    /// connections at one refusal per delay instead of as many as our CPU can
-    /// answer; a client that honours `Retry-After` (at least a second) loses
-    /// nothing.
-    pub refusal_delay: Duration,
-    /// Refusals held back at once. Past this, refusals are answered at once,
-    /// so holding them can never itself tie up memory or connections.
-    pub max_held_refusals: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            per_client: 10,
-            per_address: 100,
-            window: Duration::from_secs(60),
-            refusal_delay: Duration::from_secs(1),
-            max_held_refusals: 1024,
-        }
-    }
-}
+use crate::config::LoginLimits;
 
 /// Entries kept before stale ones are swept; bounds memory under a flood of
 /// made-up client ids.
@@ -52,7 +23,7 @@ const SWEEP_AT: usize = 10_000;
 
 #[derive(Debug)]
 pub struct LoginThrottle {
-    limits: Limits,
+    limits: LoginLimits,
     clients: Mutex<HashMap<String, Window>>,
     addresses: Mutex<HashMap<IpAddr, Window>>,
     held_refusals: tokio::sync::Semaphore,
@@ -96,7 +67,7 @@ impl Window {
 }
 
 impl LoginThrottle {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: LoginLimits) -> Self {
         Self {
             limits,
             clients: Mutex::default(),
@@ -200,6 +171,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::*;
 
@@ -208,10 +180,10 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_past_the_cap_are_answered_without_waiting() {
-        let throttle = Arc::new(LoginThrottle::new(Limits {
+        let throttle = Arc::new(LoginThrottle::new(LoginLimits {
             refusal_delay: Duration::from_secs(3600),
             max_held_refusals: 2,
-            ..Limits::default()
+            ..LoginLimits::default()
         }));
         let held: Vec<_> = (0..2)
             .map(|_| {
@@ -238,7 +210,7 @@ mod tests {
 
     #[test]
     fn after_eleven_failures_in_a_minute_the_client_is_refused_until_the_window_ends() {
-        let throttle = LoginThrottle::new(Limits::default());
+        let throttle = LoginThrottle::new(LoginLimits::default());
         fail(&throttle, "a", HOME, 1_000, 11);
 
         let refused = throttle.begin("a", HOME, 2_000).unwrap_err();
@@ -262,7 +234,7 @@ mod tests {
 
     #[test]
     fn concurrent_attempts_are_counted_before_their_secret_is_checked() {
-        let throttle = Arc::new(LoginThrottle::new(Limits::default()));
+        let throttle = Arc::new(LoginThrottle::new(LoginLimits::default()));
         let admitted: usize = (0..40)
             .map(|_| {
                 let throttle = throttle.clone();
@@ -278,7 +250,7 @@ mod tests {
 
     #[test]
     fn an_address_is_throttled_past_its_own_higher_limit() {
-        let throttle = LoginThrottle::new(Limits::default());
+        let throttle = LoginThrottle::new(LoginLimits::default());
         for i in 0..101 {
             fail(&throttle, &format!("guess-{i}"), OTHER, 0, 1);
         }
@@ -290,9 +262,9 @@ mod tests {
 
     #[test]
     fn a_success_clears_the_clients_failures_and_does_not_count_against_the_address() {
-        let throttle = LoginThrottle::new(Limits {
+        let throttle = LoginThrottle::new(LoginLimits {
             per_address: 3,
-            ..Limits::default()
+            ..LoginLimits::default()
         });
         fail(&throttle, "a", HOME, 0, 3);
         for _ in 0..5 {

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::AppState;
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::JsonBody;
-use crate::app::AppState;
 use crate::auth::AuthError;
 use crate::auth::jwt::Claims;
 use crate::config::Secret;
@@ -235,13 +235,14 @@ async fn record_throttling(
     } else {
         "too many failed logins from this address; logins refused for a minute"
     };
-    state.audit.record_request(
-        extensions.get::<Arc<RequestContext>>().map(Arc::as_ref),
-        crate::store::rfc3339(state.clock.now()),
-        client_id,
-        "login_throttled",
-        reason.to_owned(),
-    );
+    if let Some(context) = extensions.get::<Arc<RequestContext>>() {
+        state.audit.record(context.audit_event(
+            crate::store::rfc3339(state.clock.now()),
+            client_id,
+            "login_throttled",
+            reason.to_owned(),
+        ));
+    }
 }
 
 fn seconds(duration: std::time::Duration) -> i64 {

@@ -6,8 +6,8 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use serde_json::{Map, Value};
 
+use super::AppState;
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::domain::FieldError;
 
 /// The raw bytes of a JSON request body: content type checked, size bounded.

@@ -16,11 +16,17 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorEnvelope};
-use crate::app::AppState;
 use crate::store::AuditEvent;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_SIGNATURE: &str = "x-signature";
+
+/// The raw body of a signed request, put in the request's extensions by
+/// [`signed_body`] for the signature check.
+#[derive(Debug, Clone)]
+pub struct SignedBody(pub axum::body::Bytes);
 
 /// Per-request facts that inner layers learn and the access log reports.
 #[derive(Debug, Default)]
@@ -31,6 +37,28 @@ pub struct RequestContext {
     pub client_address: Option<IpAddr>,
     pub client_id: OnceLock<String>,
     pub route: OnceLock<String>,
+}
+
+impl RequestContext {
+    /// An audit event about this request and the partner it is tied to.
+    pub fn audit_event(
+        &self,
+        at: String,
+        client_id: &str,
+        kind: &str,
+        reason: String,
+    ) -> AuditEvent {
+        AuditEvent {
+            at,
+            client_id: Some(client_id.to_owned()),
+            kind: kind.to_owned(),
+            code: None,
+            reason: Some(reason),
+            source: self.client_address.map(|address| address.to_string()),
+            request_id: Some(self.request_id.clone()),
+            actor: "partner".to_owned(),
+        }
+    }
 }
 
 /// Keeps a caller's request id when it is sane, else mints one.
@@ -207,19 +235,14 @@ pub async fn signed_body(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if !request
-        .headers()
-        .contains_key(crate::auth::extractor::X_SIGNATURE)
-    {
+    if !request.headers().contains_key(X_SIGNATURE) {
         return Ok(next.run(request).await);
     }
     let (mut parts, body) = request.into_parts();
     let settings = &state.settings;
     let bytes =
         super::extract::read_body(body, settings.body_limit, settings.body_read_timeout).await?;
-    parts
-        .extensions
-        .insert(crate::auth::extractor::SignedBody(bytes.clone()));
+    parts.extensions.insert(SignedBody(bytes.clone()));
     Ok(next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await)

@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, the error envelope, and the router.
 
 pub mod auth;
+pub mod authenticate;
 pub mod error;
 mod examples;
 pub mod extract;
@@ -9,6 +10,7 @@ pub mod openapi;
 pub mod orders;
 pub mod server;
 pub mod service;
+mod state;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -21,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::app::AppState;
+pub use state::{AppState, Services};
 
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {

@@ -13,11 +13,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
+use super::AppState;
+use super::authenticate::AuthenticatedPartner;
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::JsonBody;
 use super::openapi::SIGNED_ROUTE_401;
-use crate::app::AppState;
-use crate::auth::AuthenticatedPartner;
 use crate::domain::order::{OrderBodyError, nfc};
 use crate::domain::{Actor, Decimal, FieldError, NewOrder, Order, OrderStatus};
 use crate::store::{Idempotency, InsertOrder, OrderQuery, OrderRef, StatusChange, Transition};

@@ -1,22 +1,27 @@
-//! `AuthenticatedPartner`: the four-header check as an extractor.
+//! `AuthenticatedPartner`: the four-header check as an extractor, the HTTP
+//! adapter of `auth::request`.
 //!
 //! A handler that takes this type cannot run unless every check passed, in this
 //! order: headers present, JWT valid and unexpired, `X-CLIENT-ID` equal to the
-//! token's client, `X-TIMESTAMP` inside the window, the login not revoked, the
-//! partner enabled, the secret not rotated since the login, and `X-SIGNATURE`
-//! valid for one of the partner's active keys: over v1's `client_id|timestamp`,
-//! or with `X-SIGNATURE-VERSION: 2` over v2's string, which adds the method,
-//! path, query and body digest (required for partners so configured).
+//! token's client, `X-TIMESTAMP` inside the window, the partner enabled, the
+//! login not revoked, the secret not rotated since the login, and
+//! `X-SIGNATURE` valid for one of the partner's active keys: over v1's
+//! `client_id|timestamp`, or with `X-SIGNATURE-VERSION: 2` over v2's string,
+//! which adds the method, path, query and body digest (required for partners
+//! so configured); a v2 signature only once. The checks themselves are pure
+//! (`auth::request`); this file reads the headers and fetches the login, the
+//! keys and the rate limits they need.
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
-use super::rate_limit::RateLimit;
-use super::{AuthError, diagnosis, signature, timestamp};
-use crate::app::AppState;
-use crate::http::error::ApiError;
-use crate::http::middleware::{RequestContext, note_client_id};
+use super::AppState;
+use super::error::ApiError;
+use super::middleware::{RequestContext, SignedBody, X_SIGNATURE, note_client_id};
+use crate::auth::rate_limit::RateLimit;
+use crate::auth::request::SignedRequest;
+use crate::auth::{AuthError, diagnosis};
 
 /// A partner whose request passed every authentication check.
 #[derive(Debug, Clone)]
@@ -27,13 +32,7 @@ pub struct AuthenticatedPartner {
 const AUTHORIZATION: &str = "authorization";
 const X_CLIENT_ID: &str = "x-client-id";
 const X_TIMESTAMP: &str = "x-timestamp";
-pub const X_SIGNATURE: &str = "x-signature";
 pub const X_SIGNATURE_VERSION: &str = "x-signature-version";
-
-/// The raw request body, put in the request's extensions by
-/// [`crate::http::middleware::signed_body`].
-#[derive(Debug, Clone)]
-pub struct SignedBody(pub axum::body::Bytes);
 
 impl FromRequestParts<AppState> for AuthenticatedPartner {
     type Rejection = ApiError;
@@ -53,11 +52,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
         Some(Ok("2")) => true,
         Some(_) => return Err(AuthError::SignatureVersionUnsupported.into()),
     };
-    let [authorization, client_id, timestamp_header, signature_header] = required_headers(
+    let [authorization, client_id, timestamp, signature] = required_headers(
         headers,
         [AUTHORIZATION, X_CLIENT_ID, X_TIMESTAMP, X_SIGNATURE],
     )?;
-
     let token = authorization
         .strip_prefix("Bearer ")
         .or_else(|| authorization.strip_prefix("bearer "))
@@ -65,110 +63,63 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
         .ok_or(AuthError::TokenInvalid(
             "Authorization must be 'Bearer <token>'",
         ))?;
+    let request = SignedRequest {
+        client_id,
+        timestamp,
+        v2,
+        method: parts.method.as_str(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path(), |pq| pq.as_str()),
+        body: parts
+            .extensions
+            .get::<SignedBody>()
+            .map_or(&[][..], |body| &body.0[..]),
+        signature,
+    };
+
     let now = state.clock.now();
     let claims = state.tokens.decode(token)?;
     // From here on, failures are about this partner: the token is ours (an
     // expired one too), so the audit can name whose request was refused.
     note_client_id(&parts.extensions, &claims.client_id);
-    if claims.is_expired_at(now.unix_timestamp()) {
-        return Err(AuthError::TokenExpired.into());
-    }
-    if client_id != claims.client_id {
-        return Err(AuthError::ClientIdMismatch.into());
-    }
-    timestamp::check_window(timestamp_header, now, state.settings.timestamp_tolerance)?;
-
-    let session = state
+    request.check_token(&claims, now, state.settings.timestamp_tolerance)?;
+    let login = state
         .auth_cache
         .session_state(&state.store, &claims.sid)
-        .await?
-        .filter(|session| session.client_id == claims.client_id)
-        .ok_or(AuthError::TokenRevoked(
-            "the login behind this token no longer exists; log in again",
-        ))?;
-    // Disabling revokes the partner's logins too; while it lasts, say why.
-    if !session.partner_enabled {
-        return Err(AuthError::PartnerDisabled.into());
-    }
-    if session.revoked {
-        return Err(AuthError::TokenRevoked("this token's login was revoked; log in again").into());
-    }
-    if session.secret_version != claims.secret_version {
-        return Err(AuthError::TokenRevoked(
-            "the client secret was rotated after this token was issued; log in again",
-        )
-        .into());
-    }
-
-    if session.require_body_signature && !v2 {
-        return Err(AuthError::SignatureV2Required.into());
-    }
+        .await?;
+    let login = request.check_login(&claims, login.as_deref())?;
 
     let keys = state
         .auth_cache
         .active_keys(&state.store, &claims.client_id)
         .await?;
-    let body = parts
-        .extensions
-        .get::<SignedBody>()
-        .map_or(&[][..], |body| &body.0[..]);
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
-    let message = if v2 {
-        signature::string_to_sign_v2(
-            client_id,
-            timestamp_header,
-            parts.method.as_str(),
-            path_and_query,
-            &signature::body_digest(body),
-        )
-    } else {
-        signature::string_to_sign(client_id, timestamp_header)
-    };
     let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    if let Err(mut error) = signature::verify(&keys, &message, signature_header) {
-        let explain = || {
-            let limit = RateLimit::PerSecond(diagnosis::PER_SECOND);
-            state.diagnoses.take(client_id, limit, now_ms).is_ok()
-        };
-        if let AuthError::SignatureInvalid { diagnosis, .. } = &mut error
-            && explain()
-        {
-            let request = diagnosis::SignedRequest {
-                client_id,
-                timestamp: timestamp_header,
-                v2,
-                method: parts.method.as_str(),
-                path_and_query,
-                body,
-                signature: signature_header,
-            };
-            // Without the keys the answer is still a precise 401, only unexplained.
-            if let Ok(keys) = state.store.keys(client_id).await {
-                *diagnosis = Some(Box::new(diagnosis::diagnose(&request, &message, &keys)));
-            }
+    let message = match request.verify(&keys) {
+        Ok(message) => message,
+        Err(mut error) => {
+            explain(state, &request, &mut error, now_ms).await;
+            return Err(error.into());
         }
-        return Err(error.into());
-    }
+    };
     if v2 {
         remember_signature(state, &claims.client_id, &message, now.unix_timestamp()).await?;
     }
 
     // Counted only for authenticated requests, so nobody else can spend a
     // partner's budget.
-    let limit = RateLimit::from_column(session.rate_limit);
+    let limit = RateLimit::from_column(login.rate_limit);
     if let Err(refused) = state.rate_limiter.take(&claims.client_id, limit, now_ms) {
-        if refused.starts {
-            let context = parts.extensions.get::<std::sync::Arc<RequestContext>>();
-            state.audit.record_request(
-                context.map(std::sync::Arc::as_ref),
+        if refused.starts
+            && let Some(context) = parts.extensions.get::<std::sync::Arc<RequestContext>>()
+        {
+            state.audit.record(context.audit_event(
                 crate::store::rfc3339(now),
                 &claims.client_id,
                 "rate_limited",
                 format!("over the rate limit ({limit}); refusing until the bucket refills"),
-            );
+            ));
         }
         return Err(ApiError::RateLimited {
             retry_after: refused.retry_after,
@@ -177,6 +128,40 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
     Ok(AuthenticatedPartner {
         client_id: claims.client_id,
     })
+}
+
+/// Fills in why a signature did not verify, for at most
+/// [`diagnosis::PER_SECOND`] failures a second per client. Without the keys
+/// the answer is still a precise 401, only unexplained.
+async fn explain(
+    state: &AppState,
+    request: &SignedRequest<'_>,
+    error: &mut AuthError,
+    now_ms: i64,
+) {
+    let AuthError::SignatureInvalid {
+        diagnosis,
+        string_to_sign,
+        ..
+    } = error
+    else {
+        return;
+    };
+    let limit = RateLimit::PerSecond(diagnosis::PER_SECOND);
+    if state
+        .diagnoses
+        .take(request.client_id, limit, now_ms)
+        .is_err()
+    {
+        return;
+    }
+    if let Ok(keys) = state.store.keys(request.client_id).await {
+        *diagnosis = Some(Box::new(diagnosis::diagnose(
+            request,
+            string_to_sign,
+            &keys,
+        )));
+    }
 }
 
 /// A v2 signature is single-use: its signed string is remembered (as a
