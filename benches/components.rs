@@ -95,7 +95,7 @@ fn parse_and_validate(c: &mut Criterion) {
     for lines in [1, 50] {
         let body = order_body(lines);
         c.bench_function(&format!("order_parse_validate_{lines}_lines"), |b| {
-            b.iter(|| NewOrder::parse(black_box(&body)).unwrap())
+            b.iter(|| sales_order_api::http::order_body::parse(black_box(&body)).unwrap())
         });
     }
 }
@@ -123,7 +123,7 @@ fn store_insert(c: &mut Criterion) {
             .unwrap();
         store
     });
-    let template = NewOrder::parse(&order_body(1)).unwrap();
+    let template = sales_order_api::http::order_body::parse(&order_body(1)).unwrap();
     let mut next = 0u64;
     // One durable insert, alone: the per-order cost without group commit.
     c.bench_function("sqlite_insert_order_1_line", |b| {

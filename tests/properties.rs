@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use sales_order_api::auth::{signature, timestamp};
-use sales_order_api::domain::{NewOrder, PublicKey};
+use sales_order_api::domain::PublicKey;
 use serde_json::{Value, json};
 
 fn valid_order() -> Value {
@@ -79,17 +79,17 @@ proptest! {
 
     #[test]
     fn any_bytes_as_an_order_body_get_an_answer(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        let _ = NewOrder::parse(&bytes);
+        let _ = sales_order_api::http::order_body::parse(&bytes);
     }
 
     #[test]
     fn any_json_as_an_order_body_gets_an_answer(value in any_json()) {
-        let _ = NewOrder::parse(value.to_string().as_bytes());
+        let _ = sales_order_api::http::order_body::parse(value.to_string().as_bytes());
     }
 
     #[test]
     fn a_mutated_order_is_either_valid_with_exact_amounts_or_names_its_fields(order in mutated_order()) {
-        match NewOrder::parse(order.to_string().as_bytes()) {
+        match sales_order_api::http::order_body::parse(order.to_string().as_bytes()) {
             Ok(parsed) => {
                 for line in &parsed.products {
                     if let (Some(amount), Some(price)) = (line.line_amount(), &line.unit_price) {
@@ -97,10 +97,10 @@ proptest! {
                     }
                 }
             }
-            Err(sales_order_api::domain::order::OrderBodyError::Invalid(fields)) => {
+            Err(sales_order_api::http::order_body::OrderBodyError::Invalid(fields)) => {
                 prop_assert!(!fields.is_empty());
             }
-            Err(sales_order_api::domain::order::OrderBodyError::Syntax(message)) => {
+            Err(sales_order_api::http::order_body::OrderBodyError::Syntax(message)) => {
                 prop_assert!(!message.is_empty());
             }
         }

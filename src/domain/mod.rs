@@ -6,7 +6,5 @@ pub mod order;
 pub mod partner;
 
 pub use decimal::Decimal;
-pub use order::{
-    Actor, FieldError, NewOrder, NewOrderLine, Order, OrderEvent, OrderLine, OrderStatus,
-};
+pub use order::{Actor, NewOrder, NewOrderLine, Order, OrderEvent, OrderLine, OrderStatus};
 pub use partner::{ClientId, PublicKey};

@@ -11,8 +11,24 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::AuthError;
-use crate::domain::FieldError;
 use crate::store::StoreError;
+
+/// One offending field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Path of the field, e.g. `products[0].quantity`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -11,12 +11,13 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::{Content, OpenApi, RefOr};
 
 use super::error::ApiError;
+use super::error::FieldError;
 use super::extract::JsonBody;
+use super::order_body::{self, OrderBodyError};
 use super::orders::parse_list_params;
 use crate::auth::AuthError;
 use crate::auth::diagnosis::{Diagnosis, KeyTried, Mistake};
-use crate::domain::order::OrderBodyError;
-use crate::domain::{FieldError, NewOrder, OrderStatus};
+use crate::domain::OrderStatus;
 
 const CLIENT_ID: &str = "versuni-client-001";
 const ORDER_ID: &str = "so_019ab5f3c2a47e0b6d4c1a8e5f7a9b0c";
@@ -40,7 +41,7 @@ fn order_request() -> Value {
 
 /// The order as the server returns it, through the same parser and serialiser.
 fn order(status: OrderStatus) -> Value {
-    let parsed = NewOrder::parse(order_request().to_string().as_bytes())
+    let parsed = order_body::parse(order_request().to_string().as_bytes())
         .expect("the example order is valid");
     let mut order =
         serde_json::to_value(parsed.received(ORDER_ID.into(), 42, CLIENT_ID, CREATED_AT.into()))
@@ -59,7 +60,7 @@ fn errors(path: &str) -> Vec<ApiError> {
             let error = body.string_fields(["client_id", "client_secret"]);
             return error.expect_err("the example body is invalid");
         }
-        match NewOrder::parse(body.as_bytes()) {
+        match order_body::parse(body.as_bytes()) {
             Err(OrderBodyError::Syntax(message)) => ApiError::InvalidJson(message),
             Err(OrderBodyError::Invalid(fields)) => ApiError::Validation(fields),
             Ok(_) => unreachable!("the example body is invalid"),

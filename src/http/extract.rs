@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::FieldError;
+use super::error::FieldError;
 
 /// The raw bytes of a JSON request body: content type checked, size bounded.
 pub struct JsonBody(pub Bytes);

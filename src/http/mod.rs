@@ -7,6 +7,7 @@ mod examples;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+pub mod order_body;
 pub mod orders;
 pub mod server;
 pub mod service;

@@ -7,12 +7,13 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, Number, OpenApi};
 
+use super::error::FieldError;
 use super::error::{ErrorBody, ErrorEnvelope};
 use crate::domain::order::{
     FRACTION_DIGITS, MAX_PRODUCTS, MAX_QUANTITY, ORDER_TEXT, PRICE_LIMIT, PRODUCT_TEXT, Text,
     WHITE_SPACE,
 };
-use crate::domain::{FieldError, Order, OrderLine, OrderStatus};
+use crate::domain::{Order, OrderLine, OrderStatus};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -15,18 +15,20 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::authenticate::AuthenticatedPartner;
+use super::error::FieldError;
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::JsonBody;
 use super::openapi::SIGNED_ROUTE_401;
-use crate::domain::order::{OrderBodyError, nfc};
-use crate::domain::{Actor, Decimal, FieldError, NewOrder, Order, OrderStatus};
+use super::order_body::{self, OrderBodyError};
+use crate::domain::order::nfc;
+use crate::domain::{Actor, Decimal, Order, OrderStatus};
 use crate::store::{Idempotency, InsertOrder, OrderQuery, OrderRef, StatusChange, Transition};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 
 /// Body of `POST /api/v1/sales-orders`. Documents the wire shape; the body is
-/// validated by `NewOrder::parse`, and a unit test keeps the two in step.
+/// validated by `order_body::parse`, and a unit test keeps the two in step.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct CreateSalesOrderRequest {
@@ -151,7 +153,7 @@ pub async fn create_order(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let order = NewOrder::parse(&body.0).map_err(|error| match error {
+    let order = order_body::parse(&body.0).map_err(|error| match error {
         OrderBodyError::Syntax(message) => ApiError::InvalidJson(message),
         OrderBodyError::Invalid(fields) => ApiError::Validation(fields),
     })?;
@@ -415,7 +417,7 @@ fn decode_cursor(cursor: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::order::{ORDER_FIELDS, PRODUCT_FIELDS};
+    use crate::http::order_body::{ORDER_FIELDS, PRODUCT_FIELDS};
     use utoipa::PartialSchema;
 
     fn property_names<T: PartialSchema>() -> Vec<String> {

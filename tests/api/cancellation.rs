@@ -4,7 +4,6 @@
 use std::sync::{Mutex, Once};
 
 use sales_order_api::config::DatabaseUrl;
-use sales_order_api::domain::NewOrder;
 use sales_order_api::store::{InsertOrder, OrderRef, Store};
 use sqlx::{Connection, PgConnection, Row};
 use time::OffsetDateTime;
@@ -65,7 +64,9 @@ async fn a_write_abandoned_at_any_await_point_leaves_no_transaction_behind() {
     let store = Store::connect(&DatabaseUrl::new(&app.database_url), 1)
         .await
         .unwrap();
-    let order = |po: &str| NewOrder::parse(order_body(po).to_string().as_bytes()).unwrap();
+    let order = |po: &str| {
+        sales_order_api::http::order_body::parse(order_body(po).to_string().as_bytes()).unwrap()
+    };
 
     // Every await point of a create, new and duplicate, several times over.
     for attempt in 0..120 {

@@ -63,7 +63,7 @@ def _has_astral_formatting(value):
     the Basic Multilingual Plane. Codes refuse every Cf character, but the
     document can list only the BMP ones: no regular-expression escape for the
     others reads the same in ECMA-262 and in Python's re (see Text::pattern in
-    src/domain/order.rs). Such a body is schema-valid yet rightly refused."""
+    src/domain/order/rules.rs). Such a body is schema-valid yet rightly refused."""
     if isinstance(value, str):
         return any(ord(c) > 0xFFFF and unicodedata.category(c) == "Cf" for c in value)
     if isinstance(value, dict):

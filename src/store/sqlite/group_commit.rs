@@ -388,15 +388,30 @@ mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
 
-    const BODY: &str = r#"{"customer_code":"C","site_code":"S","sales_name":"N","address":"A",
-        "products":[{"product_code":"P","quantity":1}]}"#;
+    /// A one-line order, as the create-body parser would give it.
+    fn new_order() -> NewOrder {
+        NewOrder {
+            customer_code: "C".into(),
+            site_code: "S".into(),
+            sales_name: "N".into(),
+            address: "A".into(),
+            purchase_order_no: None,
+            products: vec![crate::domain::NewOrderLine {
+                product_code: "P".into(),
+                quantity: Decimal::from_integer(1),
+                uom: None,
+                unit_price: None,
+                notes: None,
+            }],
+        }
+    }
 
     fn job(
         client_id: &str,
         po: &str,
         key: Option<(&str, &[u8])>,
     ) -> (Job, oneshot::Receiver<StoreResult<Outcome>>) {
-        let mut order = NewOrder::parse(BODY.as_bytes()).unwrap();
+        let mut order = new_order();
         order.purchase_order_no = Some(po.to_owned());
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -526,7 +541,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn concurrent_inserts_are_each_answered_with_their_own_committed_order() {
         let (_dir, store) = store().await;
-        let order = NewOrder::parse(BODY.as_bytes()).unwrap();
+        let order = new_order();
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let store = store.clone();

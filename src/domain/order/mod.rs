@@ -1,0 +1,131 @@
+//! Sales orders: a validated new order and the order as stored and returned.
+//! The rules its fields follow are in `rules`; the create body is read and
+//! checked against them at the HTTP edge (`http::order_body`).
+
+mod rules;
+mod status;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::decimal::Decimal;
+
+pub use rules::*;
+pub use status::{Actor, OrderEvent, OrderStatus};
+
+/// A validated order, ready to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub customer_code: String,
+    pub site_code: String,
+    pub sales_name: String,
+    pub address: String,
+    pub purchase_order_no: Option<String>,
+    pub products: Vec<NewOrderLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrderLine {
+    pub product_code: String,
+    pub quantity: Decimal,
+    pub uom: Option<String>,
+    pub unit_price: Option<Decimal>,
+    pub notes: Option<String>,
+}
+
+impl NewOrderLine {
+    /// `quantity × unit_price`, exact, when the line is priced.
+    pub fn line_amount(&self) -> Option<Decimal> {
+        self.unit_price
+            .as_ref()
+            .map(|price| self.quantity.times(price))
+    }
+}
+
+impl NewOrder {
+    /// The order total: `None` unless every line carries a price.
+    pub fn total_amount(&self) -> Option<Decimal> {
+        let amounts: Option<Vec<Decimal>> = self
+            .products
+            .iter()
+            .map(NewOrderLine::line_amount)
+            .collect();
+        amounts.map(|amounts| Decimal::sum(&amounts))
+    }
+
+    /// The order as stored on arrival, whatever the store: `seq` is its
+    /// position, which also gives the order number.
+    pub fn received(&self, id: String, seq: i64, client_id: &str, created_at: String) -> Order {
+        let products = self
+            .products
+            .iter()
+            .enumerate()
+            .map(|(index, line)| OrderLine {
+                line_no: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                product_code: line.product_code.clone(),
+                quantity: line.quantity.clone(),
+                uom: line.uom.clone(),
+                unit_price: line.unit_price.clone(),
+                line_amount: line.line_amount(),
+                notes: line.notes.clone(),
+            })
+            .collect();
+        Order {
+            id,
+            order_number: super::ids::order_number(seq),
+            client_id: client_id.to_owned(),
+            status: OrderStatus::Received,
+            status_reason: None,
+            customer_code: self.customer_code.clone(),
+            site_code: self.site_code.clone(),
+            sales_name: self.sales_name.clone(),
+            address: self.address.clone(),
+            purchase_order_no: self.purchase_order_no.clone(),
+            products,
+            total_amount: self.total_amount(),
+            created_at: created_at.clone(),
+            updated_at: created_at,
+        }
+    }
+}
+
+/// A sales order as the API returns it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Order {
+    /// Opaque, unguessable identifier.
+    #[schema(example = "so_3f9c2a7e0b6d4c1a8e5f7a9b0c1d2e3f")]
+    pub id: String,
+    /// Human-readable, sequential number.
+    #[schema(example = "SO-00000042")]
+    pub order_number: String,
+    pub client_id: String,
+    pub status: OrderStatus,
+    /// Why the order is in its status (set by the operator, e.g. on rejection).
+    pub status_reason: Option<String>,
+    pub customer_code: String,
+    pub site_code: String,
+    pub sales_name: String,
+    pub address: String,
+    pub purchase_order_no: Option<String>,
+    pub products: Vec<OrderLine>,
+    /// Sum of the line amounts; null unless every line has a unit price.
+    pub total_amount: Option<Decimal>,
+    /// RFC 3339, UTC.
+    #[schema(example = "2026-11-24T08:27:49.024Z")]
+    pub created_at: String,
+    /// RFC 3339, UTC.
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderLine {
+    /// 1-based position of the line in the order.
+    pub line_no: u32,
+    pub product_code: String,
+    pub quantity: Decimal,
+    pub uom: Option<String>,
+    pub unit_price: Option<Decimal>,
+    /// `quantity × unit_price`, exact; null when the line has no price.
+    pub line_amount: Option<Decimal>,
+    pub notes: Option<String>,
+}
