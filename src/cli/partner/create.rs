@@ -1,0 +1,71 @@
+//! `partner create`: register a partner with its first public key.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args;
+use serde_json::json;
+
+use super::{Operator, read_key};
+use crate::auth::secret;
+use crate::config::Secret;
+use crate::domain::{ClientId, ids};
+use crate::store::NewPartner;
+
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// Display name, e.g. "Versuni".
+    #[arg(long)]
+    name: String,
+    /// The partner's RSA public key (PEM: BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY).
+    #[arg(long)]
+    public_key: PathBuf,
+    /// Choose the client id (e.g. versuni-client-001) instead of generating one.
+    #[arg(long)]
+    client_id: Option<String>,
+}
+
+pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
+    let name = opts.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        bail!("--name must be 1 to 200 characters");
+    }
+    let key = read_key(&opts.public_key)?;
+    let client_id = ClientId::parse(&opts.client_id.unwrap_or_else(ids::new_client_id))
+        .map_err(|e| anyhow::anyhow!("--client-id: {e}"))?;
+    let client_secret = Secret::new(ids::new_client_secret());
+    let secret_hash = secret::hash(&client_secret)?;
+    let key_id = ids::new_key_id();
+    let partner = NewPartner {
+        client_id: &client_id,
+        name,
+        secret_hash: &secret_hash,
+        key_id: &key_id,
+        key: &key,
+        now: operator.now,
+    };
+    if !operator.store.insert_partner(&partner).await? {
+        bail!("a partner with client id {client_id} already exists");
+    }
+    operator.output.print(
+        &json!({
+            "client_id": client_id.as_str(),
+            "client_secret": client_secret.expose(),
+            "key_id": key_id,
+            "fingerprint": key.fingerprint(),
+        }),
+        &format!(
+            "Partner registered.\n  client_id:     {client_id}\n  client_secret: {}\n  key_id:        {key_id}\n  fingerprint:   {}\n\nThe client secret is shown only this once; hand it to the partner over a secure channel.",
+            client_secret.expose(),
+            key.fingerprint()
+        ),
+    );
+    operator
+        .record(
+            "partner_created",
+            client_id.as_str(),
+            Some(format!("key {key_id} registered")),
+        )
+        .await?;
+    Ok(())
+}

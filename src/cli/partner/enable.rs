@@ -1,0 +1,43 @@
+//! `partner disable` and `partner enable`. Disabling also ends every login of
+//! the partner, so tokens issued before stay dead once it is enabled again.
+
+use anyhow::bail;
+use clap::Args;
+use serde_json::json;
+
+use super::{Operator, no_partner, status};
+
+#[derive(Debug, Args)]
+pub struct Opts {
+    client_id: String,
+}
+
+pub async fn run(opts: Opts, enabled: bool, operator: &Operator<'_>) -> anyhow::Result<()> {
+    let client_id = opts.client_id;
+    if !operator
+        .store
+        .set_partner_enabled(&client_id, enabled, operator.now)
+        .await?
+    {
+        bail!(no_partner(&client_id));
+    }
+    let kind = if enabled {
+        "partner_enabled"
+    } else {
+        "partner_disabled"
+    };
+    operator.output.print(
+        &json!({"client_id": client_id, "enabled": enabled}),
+        &format!(
+            "{client_id} is now {}.{}",
+            status(enabled),
+            if enabled {
+                ""
+            } else {
+                " Its logins are revoked: it logs in again once enabled."
+            }
+        ),
+    );
+    operator.record(kind, &client_id, None).await?;
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! `partner revoke-sessions`: end every login of a partner that stays enabled.
+
+use anyhow::bail;
+use clap::Args;
+use serde_json::json;
+
+use super::{Operator, no_partner};
+
+#[derive(Debug, Args)]
+pub struct Opts {
+    client_id: String,
+}
+
+pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
+    let client_id = opts.client_id;
+    if operator.store.partner(&client_id).await?.is_none() {
+        bail!(no_partner(&client_id));
+    }
+    let revoked = operator
+        .store
+        .revoke_sessions(&client_id, "revoked by the operator", operator.now)
+        .await?;
+    operator.output.print(
+        &json!({"client_id": client_id, "sessions_revoked": revoked}),
+        &format!(
+            "{revoked} login(s) of {client_id} revoked; its tokens no longer work and it must log in again."
+        ),
+    );
+    operator
+        .record("sessions_revoked", &client_id, None)
+        .await?;
+    Ok(())
+}

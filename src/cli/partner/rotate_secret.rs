@@ -1,0 +1,37 @@
+//! `partner rotate-secret`: a new client secret, shown once; tokens issued
+//! under the old one stop working.
+
+use anyhow::bail;
+use clap::Args;
+use serde_json::json;
+
+use super::{Operator, no_partner};
+use crate::auth::secret;
+use crate::config::Secret;
+use crate::domain::ids;
+
+#[derive(Debug, Args)]
+pub struct Opts {
+    client_id: String,
+}
+
+pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
+    let client_id = opts.client_id;
+    let client_secret = Secret::new(ids::new_client_secret());
+    if !operator
+        .store
+        .rotate_secret(&client_id, &secret::hash(&client_secret)?, operator.now)
+        .await?
+    {
+        bail!(no_partner(&client_id));
+    }
+    operator.output.print(
+        &json!({"client_id": client_id, "client_secret": client_secret.expose()}),
+        &format!(
+            "New client secret for {client_id}: {}\nTokens issued under the old secret no longer work.",
+            client_secret.expose()
+        ),
+    );
+    operator.record("secret_rotated", &client_id, None).await?;
+    Ok(())
+}
