@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::domain::AuditKind;
 use crate::store::{AuditEvent, Store};
 
 const QUEUE: usize = 10_000;
@@ -73,8 +74,8 @@ impl AuditLog {
     /// A refusal that no partner can be named for: counted, never stored.
     /// The first from an address in a minute is logged with the number the
     /// address had in the minute before, so a flood's source is visible.
-    pub fn unattributed(&self, kind: &'static str, source: Option<IpAddr>, now_ms: i64) {
-        metrics::counter!("audit_unattributed_total", "kind" => kind).increment(1);
+    pub fn unattributed(&self, kind: AuditKind, source: Option<IpAddr>, now_ms: i64) {
+        metrics::counter!("audit_unattributed_total", "kind" => kind.as_str()).increment(1);
         let Some(source) = source else { return };
         let mut tallies = self
             .unattributed
@@ -91,13 +92,13 @@ impl AuditLog {
             refused: 0,
         });
         if now_ms - tally.started_ms >= TALLY_WINDOW_MS {
-            tracing::warn!(%source, refused = tally.refused, kind, "requests refused without a verifiable partner");
+            tracing::warn!(%source, refused = tally.refused, kind = kind.as_str(), "requests refused without a verifiable partner");
             *tally = Tally {
                 started_ms: now_ms,
                 refused: 0,
             };
         } else if tally.refused == 0 {
-            tracing::warn!(%source, kind, "requests refused without a verifiable partner; counting this address for a minute");
+            tracing::warn!(%source, kind = kind.as_str(), "requests refused without a verifiable partner; counting this address for a minute");
         }
         tally.refused = tally.refused.saturating_add(1);
     }
@@ -120,18 +121,18 @@ impl AuditLog {
 
 /// What an API response means for the audit, by route, status and error code.
 /// (Throttling is recorded where it starts, not per refused request.)
-pub fn kind_of(route: &str, status: u16, code: Option<&str>) -> Option<&'static str> {
+pub fn kind_of(route: &str, status: u16, code: Option<&str>) -> Option<AuditKind> {
     const LOGIN: &str = "/api/v1/auth/login";
     const REFRESH: &str = "/api/v1/auth/refresh";
     let orders = route.starts_with("/api/v1/sales-orders");
     Some(match (route, status) {
-        (LOGIN, 200) => "login_succeeded",
-        (LOGIN, 401) => "login_failed",
-        (REFRESH, 200) => "token_refreshed",
-        (REFRESH, 401) if code == Some("TOKEN_REUSED") => "token_reuse_detected",
-        (REFRESH, 401) => "refresh_refused",
-        (_, 401) if orders && code == Some("SIGNATURE_INVALID") => "signature_failed",
-        (_, 401) if orders => "request_refused",
+        (LOGIN, 200) => AuditKind::LoginSucceeded,
+        (LOGIN, 401) => AuditKind::LoginFailed,
+        (REFRESH, 200) => AuditKind::TokenRefreshed,
+        (REFRESH, 401) if code == Some("TOKEN_REUSED") => AuditKind::TokenReuseDetected,
+        (REFRESH, 401) => AuditKind::RefreshRefused,
+        (_, 401) if orders && code == Some("SIGNATURE_INVALID") => AuditKind::SignatureFailed,
+        (_, 401) if orders => AuditKind::RequestRefused,
         _ => return None,
     })
 }

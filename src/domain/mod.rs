@@ -1,10 +1,12 @@
 //! Types that can only hold valid values: the edge parses into them, the core trusts them.
 
+pub mod audit;
 pub mod decimal;
 pub mod ids;
 pub mod order;
 pub mod partner;
 
+pub use audit::AuditKind;
 pub use decimal::Decimal;
 pub use order::{Actor, NewOrder, NewOrderLine, Order, OrderEvent, OrderLine, OrderStatus};
 pub use partner::{ClientId, PublicKey};

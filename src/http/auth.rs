@@ -16,7 +16,7 @@ use super::extract::JsonBody;
 use crate::auth::AuthError;
 use crate::auth::jwt::Claims;
 use crate::config::Secret;
-use crate::domain::{ClientId, ids};
+use crate::domain::{AuditKind, ClientId, ids};
 use crate::http::middleware::{RequestContext, note_client_id};
 use crate::store::{RefreshOutcome, TokenRow};
 
@@ -227,7 +227,8 @@ async fn record_throttling(
 ) {
     // Once a window per client id or address, so the lookup costs nothing.
     if !matches!(state.store.partner(client_id).await, Ok(Some(_))) {
-        metrics::counter!("audit_unattributed_total", "kind" => "login_throttled").increment(1);
+        metrics::counter!("audit_unattributed_total", "kind" => AuditKind::LoginThrottled.as_str())
+            .increment(1);
         return;
     }
     let reason = if starts.client {
@@ -239,7 +240,7 @@ async fn record_throttling(
         state.audit.record(context.audit_event(
             crate::store::rfc3339(state.clock.now()),
             client_id,
-            "login_throttled",
+            AuditKind::LoginThrottled,
             reason.to_owned(),
         ));
     }

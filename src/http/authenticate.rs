@@ -22,6 +22,7 @@ use super::middleware::{RequestContext, SignedBody, X_SIGNATURE, note_client_id}
 use crate::auth::rate_limit::RateLimit;
 use crate::auth::request::SignedRequest;
 use crate::auth::{AuthError, diagnosis};
+use crate::domain::AuditKind;
 
 /// A partner whose request passed every authentication check.
 #[derive(Debug, Clone)]
@@ -117,7 +118,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
             state.audit.record(context.audit_event(
                 crate::store::rfc3339(now),
                 &claims.client_id,
-                "rate_limited",
+                AuditKind::RateLimited,
                 format!("over the rate limit ({limit}); refusing until the bucket refills"),
             ));
         }

@@ -18,6 +18,7 @@ use axum::response::Response;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody, ErrorEnvelope};
+use crate::domain::AuditKind;
 use crate::store::AuditEvent;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -45,13 +46,13 @@ impl RequestContext {
         &self,
         at: String,
         client_id: &str,
-        kind: &str,
+        kind: AuditKind,
         reason: String,
     ) -> AuditEvent {
         AuditEvent {
             at,
             client_id: Some(client_id.to_owned()),
-            kind: kind.to_owned(),
+            kind,
             code: None,
             reason: Some(reason),
             source: self.client_address.map(|address| address.to_string()),
@@ -161,7 +162,7 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
             Some(client_id) => state.audit.record(AuditEvent {
                 at: crate::store::rfc3339(state.clock.now()),
                 client_id: Some(client_id.clone()),
-                kind: kind.to_owned(),
+                kind,
                 code: body.as_ref().map(|b| b.code.to_owned()),
                 reason: body.as_ref().map(|b| b.message.clone()),
                 source: context.client_address.map(|address| address.to_string()),

@@ -231,8 +231,7 @@ pub struct AuditEvent {
     /// RFC 3339, UTC.
     pub at: String,
     pub client_id: Option<String>,
-    /// e.g. `login_failed`, `token_reuse_detected`, `partner_disabled`.
-    pub kind: String,
+    pub kind: crate::domain::AuditKind,
     /// The error code answered, when there was one.
     pub code: Option<String>,
     pub reason: Option<String>,
@@ -384,6 +383,11 @@ fn parse_decimal(text: &str) -> StoreResult<Decimal> {
 
 fn parse_actor(text: &str) -> StoreResult<Actor> {
     Actor::parse(text).ok_or_else(|| StoreError::Corrupt(format!("bad actor {text:?}")))
+}
+
+fn parse_audit_kind(text: &str) -> StoreResult<crate::domain::AuditKind> {
+    crate::domain::AuditKind::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("bad audit event kind {text:?}")))
 }
 
 fn parse_status(text: &str) -> StoreResult<OrderStatus> {

@@ -572,7 +572,10 @@ async fn a_refusal_of_an_expired_token_of_ours_is_in_its_partners_activity() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let refused = loop {
         let events = store.events("versuni-client-001", None, 10).await.unwrap();
-        if let Some(event) = events.into_iter().find(|e| e.kind == "request_refused") {
+        if let Some(event) = events
+            .into_iter()
+            .find(|e| e.kind == sales_order_api::domain::AuditKind::RequestRefused)
+        {
             break event;
         }
         assert!(Instant::now() < deadline, "no request_refused event");

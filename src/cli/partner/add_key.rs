@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Operator, no_partner, read_key};
-use crate::domain::ids;
+use crate::domain::{AuditKind, ids};
 use crate::store::AddKey;
 
 #[derive(Debug, Args)]
@@ -37,6 +37,8 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         &json!({"client_id": client_id, "key_id": key_id, "fingerprint": key.fingerprint()}),
         &format!("Key {key_id} added to {client_id} ({})", key.fingerprint()),
     );
-    operator.record("key_added", &client_id, Some(from)).await?;
+    operator
+        .record(AuditKind::KeyAdded, &client_id, Some(from))
+        .await?;
     Ok(())
 }

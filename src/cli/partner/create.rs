@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{Operator, read_key};
 use crate::auth::secret;
 use crate::config::Secret;
-use crate::domain::{ClientId, ids};
+use crate::domain::{AuditKind, ClientId, ids};
 use crate::store::NewPartner;
 
 #[derive(Debug, Args)]
@@ -62,7 +62,7 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
     );
     operator
         .record(
-            "partner_created",
+            AuditKind::PartnerCreated,
             client_id.as_str(),
             Some(format!("key {key_id} registered")),
         )

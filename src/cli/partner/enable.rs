@@ -6,6 +6,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Operator, no_partner, status};
+use crate::domain::AuditKind;
 
 #[derive(Debug, Args)]
 pub struct Opts {
@@ -22,9 +23,9 @@ pub async fn run(opts: Opts, enabled: bool, operator: &Operator<'_>) -> anyhow::
         bail!(no_partner(&client_id));
     }
     let kind = if enabled {
-        "partner_enabled"
+        AuditKind::PartnerEnabled
     } else {
-        "partner_disabled"
+        AuditKind::PartnerDisabled
     };
     operator.output.print(
         &json!({"client_id": client_id, "enabled": enabled}),

@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::{Output, operator_name};
-use crate::domain::PublicKey;
+use crate::domain::{AuditKind, PublicKey};
 use crate::store::{AuditEvent, Store};
 
 #[derive(Debug, Args)]
@@ -98,14 +98,14 @@ impl Operator<'_> {
     /// audit write fails.
     async fn record(
         &self,
-        kind: &str,
+        kind: AuditKind,
         client_id: &str,
         reason: Option<String>,
     ) -> anyhow::Result<()> {
         let event = AuditEvent {
             at: crate::store::rfc3339(time::OffsetDateTime::now_utc()),
             client_id: Some(client_id.to_owned()),
-            kind: kind.to_owned(),
+            kind,
             code: None,
             reason,
             source: None,

@@ -5,6 +5,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::Operator;
+use crate::domain::AuditKind;
 
 #[derive(Debug, Args)]
 pub struct Opts {
@@ -26,7 +27,7 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         &format!("Key {key_id} of {client_id} revoked."),
     );
     operator
-        .record("key_revoked", &client_id, Some(key_id.clone()))
+        .record(AuditKind::KeyRevoked, &client_id, Some(key_id.clone()))
         .await?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Operator, no_partner};
+use crate::domain::AuditKind;
 
 #[derive(Debug, Args)]
 pub struct Opts {
@@ -27,7 +28,7 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         ),
     );
     operator
-        .record("sessions_revoked", &client_id, None)
+        .record(AuditKind::SessionsRevoked, &client_id, None)
         .await?;
     Ok(())
 }

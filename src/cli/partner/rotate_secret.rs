@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{Operator, no_partner};
 use crate::auth::secret;
 use crate::config::Secret;
-use crate::domain::ids;
+use crate::domain::{AuditKind, ids};
 
 #[derive(Debug, Args)]
 pub struct Opts {
@@ -32,6 +32,8 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
             client_secret.expose()
         ),
     );
-    operator.record("secret_rotated", &client_id, None).await?;
+    operator
+        .record(AuditKind::SecretRotated, &client_id, None)
+        .await?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{Operator, no_partner};
 use crate::auth::rate_limit::RateLimit;
+use crate::domain::AuditKind;
 use crate::store::PartnerSettings;
 
 #[derive(Debug, Args)]
@@ -60,7 +61,11 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
     }
     operator.output.print(&changed, &text.join("\n"));
     operator
-        .record("settings_changed", &client_id, Some(changes.join(", ")))
+        .record(
+            AuditKind::SettingsChanged,
+            &client_id,
+            Some(changes.join(", ")),
+        )
         .await?;
     Ok(())
 }

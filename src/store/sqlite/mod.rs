@@ -666,7 +666,7 @@ impl SqliteStore {
             )
             .bind(&event.at)
             .bind(&event.client_id)
-            .bind(&event.kind)
+            .bind(event.kind.as_str())
             .bind(&event.code)
             .bind(&event.reason)
             .bind(&event.source)
@@ -698,7 +698,7 @@ impl SqliteStore {
                 Ok(AuditEvent {
                     at: row.try_get("at")?,
                     client_id: row.try_get("client_id")?,
-                    kind: row.try_get("kind")?,
+                    kind: parse_audit_kind(&row.try_get::<String, _>("kind")?)?,
                     code: row.try_get("code")?,
                     reason: row.try_get("reason")?,
                     source: row.try_get("source")?,
