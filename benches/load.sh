@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The load benchmark of the signed create path (BENCHMARKS.md): starts a
-# release server on a fresh database and runs loadgen (src/bin/loadgen.rs)
+# release server on a fresh database and runs loadgen (src/bin/loadgen/)
 # over a concurrency sweep; writes results.json, results.md and chart.svg.
 # Usage: [STORE=sqlite|postgres] [CONNECTIONS=1,8,32,128] [WARMUP=3s] [OUT=benches/results]
 #        [SERVE_FLAGS="--sqlite-max-batch 1"] benches/load.sh [seconds per step, default 15]
