@@ -45,7 +45,16 @@ impl AppState {
     }
 }
 
-/// How often expired Idempotency-Keys are purged.
+/// Logs what one purge removed, or why it failed.
+fn log_purge(what: &'static str, result: Result<u64, crate::store::StoreError>) {
+    match result {
+        Ok(0) => {}
+        Ok(purged) => tracing::info!(purged, what, "expired rows purged"),
+        Err(error) => tracing::warn!(%error, what, "purging expired rows failed"),
+    }
+}
+
+/// How often expired Idempotency-Keys and audit events are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub struct Application {
@@ -141,40 +150,28 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let state = self.state.clone();
         // Every instance purges; the DELETEs are idempotent, so they cannot clash.
-        let signatures = self.state.clone();
+        let state = self.state.clone();
+        let purger = tokio::spawn(async move {
+            let mut every = tokio::time::interval(PURGE_INTERVAL);
+            loop {
+                every.tick().await;
+                log_purge("idempotency keys", state.purge_idempotency_keys().await);
+                log_purge("audit events", state.purge_audit_events().await);
+            }
+        });
+        let state = self.state.clone();
         let signature_purger = tokio::spawn(async move {
             // Used signatures pile up with every v2 request: purged as often
             // as they expire, not hourly.
-            let period = signatures
+            let period = state
                 .settings
                 .timestamp_tolerance
                 .max(Duration::from_secs(60));
             let mut every = tokio::time::interval(period);
             loop {
                 every.tick().await;
-                match signatures.purge_signatures().await {
-                    Ok(0) => {}
-                    Ok(purged) => tracing::debug!(purged, "expired v2 signatures purged"),
-                    Err(error) => tracing::warn!(%error, "purging used signatures failed"),
-                }
-            }
-        });
-        let purger = tokio::spawn(async move {
-            let mut every = tokio::time::interval(PURGE_INTERVAL);
-            loop {
-                every.tick().await;
-                match state.purge_idempotency_keys().await {
-                    Ok(0) => {}
-                    Ok(purged) => tracing::info!(purged, "expired idempotency keys purged"),
-                    Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
-                }
-                match state.purge_audit_events().await {
-                    Ok(0) => {}
-                    Ok(purged) => tracing::info!(purged, "expired audit events purged"),
-                    Err(error) => tracing::warn!(%error, "purging audit events failed"),
-                }
+                log_purge("used v2 signatures", state.purge_signatures().await);
             }
         });
         let settings = self.state.settings.clone();
