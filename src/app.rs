@@ -54,6 +54,13 @@ fn log_purge(what: &'static str, result: Result<u64, crate::store::StoreError>) 
     }
 }
 
+/// Connections the API listener keeps open at once.
+fn max_connections(settings: &Settings) -> usize {
+    settings
+        .max_connections
+        .unwrap_or_else(|| ConnectionLimits::default_max_connections(settings.database_connections))
+}
+
 /// How often expired Idempotency-Keys and audit events are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -65,9 +72,6 @@ pub struct Application {
     tls: Option<TlsAcceptor>,
     state: AppState,
 }
-
-/// Connections the metrics listener keeps open at once: a scraper or two.
-const METRICS_CONNECTIONS: usize = 16;
 
 /// How long open connections may keep a stopping server alive.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -104,11 +108,17 @@ impl Application {
             None => None,
         };
         let audit = AuditLog::start(store.clone());
+        // A refused login is held for a moment on its connection: at most a
+        // quarter of the connection cap, so held refusals cannot fill it.
+        let mut login_limits = settings.login_limits;
+        login_limits.max_held_refusals = login_limits
+            .max_held_refusals
+            .min(max_connections(&settings) / 4);
         let state = AppState::new(Services {
             store,
             tokens: Arc::new(TokenKeys::new(&jwt_key, settings.token_ttl)),
             secrets,
-            login_throttle: Arc::new(LoginThrottle::new(settings.login_limits)),
+            login_throttle: Arc::new(LoginThrottle::new(login_limits)),
             rate_limiter: Arc::default(),
             diagnoses: Arc::default(),
             auth_cache: AuthCache::default(),
@@ -176,9 +186,7 @@ impl Application {
         });
         let settings = self.state.settings.clone();
         let limits = ConnectionLimits {
-            max_connections: settings.max_connections.unwrap_or_else(|| {
-                ConnectionLimits::default_max_connections(settings.database_connections)
-            }),
+            max_connections: max_connections(&settings),
             header_read_timeout: settings.header_read_timeout,
             idle_timeout: settings.idle_timeout,
         };
@@ -191,7 +199,7 @@ impl Application {
         });
         if let Some(listener) = self.metrics_listener {
             let limits = ConnectionLimits {
-                max_connections: METRICS_CONNECTIONS,
+                max_connections: server::METRICS_CONNECTIONS,
                 ..limits
             };
             tokio::spawn(server::serve(

@@ -63,11 +63,20 @@ pub struct ServeArgs {
     max_connections: Option<u32>,
     /// Time a client has for the TLS handshake and for a request's headers,
     /// and to start its next request on a kept-alive connection.
-    #[arg(long, env = "SALES_ORDER_API_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SALES_ORDER_API_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     header_read_timeout: Duration,
     /// A connection with no request in flight for this long is closed.
-    #[arg(long, env = "SALES_ORDER_API_IDLE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SALES_ORDER_API_IDLE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     idle_timeout: Duration,
+}
+
+/// A duration of more than zero, e.g. `10s` (zero would close every connection).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("must be more than zero, e.g. 10s".into()),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// `--metrics-listen`: an address, or `off`.

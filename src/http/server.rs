@@ -9,11 +9,15 @@
 //!   connection waits for its next request, and bounds the TLS handshake);
 //! - an idle timeout: a connection with no request in flight for that long is
 //!   closed;
-//! - a place under a cap on open connections. At the cap, the connection idle
-//!   the longest (no request in flight: waiting, or still sending headers) is
-//!   closed to make room, so a new caller (a health check, a partner) is
-//!   served while slow connections are what gives way. Only when every open
-//!   connection has a request in flight is a newcomer turned away.
+//! - a place under a cap on open connections. At the cap, the connection that
+//!   has waited on its client the longest (no request in flight, still sending
+//!   headers, or still sending a request body) is closed to make room, so a
+//!   new caller (a health check, a partner) is served while slow clients are
+//!   what gives way. Only when the server itself is working on a request on
+//!   every open connection is a newcomer turned away.
+//!
+//! A request is in flight from its headers until its answer is written; while
+//! its body is still arriving it counts as waiting on the client.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -56,11 +60,15 @@ impl ConnectionLimits {
         let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
             .current
             .unwrap_or(u64::MAX);
-        let reserved = 3 * u64::from(database_connections) + 32;
-        let cap = soft.saturating_sub(reserved).max(soft / 2).clamp(8, 65_536);
+        // The metrics listener's connections, and 32 for everything else.
+        let reserved = 3 * u64::from(database_connections) + METRICS_CONNECTIONS as u64 + 32;
+        let cap = soft.saturating_sub(reserved).clamp(8, 65_536);
         usize::try_from(cap).unwrap_or(65_536)
     }
 }
+
+/// Connections the metrics listener keeps open at once: a scraper or two.
+pub const METRICS_CONNECTIONS: usize = 16;
 
 /// Serves `router` on `listener` until `stopping` turns true, then closes idle
 /// connections at once and lets the others finish their request.
@@ -132,7 +140,10 @@ struct OpenConnections {
 
 struct Connection {
     id: u64,
+    /// Requests from their headers until their answer is written.
     in_flight: AtomicUsize,
+    /// Of those, requests whose body the client is still sending.
+    awaiting_client: AtomicUsize,
     /// Milliseconds since `epoch` when a request last started or ended.
     last_active_ms: AtomicU64,
     epoch: Instant,
@@ -145,13 +156,23 @@ impl Connection {
         self.last_active_ms.store(now, Ordering::Relaxed);
     }
 
+    /// How long since the last request ended, with none in flight now.
     fn idle_for(&self) -> Option<Duration> {
-        (self.in_flight.load(Ordering::Acquire) == 0).then(|| {
-            let now = self.epoch.elapsed();
-            now.saturating_sub(Duration::from_millis(
-                self.last_active_ms.load(Ordering::Relaxed),
-            ))
-        })
+        (self.in_flight.load(Ordering::Acquire) == 0).then(|| self.since_active())
+    }
+
+    /// How long the connection has been waiting on its client, when the
+    /// server is doing nothing for it: no request, or only requests whose
+    /// body is still arriving.
+    fn waiting_on_client_for(&self) -> Option<Duration> {
+        let in_flight = self.in_flight.load(Ordering::Acquire);
+        (in_flight == self.awaiting_client.load(Ordering::Acquire)).then(|| self.since_active())
+    }
+
+    fn since_active(&self) -> Duration {
+        self.epoch.elapsed().saturating_sub(Duration::from_millis(
+            self.last_active_ms.load(Ordering::Relaxed),
+        ))
     }
 }
 
@@ -163,7 +184,7 @@ impl OpenConnections {
         if by_id.len() >= max {
             let longest_idle = by_id
                 .values()
-                .filter_map(|connection| Some((connection.idle_for()?, connection.id)))
+                .filter_map(|connection| Some((connection.waiting_on_client_for()?, connection.id)))
                 .max()
                 .map(|(_, id)| id)?;
             if let Some(evicted) = by_id.remove(&longest_idle) {
@@ -175,6 +196,7 @@ impl OpenConnections {
         let connection = Arc::new(Connection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             in_flight: AtomicUsize::new(0),
+            awaiting_client: AtomicUsize::new(0),
             last_active_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             close: Notify::new(),
@@ -192,7 +214,7 @@ impl OpenConnections {
 
     fn close_idle(&self) {
         for connection in lock(&self.by_id).values() {
-            if connection.idle_for().is_some() {
+            if connection.waiting_on_client_for().is_some() {
                 connection.close.notify_one();
             }
         }
@@ -210,8 +232,11 @@ struct ConnectionTask {
 
 impl ConnectionTask {
     async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
-        let id = self.connection.id;
-        let open = self.open.clone();
+        // Gives the place back however the task ends, a panic included.
+        let _registered = Registered {
+            open: self.open.clone(),
+            id: self.connection.id,
+        };
         match tls {
             None => self.http(stream).await,
             Some(acceptor) => {
@@ -233,7 +258,6 @@ impl ConnectionTask {
                 }
             }
         }
-        open.remove(id);
     }
 
     async fn http<S>(mut self, stream: S)
@@ -254,7 +278,8 @@ impl ConnectionTask {
             .with_upgrades();
         tokio::pin!(serving);
         let mut closing = false;
-        let mut idle_check = tokio::time::interval(self.limits.idle_timeout / 4);
+        let mut idle_check =
+            tokio::time::interval((self.limits.idle_timeout / 4).max(Duration::from_millis(10)));
         idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Closing a connection with no request in flight means dropping it:
@@ -276,7 +301,7 @@ impl ConnectionTask {
                     .is_some_and(|idle| idle >= self.limits.idle_timeout),
             };
             if close {
-                if self.connection.idle_for().is_some() {
+                if self.connection.waiting_on_client_for().is_some() {
                     return;
                 }
                 serving.as_mut().graceful_shutdown();
@@ -301,15 +326,114 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
-        let mut request = request.map(Body::new);
-        request.extensions_mut().insert(ConnectInfo(self.peer));
         let in_flight = InFlight::start(self.connection.clone());
+        let connection = self.connection.clone();
+        let mut request = request.map(|body| Body::new(ClientBody::new(body, connection)));
+        request.extensions_mut().insert(ConnectInfo(self.peer));
         let router = self.router.clone();
         Box::pin(async move {
-            let response = router.oneshot(request).await;
-            drop(in_flight);
-            response
+            let response = router.oneshot(request).await?;
+            // In flight until the answer's last byte is handed to hyper.
+            Ok(response.map(|body| {
+                Body::new(Answer {
+                    body,
+                    _in_flight: in_flight,
+                })
+            }))
         })
+    }
+}
+
+/// A request body; until it has all arrived (or is dropped unread), its
+/// connection counts as waiting on the client.
+struct ClientBody {
+    body: Incoming,
+    awaiting: Option<Arc<Connection>>,
+}
+
+impl ClientBody {
+    fn new(body: Incoming, connection: Arc<Connection>) -> Self {
+        use hyper::body::Body as _;
+        let awaiting = (!body.is_end_stream()).then(|| {
+            connection.awaiting_client.fetch_add(1, Ordering::AcqRel);
+            connection
+        });
+        Self { body, awaiting }
+    }
+
+    fn arrived(&mut self) {
+        if let Some(connection) = self.awaiting.take() {
+            connection.touch();
+            connection.awaiting_client.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        self.arrived();
+    }
+}
+
+impl hyper::body::Body for ClientBody {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(frame, std::task::Poll::Ready(None | Some(Err(_)))) {
+            self.arrived();
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// An answer's body, holding its request in flight until it is written.
+struct Answer {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Answer {
+    type Data = hyper::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A connection's place among the open ones, given back when dropped.
+struct Registered {
+    open: Arc<OpenConnections>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.open.remove(self.id);
     }
 }
 

@@ -172,6 +172,32 @@ async fn at_the_connection_cap_slow_connections_give_way_and_healthz_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn at_the_connection_cap_bodies_that_never_arrive_give_way_and_healthz_answers() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.max_connections = Some(8);
+        settings.body_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(app.address).await.unwrap();
+        stream
+            .write_all(
+                b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+            )
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+
+    let started = Instant::now();
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_body_that_trickles_in_gets_408_request_timeout_not_a_5xx() {
     let app = TestApp::spawn_with(|settings| {
         settings.body_read_timeout = Duration::from_secs(1);
