@@ -17,15 +17,16 @@ use std::sync::Mutex;
 
 use crate::config::LoginLimits;
 
-/// Entries kept before stale ones are swept; bounds memory under a flood of
-/// made-up client ids.
-const SWEEP_AT: usize = 10_000;
+/// Counters kept at most per map. Only admitted attempts (each an argon2
+/// check, a hundred or so a second) make new entries, so a minute's worth
+/// stays far below this; refusals never insert.
+const MAX_ENTRIES: usize = 10_000;
 
 #[derive(Debug)]
 pub struct LoginThrottle {
     limits: LoginLimits,
-    clients: Mutex<HashMap<String, Window>>,
-    addresses: Mutex<HashMap<IpAddr, Window>>,
+    clients: Mutex<Windows<String>>,
+    addresses: Mutex<Windows<IpAddr>>,
     held_refusals: tokio::sync::Semaphore,
 }
 
@@ -92,10 +93,12 @@ impl LoginThrottle {
         let window_ms = self.window_ms();
         let mut clients = lock(&self.clients);
         let mut addresses = lock(&self.addresses);
-        let client = current(&mut clients, client_id, now_ms, window_ms);
-        let from = current(&mut addresses, &address, now_ms, window_ms);
-        let client_over = client.attempts > self.limits.per_client;
-        let address_over = from.attempts > self.limits.per_address;
+        let client_over = clients
+            .live(client_id, now_ms, window_ms)
+            .is_some_and(|window| window.attempts > self.limits.per_client);
+        let address_over = addresses
+            .live(&address, now_ms, window_ms)
+            .is_some_and(|window| window.attempts > self.limits.per_address);
         if client_over || address_over {
             let retry_after = |window: &Window| {
                 let ends_ms = window.started_ms.saturating_add(window_ms);
@@ -107,26 +110,39 @@ impl LoginThrottle {
                 retry_after: 0,
                 starts: Crossed::default(),
             };
-            if client_over {
+            if client_over && let Some(client) = clients.live(client_id, now_ms, window_ms) {
                 refused.retry_after = retry_after(client);
                 refused.starts.client = !std::mem::replace(&mut client.refused, true);
             }
-            if address_over {
+            if address_over && let Some(from) = addresses.live(&address, now_ms, window_ms) {
                 refused.retry_after = refused.retry_after.max(retry_after(from));
                 refused.starts.address = !std::mem::replace(&mut from.refused, true);
             }
             return Err(refused);
         }
-        client.attempts = client.attempts.saturating_add(1);
-        from.attempts = from.attempts.saturating_add(1);
+        clients.count(client_id, now_ms, window_ms);
+        addresses.count(&address, now_ms, window_ms);
         Ok(())
     }
 
     /// The attempt's secret was right: the client id's failures are cleared
     /// and the address gets its attempt back (only failures count there).
     pub fn succeeded(&self, client_id: &str, address: IpAddr) {
-        lock(&self.clients).remove(client_id);
-        if let Some(window) = lock(&self.addresses).get_mut(&address) {
+        lock(&self.clients).map.remove(client_id);
+        self.give_back_address(address);
+    }
+
+    /// The attempt could not be checked (the database was away): it counts
+    /// against neither the client id nor the address.
+    pub fn not_checked(&self, client_id: &str, address: IpAddr) {
+        if let Some(window) = lock(&self.clients).map.get_mut(client_id) {
+            window.attempts = window.attempts.saturating_sub(1);
+        }
+        self.give_back_address(address);
+    }
+
+    fn give_back_address(&self, address: IpAddr) {
+        if let Some(window) = lock(&self.addresses).map.get_mut(&address) {
             window.attempts = window.attempts.saturating_sub(1);
         }
     }
@@ -136,29 +152,63 @@ impl LoginThrottle {
     }
 }
 
-/// The key's window at `now_ms`, started afresh when the last one ended.
-/// Stale entries are swept when the map is large, bounding its memory under a
-/// flood of made-up client ids.
-fn current<'m, K, Q>(
-    map: &'m mut HashMap<K, Window>,
-    key: &Q,
-    now_ms: i64,
-    window_ms: i64,
-) -> &'m mut Window
-where
-    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-    Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
-{
-    if map.len() >= SWEEP_AT {
-        map.retain(|_, window| now_ms - window.started_ms < window_ms);
+/// Fixed windows by key, in a map of bounded size.
+#[derive(Debug)]
+struct Windows<K> {
+    map: HashMap<K, Window>,
+    swept_ms: i64,
+}
+
+impl<K> Default for Windows<K> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            swept_ms: i64::MIN,
+        }
     }
-    let window = map
-        .entry(key.to_owned())
-        .or_insert_with(|| Window::new(now_ms));
-    if now_ms - window.started_ms >= window_ms {
-        *window = Window::new(now_ms);
+}
+
+impl<K: std::hash::Hash + Eq> Windows<K> {
+    /// The key's window, if it has one that has not ended at `now_ms`.
+    fn live<Q>(&mut self, key: &Q, now_ms: i64, window_ms: i64) -> Option<&mut Window>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.map
+            .get_mut(key)
+            .filter(|window| now_ms - window.started_ms < window_ms)
     }
-    window
+
+    /// Counts an attempt for the key, in a new window when the last ended.
+    /// A full map is swept of ended windows at most once a window; when it
+    /// is still full, the attempt is not counted for this key (the address
+    /// limit still applies), which bounds memory without refusing anyone.
+    fn count<Q>(&mut self, key: &Q, now_ms: i64, window_ms: i64)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if !self.map.contains_key(key) && self.map.len() >= MAX_ENTRIES {
+            if now_ms.saturating_sub(self.swept_ms) < window_ms {
+                return;
+            }
+            self.swept_ms = now_ms;
+            self.map
+                .retain(|_, window| now_ms - window.started_ms < window_ms);
+            if self.map.len() >= MAX_ENTRIES {
+                return;
+            }
+        }
+        let window = self
+            .map
+            .entry(key.to_owned())
+            .or_insert_with(|| Window::new(now_ms));
+        if now_ms - window.started_ms >= window_ms {
+            *window = Window::new(now_ms);
+        }
+        window.attempts = window.attempts.saturating_add(1);
+    }
 }
 
 /// The counters stay usable even if a thread panicked while holding the lock.
@@ -273,6 +323,41 @@ mod tests {
         }
         assert!(throttle.begin("b", HOME, 0).is_ok(), "the fourth failure");
         assert!(throttle.begin("b", HOME, 0).is_err(), "more than three");
-        assert!(!lock(&throttle.clients).contains_key("a"), "cleared");
+        assert!(!lock(&throttle.clients).map.contains_key("a"), "cleared");
+    }
+
+    #[test]
+    fn refused_attempts_add_no_entries_and_a_full_map_stops_growing() {
+        let throttle = LoginThrottle::new(LoginLimits {
+            per_address: 1,
+            ..LoginLimits::default()
+        });
+        fail(&throttle, "a", OTHER, 0, 2);
+        for i in 0..1000 {
+            assert!(throttle.begin(&format!("made-up-{i}"), OTHER, 0).is_err());
+        }
+        assert_eq!(
+            lock(&throttle.clients).map.len(),
+            1,
+            "refusals insert nothing"
+        );
+
+        let throttle = LoginThrottle::new(LoginLimits::default());
+        for i in 0..MAX_ENTRIES + 50 {
+            let address = IpAddr::from([10, 1, (i / 256) as u8, (i % 256) as u8]);
+            throttle.begin(&format!("id-{i}"), address, 0).unwrap();
+        }
+        assert_eq!(lock(&throttle.clients).map.len(), MAX_ENTRIES);
+        assert_eq!(lock(&throttle.addresses).map.len(), MAX_ENTRIES);
+    }
+
+    #[test]
+    fn an_attempt_that_could_not_be_checked_is_given_back() {
+        let throttle = LoginThrottle::new(LoginLimits::default());
+        for _ in 0..30 {
+            throttle.begin("a", HOME, 0).unwrap();
+            throttle.not_checked("a", HOME);
+        }
+        assert!(throttle.begin("a", HOME, 0).is_ok());
     }
 }

@@ -107,7 +107,17 @@ pub async fn login(
             retry_after: refused.retry_after,
         });
     }
-    let partner = state.store.partner(&client_id).await?;
+    // The database or the hashing threads failing is not the caller's
+    // failure: the attempt is given back.
+    let not_checked = |error: ApiError| {
+        state.login_throttle.not_checked(throttle_key, address);
+        error
+    };
+    let partner = state
+        .store
+        .partner(&client_id)
+        .await
+        .map_err(|error| not_checked(error.into()))?;
     if partner.is_some() {
         // A known partner: the audit records the attempt against it. Attempts
         // on ids nobody has are only counted, so they cannot fill the disk.
@@ -120,7 +130,7 @@ pub async fn login(
             partner.as_ref().map(|p| p.secret_hash.clone()),
         )
         .await
-        .map_err(ApiError::Internal)?;
+        .map_err(|error| not_checked(ApiError::Internal(error)))?;
     let partner = match partner {
         Some(partner) if matched => partner,
         _ => return Err(AuthError::InvalidCredentials.into()),
