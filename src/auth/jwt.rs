@@ -30,6 +30,13 @@ impl Claims {
     pub fn is_expired_at(&self, now: i64) -> bool {
         now >= self.exp
     }
+
+    /// Issued later than `now` (beyond a minute of clock skew between
+    /// instances): never by this server. With the lifetime cap this bounds
+    /// what a leaked signing key can mint to one token lifetime from now.
+    pub fn is_issued_after(&self, now: i64) -> bool {
+        self.iat > now.saturating_add(60)
+    }
 }
 
 pub struct TokenKeys {

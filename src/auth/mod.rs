@@ -58,7 +58,7 @@ pub enum AuthError {
     #[error("X-SIGNATURE-VERSION must be 1 or 2")]
     SignatureVersionUnsupported,
     #[error(
-        "this version 2 signature was already used; a v2 signature is good for one request: sign each request anew"
+        "this version 2 signature was already used; a v2 signature on a create or change is good for one request: sign each request anew"
     )]
     SignatureReplayed,
     #[error("invalid client credentials")]

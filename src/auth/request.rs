@@ -51,6 +51,11 @@ impl SignedRequest<'_> {
         now: OffsetDateTime,
         tolerance: Duration,
     ) -> Result<(), AuthError> {
+        if claims.is_issued_after(now.unix_timestamp()) {
+            return Err(AuthError::TokenInvalid(
+                "the access token was issued in the future; log in again",
+            ));
+        }
         if claims.is_expired_at(now.unix_timestamp()) {
             return Err(AuthError::TokenExpired);
         }

@@ -179,8 +179,14 @@ pub async fn refresh(
 ) -> Result<TokenResponse, ApiError> {
     let [token] = body.string_fields(["token"])?;
     let old = state.tokens.decode(token.trim())?;
-    note_client_id(&extensions, &old.client_id);
     let now = state.clock.unix_now();
+    if old.is_issued_after(now) {
+        return Err(
+            AuthError::TokenInvalid("this token was issued in the future; log in again").into(),
+        );
+    }
+    // Past its refresh window a token is nobody's any more: the refusal is
+    // counted, not stored against the partner.
     if now
         > old
             .exp
@@ -188,6 +194,7 @@ pub async fn refresh(
     {
         return Err(AuthError::RefreshWindowClosed.into());
     }
+    note_client_id(&extensions, &old.client_id);
     if now
         >= old
             .auth_time

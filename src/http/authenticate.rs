@@ -82,9 +82,13 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
 
     let now = state.clock.now();
     let claims = state.tokens.decode(token)?;
-    // From here on, failures are about this partner: the token is ours (an
-    // expired one too), so the audit can name whose request was refused.
-    note_client_id(&parts.extensions, &claims.client_id);
+    // From here on, failures are about this partner: the token is ours, so
+    // the audit can name whose request was refused. An expired one too, as
+    // long as it could still be refreshed; older ones are only counted.
+    let refresh_window = i64::try_from(state.settings.refresh_window.as_secs()).unwrap_or(i64::MAX);
+    if !claims.is_expired_at(now.unix_timestamp().saturating_sub(refresh_window)) {
+        note_client_id(&parts.extensions, &claims.client_id);
+    }
     request.check_token(&claims, now, state.settings.timestamp_tolerance)?;
     let login = state
         .auth_cache
@@ -104,10 +108,6 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
             return Err(error.into());
         }
     };
-    if v2 {
-        remember_signature(state, &claims.client_id, &message, now.unix_timestamp()).await?;
-    }
-
     // Counted only for authenticated requests, so nobody else can spend a
     // partner's budget.
     let limit = RateLimit::from_column(login.rate_limit);
@@ -125,6 +125,12 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
         return Err(ApiError::RateLimited {
             retry_after: refused.retry_after,
         });
+    }
+    // After the rate limit: a refused request neither burns its signature
+    // nor costs a write. Reads are left out: a replayed GET changes nothing,
+    // and a partner may read the same page twice within a second.
+    if v2 && !parts.method.is_safe() {
+        remember_signature(state, &claims.client_id, &message, now.unix_timestamp()).await?;
     }
     Ok(AuthenticatedPartner {
         client_id: claims.client_id,
