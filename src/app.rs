@@ -107,7 +107,8 @@ impl Application {
             })?),
             None => None,
         };
-        let audit = AuditLog::start(store.clone());
+        let clock = Arc::new(Clock::default());
+        let audit = AuditLog::start(store.clone(), clock.clone());
         // A refused login is held for a moment on its connection: at most a
         // quarter of the connection cap, so held refusals cannot fill it.
         let mut login_limits = settings.login_limits;
@@ -123,7 +124,7 @@ impl Application {
             diagnoses: Arc::default(),
             auth_cache: AuthCache::default(),
             audit,
-            clock: Arc::new(Clock::default()),
+            clock,
             settings: Arc::new(settings),
             metrics: crate::telemetry::metrics_handle(),
         });

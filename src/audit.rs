@@ -12,7 +12,11 @@
 //! events at all: throttling is recorded once, when it starts.
 //!
 //! Only what can be tied to a partner is stored: a request whose token
-//! verified, or a login for a client id that exists. Anyone can send a
+//! verified (and could still be refreshed), or a login for a client id that
+//! exists. Even so, a stolen token could be made to write a refusal per
+//! request: at most 60 refusals a minute are stored per partner, and the rest
+//! are summed up in one `refusals_suppressed` event when the minute is over,
+//! so the partner's activity stays complete in count. Anyone can send a
 //! request with no headers at all, and storing each refusal let one client
 //! write 38 500 rows in 8 s. Those refusals are counted in metrics
 //! (`audit_unattributed_total`, by kind) and logged at most once a minute per
@@ -24,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::clock::Clock;
 use crate::domain::AuditKind;
 use crate::store::{AuditEvent, Store};
 
@@ -36,6 +41,24 @@ const PACE: std::time::Duration = std::time::Duration::from_millis(100);
 pub struct AuditLog {
     queue: mpsc::Sender<AuditEvent>,
     unattributed: Arc<Mutex<HashMap<IpAddr, Tally>>>,
+    refusals: Arc<Mutex<HashMap<String, Budget>>>,
+    clock: Arc<Clock>,
+}
+
+/// Refusals stored per partner and minute.
+const REFUSALS_PER_MINUTE: u32 = 60;
+/// Partners whose refusal budgets are kept at once (only partners with a
+/// verified token or a known client id have one, so this is plenty).
+const BUDGETS: usize = 10_000;
+
+/// One partner's stored and suppressed refusals in the current minute.
+#[derive(Debug, Clone)]
+struct Budget {
+    started_ms: i64,
+    stored: u32,
+    suppressed: u64,
+    /// The kinds suppressed, for the summary.
+    kinds: Vec<AuditKind>,
 }
 
 /// Source addresses whose unattributed refusals are tallied at once; past
@@ -53,11 +76,28 @@ struct Tally {
 
 impl AuditLog {
     /// Starts the writer; it ends when every `AuditLog` clone is gone.
-    pub fn start(store: Store) -> Self {
+    pub fn start(store: Store, clock: Arc<Clock>) -> Self {
         let (queue, mut events) = mpsc::channel::<AuditEvent>(QUEUE);
+        let log = Self {
+            queue,
+            unattributed: Arc::default(),
+            refusals: Arc::default(),
+            clock,
+        };
+        let summaries = log.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
-            while events.recv_many(&mut batch, BATCH).await > 0 {
+            let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    received = events.recv_many(&mut batch, BATCH) => if received == 0 {
+                        return;
+                    },
+                    _ = every_minute.tick() => batch.extend(summaries.ended_budgets()),
+                }
+                if batch.is_empty() {
+                    continue;
+                }
                 if let Err(error) = store.record_events(&batch).await {
                     tracing::warn!(%error, lost = batch.len(), "audit events could not be written");
                 }
@@ -65,10 +105,100 @@ impl AuditLog {
                 tokio::time::sleep(PACE).await;
             }
         });
-        Self {
-            queue,
-            unattributed: Arc::default(),
+        log
+    }
+
+    /// A refusal tied to a partner: stored within the partner's budget of
+    /// [`REFUSALS_PER_MINUTE`], beyond it counted for the minute's summary.
+    pub fn record_refusal(&self, event: AuditEvent) {
+        let Some(client_id) = event.client_id.clone() else {
+            return self.record(event);
+        };
+        let now_ms = self.clock.unix_now().saturating_mul(1000);
+        let mut budgets = lock(&self.refusals);
+        if budgets.len() >= BUDGETS && !budgets.contains_key(&client_id) {
+            let ended = self.take_ended(&mut budgets, now_ms);
+            drop(budgets);
+            ended.into_iter().for_each(|summary| self.record(summary));
+            budgets = lock(&self.refusals);
         }
+        let budget = budgets.entry(client_id.clone()).or_insert(Budget {
+            started_ms: now_ms,
+            stored: 0,
+            suppressed: 0,
+            kinds: Vec::new(),
+        });
+        let mut summary = None;
+        if now_ms - budget.started_ms >= 60_000 {
+            summary = self.summary(&client_id, budget);
+            *budget = Budget {
+                started_ms: now_ms,
+                stored: 0,
+                suppressed: 0,
+                kinds: Vec::new(),
+            };
+        }
+        let store = budget.stored < REFUSALS_PER_MINUTE;
+        if store {
+            budget.stored += 1;
+        } else {
+            budget.suppressed += 1;
+            if !budget.kinds.contains(&event.kind) {
+                budget.kinds.push(event.kind);
+            }
+            metrics::counter!("audit_refusals_suppressed_total", "kind" => event.kind.as_str())
+                .increment(1);
+        }
+        drop(budgets);
+        if let Some(summary) = summary {
+            self.record(summary);
+        }
+        if store {
+            self.record(event);
+        }
+    }
+
+    /// Summaries of the budgets whose minute is over, which are forgotten.
+    fn ended_budgets(&self) -> Vec<AuditEvent> {
+        let now_ms = self.clock.unix_now().saturating_mul(1000);
+        self.take_ended(&mut lock(&self.refusals), now_ms)
+    }
+
+    fn take_ended(&self, budgets: &mut HashMap<String, Budget>, now_ms: i64) -> Vec<AuditEvent> {
+        let mut summaries = Vec::new();
+        budgets.retain(|client_id, budget| {
+            let ended = now_ms - budget.started_ms >= 60_000;
+            if ended {
+                summaries.extend(self.summary(client_id, budget));
+            }
+            !ended
+        });
+        summaries
+    }
+
+    /// The event that sums up a minute's suppressed refusals, if there were any.
+    fn summary(&self, client_id: &str, budget: &Budget) -> Option<AuditEvent> {
+        (budget.suppressed > 0).then(|| {
+            let kinds: Vec<&str> = budget.kinds.iter().map(|kind| kind.as_str()).collect();
+            AuditEvent {
+                at: crate::store::rfc3339(self.clock.now()),
+                client_id: Some(client_id.to_owned()),
+                kind: AuditKind::RefusalsSuppressed,
+                code: None,
+                reason: Some(format!(
+                    "{} more refusals ({}) in the minute after {} were counted, not stored one by one",
+                    budget.suppressed,
+                    kinds.join(", "),
+                    crate::store::rfc3339(
+                        time::OffsetDateTime::from_unix_timestamp(budget.started_ms / 1000)
+                            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+                    ),
+                )),
+                source: None,
+                request_id: None,
+                actor: "partner".to_owned(),
+            }
+        })
     }
 
     /// A refusal that no partner can be named for: counted, never stored.
@@ -77,10 +207,7 @@ impl AuditLog {
     pub fn unattributed(&self, kind: AuditKind, source: Option<IpAddr>, now_ms: i64) {
         metrics::counter!("audit_unattributed_total", "kind" => kind.as_str()).increment(1);
         let Some(source) = source else { return };
-        let mut tallies = self
-            .unattributed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tallies = lock(&self.unattributed);
         if tallies.len() >= TALLIED_ADDRESSES && !tallies.contains_key(&source) {
             tallies.retain(|_, tally| now_ms - tally.started_ms < TALLY_WINDOW_MS);
             if tallies.len() >= TALLIED_ADDRESSES {
@@ -105,9 +232,7 @@ impl AuditLog {
 
     /// Unattributed refusals tallied for `source` in its current minute.
     pub fn unattributed_from(&self, source: IpAddr) -> u64 {
-        self.unattributed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.unattributed)
             .get(&source)
             .map_or(0, |tally| tally.refused)
     }
@@ -117,6 +242,12 @@ impl AuditLog {
             metrics::counter!("audit_events_dropped_total").increment(1);
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What an API response means for the audit, by route, status and error code.

@@ -16,6 +16,8 @@ pub enum AuditKind {
     SignatureFailed,
     RequestRefused,
     RateLimited,
+    /// More refusals in a minute than are stored one by one.
+    RefusalsSuppressed,
     // The operator, at the command line.
     PartnerCreated,
     PartnerDisabled,
@@ -28,7 +30,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    const ALL: [Self; 17] = [
+    const ALL: [Self; 18] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -38,6 +40,7 @@ impl AuditKind {
         Self::SignatureFailed,
         Self::RequestRefused,
         Self::RateLimited,
+        Self::RefusalsSuppressed,
         Self::PartnerCreated,
         Self::PartnerDisabled,
         Self::PartnerEnabled,
@@ -59,6 +62,7 @@ impl AuditKind {
             Self::SignatureFailed => "signature_failed",
             Self::RequestRefused => "request_refused",
             Self::RateLimited => "rate_limited",
+            Self::RefusalsSuppressed => "refusals_suppressed",
             Self::PartnerCreated => "partner_created",
             Self::PartnerDisabled => "partner_disabled",
             Self::PartnerEnabled => "partner_enabled",
@@ -68,6 +72,19 @@ impl AuditKind {
             Self::KeyRevoked => "key_revoked",
             Self::SettingsChanged => "settings_changed",
         }
+    }
+
+    /// A request refused: what a stolen token could repeat at will, so what
+    /// the audit stores within a per-partner budget.
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            Self::LoginFailed
+                | Self::RefreshRefused
+                | Self::TokenReuseDetected
+                | Self::SignatureFailed
+                | Self::RequestRefused
+        )
     }
 
     pub fn parse(text: &str) -> Option<Self> {

@@ -258,7 +258,8 @@ async fn record_throttling(
             crate::store::rfc3339(state.clock.now()),
             client_id,
             AuditKind::LoginThrottled,
-            reason.to_owned(),
+            None,
+            Some(reason.to_owned()),
         ));
     }
 }

@@ -119,7 +119,10 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
                 crate::store::rfc3339(now),
                 &claims.client_id,
                 AuditKind::RateLimited,
-                format!("over the rate limit ({limit}); refusing until the bucket refills"),
+                None,
+                Some(format!(
+                    "over the rate limit ({limit}); refusing until the bucket refills"
+                )),
             ));
         }
         return Err(ApiError::RateLimited {

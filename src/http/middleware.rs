@@ -47,14 +47,15 @@ impl RequestContext {
         at: String,
         client_id: &str,
         kind: AuditKind,
-        reason: String,
+        code: Option<&str>,
+        reason: Option<String>,
     ) -> AuditEvent {
         AuditEvent {
             at,
             client_id: Some(client_id.to_owned()),
             kind,
-            code: None,
-            reason: Some(reason),
+            code: code.map(str::to_owned),
+            reason,
             source: self.client_address.map(|address| address.to_string()),
             request_id: Some(self.request_id.clone()),
             actor: "partner".to_owned(),
@@ -159,16 +160,20 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
     let route = context.route.get().map_or("unmatched", String::as_str);
     if let Some(kind) = crate::audit::kind_of(route, status, body.as_ref().map(|b| b.code)) {
         match context.client_id.get() {
-            Some(client_id) => state.audit.record(AuditEvent {
-                at: crate::store::rfc3339(state.clock.now()),
-                client_id: Some(client_id.clone()),
-                kind,
-                code: body.as_ref().map(|b| b.code.to_owned()),
-                reason: body.as_ref().map(|b| b.message.clone()),
-                source: context.client_address.map(|address| address.to_string()),
-                request_id: Some(context.request_id.clone()),
-                actor: "partner".to_owned(),
-            }),
+            Some(client_id) => {
+                let event = context.audit_event(
+                    crate::store::rfc3339(state.clock.now()),
+                    client_id,
+                    kind,
+                    body.as_ref().map(|b| b.code),
+                    body.as_ref().map(|b| b.message.clone()),
+                );
+                if kind.is_refusal() {
+                    state.audit.record_refusal(event);
+                } else {
+                    state.audit.record(event);
+                }
+            }
             None => {
                 let now_ms = state.clock.unix_now().saturating_mul(1000);
                 state

@@ -609,3 +609,80 @@ async fn a_refusal_of_an_expired_token_of_ours_is_in_its_partners_activity() {
     };
     assert_eq!(refused.code.as_deref(), Some("TOKEN_EXPIRED"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stolen_token_can_store_at_most_sixty_refusals_a_minute_and_the_rest_are_summed_up() {
+    let app = TestApp::spawn().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let session = app.session(&partner).await;
+    let timestamp = app.now().to_string();
+    // A token without the key: every request is a refused signature.
+    let forged = "AAAA".repeat(86);
+    let refuse = |_| async {
+        app.with_headers(
+            &session,
+            reqwest::Method::GET,
+            "/api/v1/sales-orders",
+            &partner.client_id,
+            &timestamp,
+            Some(forged.clone()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+    };
+    let statuses = futures::future::join_all((0..100).map(refuse)).await;
+    assert!(statuses.iter().all(|status| *status == 401));
+
+    let store = &app.state.store;
+    let stored = |kind| async move {
+        let events = store
+            .events("versuni-client-001", None, 1000)
+            .await
+            .unwrap();
+        events.iter().filter(|e| e.kind == kind).count()
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    use sales_order_api::domain::AuditKind;
+    assert_eq!(stored(AuditKind::SignatureFailed).await, 60);
+
+    // The next minute's first refusal brings the summary of the last.
+    app.advance_clock(Duration::from_secs(61));
+    let timestamp = app.now().to_string();
+    let response = app
+        .with_headers(
+            &session,
+            reqwest::Method::GET,
+            "/api/v1/sales-orders",
+            &partner.client_id,
+            &timestamp,
+            Some(forged.clone()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let events = app
+        .state
+        .store
+        .events("versuni-client-001", None, 1000)
+        .await
+        .unwrap();
+    let summary = events
+        .iter()
+        .find(|e| e.kind == AuditKind::RefusalsSuppressed)
+        .expect("a summary of the suppressed refusals");
+    assert!(
+        summary
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("40 more refusals (signature_failed)"),
+        "{summary:?}"
+    );
+    assert_eq!(stored(AuditKind::SignatureFailed).await, 61);
+}
