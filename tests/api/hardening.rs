@@ -686,3 +686,34 @@ async fn a_stolen_token_can_store_at_most_sixty_refusals_a_minute_and_the_rest_a
     );
     assert_eq!(stored(AuditKind::SignatureFailed).await, 61);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_change_is_audited_even_when_its_output_has_no_reader() {
+    let app = TestApp::spawn().await;
+    app.register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sales-order-api"))
+        .args(["--database-url", &app.database_url])
+        .args(["partner", "disable", "versuni-client-001"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+
+    let status = child.wait().unwrap();
+
+    assert!(status.success());
+    let events = app
+        .state
+        .store
+        .events("versuni-client-001", None, 10)
+        .await
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == sales_order_api::domain::AuditKind::PartnerDisabled),
+        "{events:?}"
+    );
+}

@@ -33,12 +33,13 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         }
     }
     let from = format!("from {}", opts.public_key.display());
-    operator.output.print(
-        &json!({"client_id": client_id, "key_id": key_id, "fingerprint": key.fingerprint()}),
-        &format!("Key {key_id} added to {client_id} ({})", key.fingerprint()),
-    );
     operator
-        .record(AuditKind::KeyAdded, &client_id, Some(from))
-        .await?;
-    Ok(())
+        .changed(
+            AuditKind::KeyAdded,
+            &client_id,
+            Some(from),
+            &json!({"client_id": client_id, "key_id": key_id, "fingerprint": key.fingerprint()}),
+            &format!("Key {key_id} added to {client_id} ({})", key.fingerprint()),
+        )
+        .await
 }

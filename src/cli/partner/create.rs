@@ -47,25 +47,25 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
     if !operator.store.insert_partner(&partner).await? {
         bail!("a partner with client id {client_id} already exists");
     }
-    operator.output.print(
-        &json!({
-            "client_id": client_id.as_str(),
-            "client_secret": client_secret.expose(),
-            "key_id": key_id,
-            "fingerprint": key.fingerprint(),
-        }),
-        &format!(
-            "Partner registered.\n  client_id:     {client_id}\n  client_secret: {}\n  key_id:        {key_id}\n  fingerprint:   {}\n\nThe client secret is shown only this once; hand it to the partner over a secure channel.",
-            client_secret.expose(),
-            key.fingerprint()
-        ),
+    let json = json!({
+        "client_id": client_id.as_str(),
+        "client_secret": client_secret.expose(),
+        "key_id": key_id,
+        "fingerprint": key.fingerprint(),
+    });
+    let text = format!(
+        "Partner registered.\n  client_id:     {client_id}\n  client_secret: {}\n  key_id:        {key_id}\n  fingerprint:   {}\n\nThe client secret is shown only this once; hand it to the partner over a secure channel.",
+        client_secret.expose(),
+        key.fingerprint()
     );
+    let reason = format!("key {key_id} registered");
     operator
-        .record(
+        .changed(
             AuditKind::PartnerCreated,
             client_id.as_str(),
-            Some(format!("key {key_id} registered")),
+            Some(reason),
+            &json,
+            &text,
         )
-        .await?;
-    Ok(())
+        .await
 }

@@ -27,18 +27,21 @@ pub async fn run(opts: Opts, enabled: bool, operator: &Operator<'_>) -> anyhow::
     } else {
         AuditKind::PartnerDisabled
     };
-    operator.output.print(
-        &json!({"client_id": client_id, "enabled": enabled}),
-        &format!(
-            "{client_id} is now {}.{}",
-            status(enabled),
-            if enabled {
-                ""
-            } else {
-                " Its logins are revoked: it logs in again once enabled."
-            }
-        ),
-    );
-    operator.record(kind, &client_id, None).await?;
-    Ok(())
+    operator
+        .changed(
+            kind,
+            &client_id,
+            None,
+            &json!({"client_id": client_id, "enabled": enabled}),
+            &format!(
+                "{client_id} is now {}.{}",
+                status(enabled),
+                if enabled {
+                    ""
+                } else {
+                    " Its logins are revoked: it logs in again once enabled."
+                }
+            ),
+        )
+        .await
 }

@@ -92,10 +92,25 @@ struct Operator<'a> {
 }
 
 impl Operator<'_> {
+    /// Ends a command that changed something: records its audit event, then
+    /// prints what it did. Printed even when the audit write failed (a
+    /// secret shown once must be shown), and recorded even when printing
+    /// ends the process (a reader that went away).
+    async fn changed(
+        &self,
+        kind: AuditKind,
+        client_id: &str,
+        reason: Option<String>,
+        json: &serde_json::Value,
+        text: &str,
+    ) -> anyhow::Result<()> {
+        let recorded = self.record(kind, client_id, reason).await;
+        self.output.print(json, text);
+        recorded
+    }
+
     /// The audit event a change leaves once it succeeded: its kind, the
-    /// partner and what changed, by this operator. Never a secret. Commands
-    /// record after printing, so a secret shown once is shown even when the
-    /// audit write fails.
+    /// partner and what changed, by this operator. Never a secret.
     async fn record(
         &self,
         kind: AuditKind,

@@ -22,12 +22,13 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
     {
         bail!("{client_id} has no active key {key_id}");
     }
-    operator.output.print(
-        &json!({"client_id": client_id, "key_id": key_id, "revoked": true}),
-        &format!("Key {key_id} of {client_id} revoked."),
-    );
     operator
-        .record(AuditKind::KeyRevoked, &client_id, Some(key_id.clone()))
-        .await?;
-    Ok(())
+        .changed(
+            AuditKind::KeyRevoked,
+            &client_id,
+            Some(key_id.clone()),
+            &json!({"client_id": client_id, "key_id": key_id, "revoked": true}),
+            &format!("Key {key_id} of {client_id} revoked."),
+        )
+        .await
 }

@@ -21,14 +21,11 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         .store
         .revoke_sessions(&client_id, "revoked by the operator", operator.now)
         .await?;
-    operator.output.print(
-        &json!({"client_id": client_id, "sessions_revoked": revoked}),
-        &format!(
-            "{revoked} login(s) of {client_id} revoked; its tokens no longer work and it must log in again."
-        ),
+    let json = json!({"client_id": client_id, "sessions_revoked": revoked});
+    let text = format!(
+        "{revoked} login(s) of {client_id} revoked; its tokens no longer work and it must log in again."
     );
     operator
-        .record(AuditKind::SessionsRevoked, &client_id, None)
-        .await?;
-    Ok(())
+        .changed(AuditKind::SessionsRevoked, &client_id, None, &json, &text)
+        .await
 }

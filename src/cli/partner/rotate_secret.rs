@@ -25,15 +25,12 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
     {
         bail!(no_partner(&client_id));
     }
-    operator.output.print(
-        &json!({"client_id": client_id, "client_secret": client_secret.expose()}),
-        &format!(
-            "New client secret for {client_id}: {}\nTokens issued under the old secret no longer work.",
-            client_secret.expose()
-        ),
+    let json = json!({"client_id": client_id, "client_secret": client_secret.expose()});
+    let text = format!(
+        "New client secret for {client_id}: {}\nTokens issued under the old secret no longer work.",
+        client_secret.expose()
     );
     operator
-        .record(AuditKind::SecretRotated, &client_id, None)
-        .await?;
-    Ok(())
+        .changed(AuditKind::SecretRotated, &client_id, None, &json, &text)
+        .await
 }

@@ -59,15 +59,15 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
     if let Some(limit) = rate_limit {
         changes.push(format!("rate_limit={limit}"));
     }
-    operator.output.print(&changed, &text.join("\n"));
     operator
-        .record(
+        .changed(
             AuditKind::SettingsChanged,
             &client_id,
             Some(changes.join(", ")),
+            &changed,
+            &text.join("\n"),
         )
-        .await?;
-    Ok(())
+        .await
 }
 
 fn parse_rate_limit(text: &str) -> Result<RateLimit, String> {
