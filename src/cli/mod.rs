@@ -75,16 +75,17 @@ async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
     // registered in it could never log in.
     let sqlite_file = url
         .expose()
-        .strip_prefix("sqlite://")
-        .map(|rest| rest.split('?').next().unwrap_or(rest));
-    if sqlite_file.is_some_and(|path| !std::path::Path::new(path).exists()) {
+        .starts_with("sqlite:")
+        .then(|| crate::store::sqlite::database_file(url.expose()))
+        .flatten();
+    if sqlite_file.as_ref().is_some_and(|path| !path.exists()) {
         eprintln!(
             "note: creating a new database {url}; a server must be started with the same \
              --database-url to see what this command stores"
         );
     }
     if let Some(path) = sqlite_file
-        && let Ok(Some(warning)) = crate::store::sqlite::secure_file(std::path::Path::new(path))
+        && let Ok(Some(warning)) = crate::store::sqlite::secure_file(&path)
     {
         eprintln!("warning: {warning}");
     }

@@ -578,7 +578,10 @@ async fn an_operator_command_says_so_when_the_database_is_readable_by_others() {
 
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("readable by others (mode 644)"), "{stderr}");
+    assert!(
+        stderr.contains("open.db (mode 644) readable by others"),
+        "{stderr}"
+    );
     assert!(stderr.contains("chmod 600"), "{stderr}");
 }
 

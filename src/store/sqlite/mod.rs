@@ -38,15 +38,29 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// The file behind a `sqlite://` URL, or `None` when there is none to
+/// create (an in-memory database) or it is only read (`mode=ro`).
+pub fn database_file(url: &str) -> Option<std::path::PathBuf> {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let in_memory = url.contains(":memory:")
+        || query
+            .split('&')
+            .any(|pair| pair == "mode=memory" || pair == "mode=ro");
+    if in_memory {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    (!path.as_os_str().is_empty()).then(|| path.to_path_buf())
+}
+
 /// The database holds the JWT signing key and every partner's secret hash:
 /// a new file is created readable by its owner alone (SQLite gives its WAL
-/// and SHM files the database file's mode). An existing file that others can
-/// read is left as it is, with a warning naming the fix.
+/// and SHM files the database file's mode). Existing files (the database,
+/// its WAL or SHM) that others can read are left as they are, with a warning
+/// naming the fix.
 pub fn secure_file(path: &std::path::Path) -> std::io::Result<Option<String>> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
-        return Ok(None);
-    }
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -57,12 +71,21 @@ pub fn secure_file(path: &std::path::Path) -> std::io::Result<Option<String>> {
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(error) => return Err(error),
     }
-    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
-    Ok((mode & 0o077 != 0).then(|| {
+    let open: Vec<String> = ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let mode = std::fs::metadata(&file).ok()?.permissions().mode() & 0o777;
+            (mode & 0o077 != 0)
+                .then(|| format!("{} (mode {mode:o})", std::path::Path::new(&file).display()))
+        })
+        .collect();
+    Ok((!open.is_empty()).then(|| {
         format!(
-            "the database {} is readable by others (mode {mode:o}) and holds the token signing key \
-             and secret hashes; restrict it: chmod 600 {path} {path}-wal {path}-shm",
-            path.display(),
+            "{} readable by others and the database holds the token signing key and \
+             secret hashes; restrict it: chmod 600 {path} {path}-wal {path}-shm",
+            open.join(", "),
             path = path.display(),
         )
     }))
@@ -78,7 +101,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(warning) = secure_file(options.get_filename())? {
+        if let Some(file) = database_file(url)
+            && let Some(warning) = secure_file(&file)?
+        {
             tracing::warn!("{warning}");
         }
         let writer = SqlitePoolOptions::new()
@@ -898,4 +923,28 @@ async fn revoke_sessions(
     .execute(&mut **tx)
     .await?
     .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sqlite_url_with_a_file_to_write_names_one() {
+        assert_eq!(
+            database_file("sqlite:///var/lib/orders.db"),
+            Some("/var/lib/orders.db".into())
+        );
+        assert_eq!(
+            database_file("sqlite://orders.db?mode=rwc"),
+            Some("orders.db".into())
+        );
+        for none in [
+            "sqlite::memory:",
+            "sqlite://orders.db?mode=memory",
+            "sqlite://orders.db?mode=ro",
+        ] {
+            assert_eq!(database_file(none), None, "{none}");
+        }
+    }
 }
