@@ -33,8 +33,9 @@ fn jwt_verify(c: &mut Criterion) {
     let token = keys.issue(&claims).unwrap();
     c.bench_function("jwt_verify_hs256", |b| {
         b.iter(|| {
-            keys.verify_access(black_box(&token), 1_800_000_001)
-                .unwrap()
+            let claims = keys.decode(black_box(&token)).unwrap();
+            assert!(!claims.is_expired_at(1_800_000_001));
+            claims
         })
     });
 }

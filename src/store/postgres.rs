@@ -819,7 +819,7 @@ async fn detached<T: Send + 'static>(
     }
 }
 
-/// A unix time from the service as a `timestamptz` value.
+/// Revokes every live login of the partner, inside `tx`.
 async fn revoke_sessions(
     tx: &mut Transaction<'static, Postgres>,
     client_id: &str,
@@ -837,6 +837,7 @@ async fn revoke_sessions(
     .rows_affected())
 }
 
+/// A unix time from the service as a `timestamptz` value.
 fn at(unix: i64) -> StoreResult<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(unix)
         .map_err(|_| StoreError::Corrupt(format!("unix time {unix} out of range")))

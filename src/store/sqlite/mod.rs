@@ -908,6 +908,7 @@ fn order_from_row(row: &SqliteRow, seq: i64, products: Vec<OrderLine>) -> StoreR
     })
 }
 
+/// Revokes every live login of the partner, inside `tx`.
 async fn revoke_sessions(
     tx: &mut Transaction<'static, Sqlite>,
     client_id: &str,
