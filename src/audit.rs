@@ -20,7 +20,8 @@
 //! request with no headers at all, and storing each refusal let one client
 //! write 38 500 rows in 8 s. Those refusals are counted in metrics
 //! (`audit_unattributed_total`, by kind) and logged at most once a minute per
-//! source address, naming how many there were, in a map of bounded size.
+//! source address (an IPv6 client by its /64), naming how many there were, in
+//! a map of bounded size swept at most once a minute.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -40,7 +41,7 @@ const PACE: std::time::Duration = std::time::Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<AuditEvent>,
-    unattributed: Arc<Mutex<HashMap<IpAddr, Tally>>>,
+    unattributed: Arc<Mutex<Tallies>>,
     refusals: Arc<Mutex<HashMap<String, Budget>>>,
     clock: Arc<Clock>,
 }
@@ -66,6 +67,43 @@ struct Budget {
 const TALLIED_ADDRESSES: usize = 10_000;
 /// How often each address's tally is logged at most.
 const TALLY_WINDOW_MS: i64 = 60_000;
+
+/// Unattributed refusals by source network, swept of ended minutes now and then.
+#[derive(Debug)]
+struct Tallies {
+    map: HashMap<IpAddr, Tally>,
+    swept_ms: i64,
+}
+
+impl Default for Tallies {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            swept_ms: i64::MIN,
+        }
+    }
+}
+
+/// Where a refusal comes from, for the tally: the address, or for IPv6 its
+/// /64, which one client holds whole and can pick addresses from at will.
+fn network(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            IpAddr::from(std::net::Ipv6Addr::new(
+                segments[0],
+                segments[1],
+                segments[2],
+                segments[3],
+                0,
+                0,
+                0,
+                0,
+            ))
+        }
+    }
+}
 
 /// Unattributed refusals from one address since its tally was last logged.
 #[derive(Debug, Clone, Copy)]
@@ -206,15 +244,25 @@ impl AuditLog {
     /// address had in the minute before, so a flood's source is visible.
     pub fn unattributed(&self, kind: AuditKind, source: Option<IpAddr>, now_ms: i64) {
         metrics::counter!("audit_unattributed_total", "kind" => kind.as_str()).increment(1);
-        let Some(source) = source else { return };
+        let Some(source) = source.map(network) else {
+            return;
+        };
         let mut tallies = lock(&self.unattributed);
-        if tallies.len() >= TALLIED_ADDRESSES && !tallies.contains_key(&source) {
-            tallies.retain(|_, tally| now_ms - tally.started_ms < TALLY_WINDOW_MS);
-            if tallies.len() >= TALLIED_ADDRESSES {
+        if tallies.map.len() >= TALLIED_ADDRESSES && !tallies.map.contains_key(&source) {
+            // Swept at most once a window: a full map of fresh tallies must
+            // not cost a full scan per refusal.
+            if now_ms.saturating_sub(tallies.swept_ms) < TALLY_WINDOW_MS {
+                return;
+            }
+            tallies.swept_ms = now_ms;
+            tallies
+                .map
+                .retain(|_, tally| now_ms - tally.started_ms < TALLY_WINDOW_MS);
+            if tallies.map.len() >= TALLIED_ADDRESSES {
                 return;
             }
         }
-        let tally = tallies.entry(source).or_insert(Tally {
+        let tally = tallies.map.entry(source).or_insert(Tally {
             started_ms: now_ms,
             refused: 0,
         });
@@ -233,7 +281,8 @@ impl AuditLog {
     /// Unattributed refusals tallied for `source` in its current minute.
     pub fn unattributed_from(&self, source: IpAddr) -> u64 {
         lock(&self.unattributed)
-            .get(&source)
+            .map
+            .get(&network(source))
             .map_or(0, |tally| tally.refused)
     }
 

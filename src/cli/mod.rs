@@ -109,6 +109,27 @@ fn operator_name() -> String {
         .unwrap_or_else(|| "operator".into())
 }
 
+/// Partner text as a terminal should show it: control and invisible
+/// formatting characters (direction overrides, zero-width spaces) spelled out
+/// as `\u{…}`, so they cannot reorder or hide what the operator reads.
+/// `--json` output stays exact.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| c.is_control() || crate::domain::order::is_formatting(c);
+    if !text.chars().any(hidden) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if hidden(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Prints either JSON (`--json`) or text for people.
 struct Output {
     json: bool,
@@ -148,6 +169,13 @@ fn print_line(text: &str) {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn partner_text_shows_its_hidden_characters_to_the_operator() {
+        assert_eq!(shown("PO-1"), "PO-1");
+        assert_eq!(shown("PO-1\u{202e}lmx.exe"), "PO-1\\u{202e}lmx.exe");
+        assert_eq!(shown("a\rb\u{200b}"), "a\\u{d}b\\u{200b}");
+    }
 
     #[test]
     fn the_command_line_definition_is_consistent() {

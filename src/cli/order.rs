@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{Output, operator_name, parse_time};
+use super::{Output, operator_name, parse_time, shown};
 use crate::domain::{Actor, Order, OrderStatus};
 use crate::store::{OrderQuery, OrderRef, StatusChange, Store, Transition};
 
@@ -135,7 +135,7 @@ pub async fn run(args: OrderArgs, store: &Store) -> anyhow::Result<()> {
                     order.client_id,
                     order.status,
                     order.created_at,
-                    order.purchase_order_no.as_deref().unwrap_or("-")
+                    shown(order.purchase_order_no.as_deref().unwrap_or("-"))
                 ));
             }
             output.print(&json!(orders), &text);
@@ -155,11 +155,11 @@ pub async fn run(args: OrderArgs, store: &Store) -> anyhow::Result<()> {
                 found
                     .status_reason
                     .as_deref()
-                    .map(|reason| format!(" ({reason})"))
+                    .map(|reason| format!(" ({})", shown(reason)))
                     .unwrap_or_default(),
-                found.purchase_order_no.as_deref().unwrap_or("-"),
-                found.customer_code,
-                found.site_code,
+                shown(found.purchase_order_no.as_deref().unwrap_or("-")),
+                shown(&found.customer_code),
+                shown(&found.site_code),
                 found.created_at,
                 found.updated_at,
             );
@@ -167,9 +167,9 @@ pub async fn run(args: OrderArgs, store: &Store) -> anyhow::Result<()> {
                 text.push_str(&format!(
                     "\n  {:>4}  {:<20} {:>14} {:<6} {}",
                     line.line_no,
-                    line.product_code,
+                    shown(&line.product_code),
                     line.quantity.to_string(),
-                    line.uom.as_deref().unwrap_or(""),
+                    shown(line.uom.as_deref().unwrap_or("")),
                     line.line_amount
                         .as_ref()
                         .map(ToString::to_string)
@@ -188,7 +188,7 @@ pub async fn run(args: OrderArgs, store: &Store) -> anyhow::Result<()> {
                     event
                         .reason
                         .as_deref()
-                        .map(|reason| format!(" ({reason})"))
+                        .map(|reason| format!(" ({})", shown(reason)))
                         .unwrap_or_default()
                 ));
             }

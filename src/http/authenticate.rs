@@ -174,6 +174,9 @@ async fn explain(
     }
 }
 
+/// How far apart the clocks of two instances may be, in seconds.
+const INSTANCE_CLOCK_SKEW: i64 = 60;
+
 /// A v2 signature is single-use: its signed string is remembered (as a
 /// digest, in the database, so every instance sees it) for as long as its
 /// timestamp could be inside the window, and a second use is refused. v1
@@ -186,11 +189,13 @@ async fn remember_signature(
 ) -> Result<(), ApiError> {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message.as_bytes());
     // A timestamp accepted now is inside the window until at most now + 2 ×
-    // the tolerance (it may lie up to one tolerance ahead of server time).
+    // the tolerance (it may lie up to one tolerance ahead of server time);
+    // another instance's clock may be up to a minute behind this one's, and
+    // it must still find the signature until then.
     let tolerance = i64::try_from(state.settings.timestamp_tolerance.as_secs()).unwrap_or(i64::MAX);
     let expires_at = now
         .saturating_add(tolerance.saturating_mul(2))
-        .saturating_add(1);
+        .saturating_add(INSTANCE_CLOCK_SKEW);
     let fresh = state
         .store
         .remember_signature(client_id, digest.as_ref(), now, expires_at)

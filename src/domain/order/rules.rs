@@ -149,7 +149,7 @@ impl Text {
 }
 
 /// Unicode general category Cf (Format).
-fn is_formatting(c: char) -> bool {
+pub fn is_formatting(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     c.general_category() == GeneralCategory::Format
 }
