@@ -147,10 +147,14 @@ pub async fn login(
         partner.secret_version,
         now,
     );
-    state
+    // Disabled while the secret was being checked: no session survives it.
+    if !state
         .store
         .start_session(&partner.client_id, &token_row(&claims))
-        .await?;
+        .await?
+    {
+        return Err(AuthError::PartnerDisabled.into());
+    }
     issue(&state, &claims)
 }
 

@@ -330,7 +330,8 @@ impl Store {
         pub async fn keys(&self, client_id: &str) -> StoreResult<Vec<KeyRecord>>;
         /// SPKI DER of each active key, for signature checks.
         pub async fn active_keys(&self, client_id: &str) -> StoreResult<Vec<Vec<u8>>>;
-        pub async fn start_session(&self, client_id: &str, token: &TokenRow<'_>) -> StoreResult<()>;
+        /// `false` when the partner is disabled by now.
+        pub async fn start_session(&self, client_id: &str, token: &TokenRow<'_>) -> StoreResult<bool>;
         pub async fn session_state(&self, session_id: &str) -> StoreResult<Option<SessionState>>;
         /// Exchanges token `old_jti` for `new`, at most once, whichever instance
         /// asks. A second attempt on the same token is reuse: the whole session is

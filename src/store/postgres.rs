@@ -314,8 +314,20 @@ impl PgStore {
 
     // ----- logins and token lineage -----
 
-    pub async fn start_session(&self, client_id: &str, token: &TokenRow<'_>) -> StoreResult<()> {
+    /// `false` when the partner is disabled (or gone) by now: a login that
+    /// raced a disable must not leave a live session behind it. The partner
+    /// row is share-locked, so a disable waits for this insert and then
+    /// revokes it, or came first and is seen.
+    pub async fn start_session(&self, client_id: &str, token: &TokenRow<'_>) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
+        let enabled: Option<bool> =
+            sqlx::query_scalar("SELECT enabled FROM partners WHERE client_id = $1 FOR SHARE")
+                .bind(client_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if enabled != Some(true) {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO auth_sessions (id, client_id, authenticated_at) VALUES ($1, $2, $3)",
         )
@@ -326,7 +338,7 @@ impl PgStore {
         .await?;
         insert_token(&mut tx, token).await?;
         commit(tx).await?;
-        Ok(())
+        Ok(true)
     }
 
     pub async fn session_state(&self, session_id: &str) -> StoreResult<Option<SessionState>> {

@@ -720,3 +720,33 @@ async fn an_operator_change_is_audited_even_when_its_output_has_no_reader() {
         "{events:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_that_finishes_after_a_disable_starts_no_session() {
+    let app = TestApp::spawn().await;
+    app.register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    // The disable lands while the secret is being checked: the session the
+    // login then starts must not exist.
+    let store = &app.state.store;
+    assert!(
+        store
+            .set_partner_enabled("versuni-client-001", false, app.now())
+            .await
+            .unwrap()
+    );
+    let token = sales_order_api::store::TokenRow {
+        jti: "tok_race",
+        session_id: "ses_race",
+        issued_at: app.now(),
+        expires_at: app.now() + 3600,
+    };
+
+    let started = store
+        .start_session("versuni-client-001", &token)
+        .await
+        .unwrap();
+
+    assert!(!started);
+    assert!(store.session_state("ses_race").await.unwrap().is_none());
+}

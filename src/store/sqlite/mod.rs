@@ -417,17 +417,26 @@ impl SqliteStore {
 
     // ----- logins and token lineage -----
 
-    pub async fn start_session(&self, client_id: &str, token: &TokenRow<'_>) -> StoreResult<()> {
+    /// `false` when the partner is disabled (or gone) by now: a login that
+    /// raced a disable must not leave a live session behind it.
+    pub async fn start_session(&self, client_id: &str, token: &TokenRow<'_>) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO auth_sessions (id, client_id, authenticated_at) VALUES (?, ?, ?)")
-            .bind(token.session_id)
-            .bind(client_id)
-            .bind(token.issued_at)
-            .execute(&mut *tx)
-            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO auth_sessions (id, client_id, authenticated_at)
+             SELECT ?, client_id, ? FROM partners WHERE client_id = ? AND enabled",
+        )
+        .bind(token.session_id)
+        .bind(token.issued_at)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
         insert_token(&mut tx, token).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     pub async fn session_state(&self, session_id: &str) -> StoreResult<Option<SessionState>> {
