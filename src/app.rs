@@ -95,7 +95,7 @@ impl Application {
         };
         let secrets = SecretVerifier::new(settings.max_concurrent_hashes)?;
         let tls = match &settings.tls {
-            Some(files) => Some(server::tls_acceptor(&files.cert, &files.key)?),
+            Some(files) => Some(crate::http::tls::acceptor(&files.cert, &files.key)?),
             None => None,
         };
         let listener = TcpListener::bind(settings.listen).await?;

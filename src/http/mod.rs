@@ -12,6 +12,7 @@ pub mod orders;
 pub mod server;
 pub mod service;
 mod state;
+pub mod tls;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
