@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::domain::AuditKind;
 use crate::store::{AuditEvent, Store};
+use crate::sync::lock;
 
 const QUEUE: usize = 10_000;
 const BATCH: usize = 500;
@@ -291,12 +292,6 @@ impl AuditLog {
             metrics::counter!("audit_events_dropped_total").increment(1);
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What an API response means for the audit, by route, status and error code.

@@ -14,6 +14,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 
 pub use app::Application;

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::config::LoginLimits;
+use crate::sync::lock;
 
 /// Counters kept at most per map. Only admitted attempts (each an argon2
 /// check, a hundred or so a second) make new entries, so a minute's worth
@@ -209,13 +210,6 @@ impl<K: std::hash::Hash + Eq> Windows<K> {
         }
         window.attempts = window.attempts.saturating_add(1);
     }
-}
-
-/// The counters stay usable even if a thread panicked while holding the lock.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
