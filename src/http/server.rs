@@ -284,10 +284,11 @@ impl ConnectionTask {
             tokio::time::interval((self.limits.idle_timeout / 4).max(Duration::from_millis(10)));
         idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            // Closing a connection with no request in flight means dropping it:
-            // hyper's graceful shutdown waits for a header block that has
-            // started to arrive, which is what a slow client never finishes.
-            // With a request in flight, the request finishes first.
+            // Closing a connection that waits on its client (no request, or
+            // only a body still arriving) means dropping it: hyper's graceful
+            // shutdown waits for a header block that has started to arrive,
+            // which is what a slow client never finishes. With the server
+            // working on a request, that request finishes first.
             let close = tokio::select! {
                 result = serving.as_mut() => {
                     if let Err(error) = result {
