@@ -8,7 +8,8 @@
 //! `X-SIGNATURE` valid for one of the partner's active keys: over v1's
 //! `client_id|timestamp`, or with `X-SIGNATURE-VERSION: 2` over v2's string,
 //! which adds the method, path, query and body digest (required for partners
-//! so configured); a v2 signature only once. The checks themselves are pure
+//! so configured), then the rate limit; a v2 signature on a create or change
+//! only once. The checks themselves are pure
 //! (`auth::request`); this file reads the headers and fetches the login, the
 //! keys and the rate limits they need.
 
