@@ -9,9 +9,9 @@
 //! `client_id|timestamp`, or with `X-SIGNATURE-VERSION: 2` over v2's string,
 //! which adds the method, path, query and body digest (required for partners
 //! so configured), then the rate limit; a v2 signature on a create or change
-//! only once. The checks themselves are pure
-//! (`auth::request`); this file reads the headers and fetches the login, the
-//! keys and the rate limits they need.
+//! only once. The checks themselves are pure (`auth::request`); this file
+//! reads the headers and fetches the login, the keys and the rate limits they
+//! need.
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
