@@ -43,7 +43,13 @@ const PACE: std::time::Duration = std::time::Duration::from_millis(100);
 pub struct AuditLog {
     queue: mpsc::Sender<AuditEvent>,
     unattributed: Arc<Mutex<Tallies>>,
-    refusals: Arc<Mutex<HashMap<String, Budget>>>,
+    refusals: Arc<Budgets>,
+}
+
+/// Every partner's refusal budget for its current minute.
+#[derive(Debug)]
+struct Budgets {
+    by_client: Mutex<HashMap<String, Budget>>,
     clock: Arc<Clock>,
 }
 
@@ -117,13 +123,13 @@ impl AuditLog {
     /// Starts the writer; it ends when every `AuditLog` clone is gone.
     pub fn start(store: Store, clock: Arc<Clock>) -> Self {
         let (queue, mut events) = mpsc::channel::<AuditEvent>(QUEUE);
-        let log = Self {
-            queue,
-            unattributed: Arc::default(),
-            refusals: Arc::default(),
+        let refusals = Arc::new(Budgets {
+            by_client: Mutex::default(),
             clock,
-        };
-        let summaries = log.clone();
+        });
+        // The writer holds the budgets, not an `AuditLog`: a sender of its
+        // own would keep its queue, and so the task, alive forever.
+        let budgets = refusals.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -132,7 +138,7 @@ impl AuditLog {
                     received = events.recv_many(&mut batch, BATCH) => if received == 0 {
                         return;
                     },
-                    _ = every_minute.tick() => batch.extend(summaries.ended_budgets()),
+                    _ = every_minute.tick() => batch.extend(budgets.ended()),
                 }
                 if batch.is_empty() {
                     continue;
@@ -144,7 +150,11 @@ impl AuditLog {
                 tokio::time::sleep(PACE).await;
             }
         });
-        log
+        Self {
+            queue,
+            unattributed: Arc::default(),
+            refusals,
+        }
     }
 
     /// A refusal tied to a partner: stored within the partner's budget of
@@ -153,13 +163,14 @@ impl AuditLog {
         let Some(client_id) = event.client_id.clone() else {
             return self.record(event);
         };
-        let now_ms = self.clock.unix_now().saturating_mul(1000);
-        let mut budgets = lock(&self.refusals);
+        let refusals = &self.refusals;
+        let now_ms = refusals.clock.unix_now().saturating_mul(1000);
+        let mut budgets = lock(&refusals.by_client);
         if budgets.len() >= BUDGETS && !budgets.contains_key(&client_id) {
-            let ended = self.take_ended(&mut budgets, now_ms);
+            let ended = refusals.take_ended(&mut budgets, now_ms);
             drop(budgets);
             ended.into_iter().for_each(|summary| self.record(summary));
-            budgets = lock(&self.refusals);
+            budgets = lock(&refusals.by_client);
         }
         let budget = budgets.entry(client_id.clone()).or_insert(Budget {
             started_ms: now_ms,
@@ -169,7 +180,7 @@ impl AuditLog {
         });
         let mut summary = None;
         if now_ms - budget.started_ms >= 60_000 {
-            summary = self.summary(&client_id, budget);
+            summary = refusals.summary(&client_id, budget);
             *budget = Budget {
                 started_ms: now_ms,
                 stored: 0,
@@ -195,49 +206,6 @@ impl AuditLog {
         if store {
             self.record(event);
         }
-    }
-
-    /// Summaries of the budgets whose minute is over, which are forgotten.
-    fn ended_budgets(&self) -> Vec<AuditEvent> {
-        let now_ms = self.clock.unix_now().saturating_mul(1000);
-        self.take_ended(&mut lock(&self.refusals), now_ms)
-    }
-
-    fn take_ended(&self, budgets: &mut HashMap<String, Budget>, now_ms: i64) -> Vec<AuditEvent> {
-        let mut summaries = Vec::new();
-        budgets.retain(|client_id, budget| {
-            let ended = now_ms - budget.started_ms >= 60_000;
-            if ended {
-                summaries.extend(self.summary(client_id, budget));
-            }
-            !ended
-        });
-        summaries
-    }
-
-    /// The event that sums up a minute's suppressed refusals, if there were any.
-    fn summary(&self, client_id: &str, budget: &Budget) -> Option<AuditEvent> {
-        (budget.suppressed > 0).then(|| {
-            let kinds: Vec<&str> = budget.kinds.iter().map(|kind| kind.as_str()).collect();
-            AuditEvent {
-                at: crate::store::rfc3339(self.clock.now()),
-                client_id: Some(client_id.to_owned()),
-                kind: AuditKind::RefusalsSuppressed,
-                code: None,
-                reason: Some(format!(
-                    "{} more refusals ({}) in the minute after {} were counted, not stored one by one",
-                    budget.suppressed,
-                    kinds.join(", "),
-                    crate::store::rfc3339(
-                        time::OffsetDateTime::from_unix_timestamp(budget.started_ms / 1000)
-                            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-                    ),
-                )),
-                source: None,
-                request_id: None,
-                actor: "partner".to_owned(),
-            }
-        })
     }
 
     /// A refusal that no partner can be named for: counted, never stored.
@@ -291,6 +259,51 @@ impl AuditLog {
         if self.queue.try_send(event).is_err() {
             metrics::counter!("audit_events_dropped_total").increment(1);
         }
+    }
+}
+
+impl Budgets {
+    /// Summaries of the budgets whose minute is over, which are forgotten.
+    fn ended(&self) -> Vec<AuditEvent> {
+        let now_ms = self.clock.unix_now().saturating_mul(1000);
+        self.take_ended(&mut lock(&self.by_client), now_ms)
+    }
+
+    fn take_ended(&self, budgets: &mut HashMap<String, Budget>, now_ms: i64) -> Vec<AuditEvent> {
+        let mut summaries = Vec::new();
+        budgets.retain(|client_id, budget| {
+            let ended = now_ms - budget.started_ms >= 60_000;
+            if ended {
+                summaries.extend(self.summary(client_id, budget));
+            }
+            !ended
+        });
+        summaries
+    }
+
+    /// The event that sums up a minute's suppressed refusals, if there were any.
+    fn summary(&self, client_id: &str, budget: &Budget) -> Option<AuditEvent> {
+        (budget.suppressed > 0).then(|| {
+            let kinds: Vec<&str> = budget.kinds.iter().map(|kind| kind.as_str()).collect();
+            AuditEvent {
+                at: crate::store::rfc3339(self.clock.now()),
+                client_id: Some(client_id.to_owned()),
+                kind: AuditKind::RefusalsSuppressed,
+                code: None,
+                reason: Some(format!(
+                    "{} more refusals ({}) in the minute after {} were counted, not stored one by one",
+                    budget.suppressed,
+                    kinds.join(", "),
+                    crate::store::rfc3339(
+                        time::OffsetDateTime::from_unix_timestamp(budget.started_ms / 1000)
+                            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+                    ),
+                )),
+                source: None,
+                request_id: None,
+                actor: "partner".to_owned(),
+            }
+        })
     }
 }
 
