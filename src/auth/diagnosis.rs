@@ -262,18 +262,7 @@ mod tests {
     }
 
     fn mistake(request: &SignedRequest<'_>, keys: &[KeyRecord]) -> Option<&'static str> {
-        let expected = if request.v2 {
-            signature::string_to_sign_v2(
-                request.client_id,
-                request.timestamp,
-                request.method,
-                request.path_and_query,
-                &signature::body_digest(request.body),
-            )
-        } else {
-            signature::string_to_sign(request.client_id, request.timestamp)
-        };
-        diagnose(request, &expected, keys)
+        diagnose(request, &request.string_to_sign(), keys)
             .mistake
             .map(|mistake| mistake.code)
     }
