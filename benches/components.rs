@@ -118,7 +118,7 @@ fn store_insert(c: &mut Criterion) {
                 secret_hash: "unused",
                 key_id: "key_bench",
                 key: &key,
-                now: 0,
+                now: time::OffsetDateTime::UNIX_EPOCH,
             })
             .await
             .unwrap();

@@ -32,15 +32,15 @@ impl AppState {
 
     /// Forgets v2 signatures whose timestamp window has passed.
     pub async fn purge_signatures(&self) -> Result<u64, crate::store::StoreError> {
-        self.store.purge_signatures(self.clock.unix_now()).await
+        self.store.purge_signatures(self.clock.now()).await
     }
 
     /// Forgets Idempotency-Keys older than the retention period.
     pub async fn purge_idempotency_keys(&self) -> Result<u64, crate::store::StoreError> {
-        let retention =
-            i64::try_from(self.settings.idempotency_retention.as_secs()).unwrap_or(i64::MAX);
+        let retention = time::Duration::try_from(self.settings.idempotency_retention)
+            .unwrap_or(time::Duration::MAX);
         self.store
-            .purge_idempotency_keys(self.clock.unix_now().saturating_sub(retention))
+            .purge_idempotency_keys(self.clock.now().saturating_sub(retention))
             .await
     }
 }

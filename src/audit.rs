@@ -286,7 +286,7 @@ impl Budgets {
         (budget.suppressed > 0).then(|| {
             let kinds: Vec<&str> = budget.kinds.iter().map(|kind| kind.as_str()).collect();
             AuditEvent {
-                at: crate::store::rfc3339(self.clock.now()),
+                at: self.clock.now(),
                 client_id: Some(client_id.to_owned()),
                 kind: AuditKind::RefusalsSuppressed,
                 code: None,

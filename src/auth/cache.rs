@@ -88,12 +88,17 @@ mod tests {
     #[tokio::test]
     async fn keys_are_served_from_memory_until_they_are_half_a_second_old() {
         let (_dir, store) = crate::store::sqlite::SqliteStore::with_partner_p().await;
-        let store = Store::Sqlite(store);
+        let store = Store::from(store);
         let cache = AuthCache::default();
         let cached_at = std::time::Instant::now();
         assert_eq!(cache.active_keys(&store, "p").await.unwrap().len(), 1);
 
-        assert!(store.revoke_key("p", "key_1", 1).await.unwrap());
+        assert!(
+            store
+                .revoke_key("p", "key_1", time::OffsetDateTime::UNIX_EPOCH)
+                .await
+                .unwrap()
+        );
         let served = cache.active_keys(&store, "p").await.unwrap().len();
         // A machine stalled for half a second would have let the entry expire.
         if cached_at.elapsed() < FRESH_FOR {

@@ -229,8 +229,8 @@ mod tests {
             fingerprint: crate::domain::partner::fingerprint(&spki_der),
             spki_der,
             bits: 2048,
-            created_at: 0,
-            revoked_at: revoked.then_some(1),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            revoked_at: revoked.then_some(time::OffsetDateTime::UNIX_EPOCH),
         };
         Partner { key, record }
     }

@@ -150,7 +150,7 @@ pub async fn login(
     // Disabled while the secret was being checked: no session survives it.
     if !state
         .store
-        .start_session(&partner.client_id, &token_row(&claims))
+        .start_session(&partner.client_id, &token_row(&claims)?)
         .await?
     {
         return Err(AuthError::PartnerDisabled.into());
@@ -215,7 +215,7 @@ pub async fn refresh(
     );
     let outcome = state
         .store
-        .refresh(&old.jti, old.secret_version, &token_row(&claims))
+        .refresh(&old.jti, old.secret_version, &token_row(&claims)?)
         .await?;
     match outcome {
         RefreshOutcome::Refreshed => issue(&state, &claims),
@@ -259,7 +259,7 @@ async fn record_throttling(
     };
     if let Some(context) = extensions.get::<Arc<RequestContext>>() {
         state.audit.record(context.audit_event(
-            crate::store::rfc3339(state.clock.now()),
+            state.clock.now(),
             client_id,
             AuditKind::LoginThrottled,
             None,
@@ -272,13 +272,17 @@ fn seconds(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn token_row(claims: &Claims) -> TokenRow<'_> {
-    TokenRow {
+fn token_row(claims: &Claims) -> Result<TokenRow<'_>, ApiError> {
+    let time = |unix: i64| {
+        time::OffsetDateTime::from_unix_timestamp(unix)
+            .map_err(|error| ApiError::Internal(anyhow::anyhow!("token time {unix}: {error}")))
+    };
+    Ok(TokenRow {
         jti: &claims.jti,
         session_id: &claims.sid,
-        issued_at: claims.iat,
-        expires_at: claims.exp,
-    }
+        issued_at: time(claims.iat)?,
+        expires_at: time(claims.exp)?,
+    })
 }
 
 fn issue(state: &AppState, claims: &Claims) -> Result<TokenResponse, ApiError> {

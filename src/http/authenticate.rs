@@ -117,7 +117,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
             && let Some(context) = parts.extensions.get::<std::sync::Arc<RequestContext>>()
         {
             state.audit.record(context.audit_event(
-                crate::store::rfc3339(now),
+                now,
                 &claims.client_id,
                 AuditKind::RateLimited,
                 None,
@@ -134,7 +134,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
     // nor costs a write. Reads are left out: a replayed GET changes nothing,
     // and a partner may read the same page twice within a second.
     if v2 && !parts.method.is_safe() {
-        remember_signature(state, &claims.client_id, &message, now.unix_timestamp()).await?;
+        remember_signature(state, &claims.client_id, &message, now).await?;
     }
     Ok(AuthenticatedPartner {
         client_id: claims.client_id,
@@ -175,8 +175,8 @@ async fn explain(
     }
 }
 
-/// How far apart the clocks of two instances may be, in seconds.
-const INSTANCE_CLOCK_SKEW: i64 = 60;
+/// How far apart the clocks of two instances may be.
+const INSTANCE_CLOCK_SKEW: time::Duration = time::Duration::minutes(1);
 
 /// A v2 signature is single-use: its signed string is remembered (as a
 /// digest, in the database, so every instance sees it) for as long as its
@@ -186,14 +186,15 @@ async fn remember_signature(
     state: &AppState,
     client_id: &str,
     message: &str,
-    now: i64,
+    now: time::OffsetDateTime,
 ) -> Result<(), ApiError> {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message.as_bytes());
     // A timestamp accepted now is inside the window until at most now + 2 ×
     // the tolerance (it may lie up to one tolerance ahead of server time);
     // another instance's clock may be up to a minute behind this one's, and
     // it must still find the signature until then.
-    let tolerance = i64::try_from(state.settings.timestamp_tolerance.as_secs()).unwrap_or(i64::MAX);
+    let tolerance =
+        time::Duration::try_from(state.settings.timestamp_tolerance).unwrap_or(time::Duration::MAX);
     let expires_at = now
         .saturating_add(tolerance.saturating_mul(2))
         .saturating_add(INSTANCE_CLOCK_SKEW);

@@ -44,7 +44,7 @@ impl RequestContext {
     /// An audit event about this request and the partner it is tied to.
     pub fn audit_event(
         &self,
-        at: String,
+        at: time::OffsetDateTime,
         client_id: &str,
         kind: AuditKind,
         code: Option<&str>,
@@ -162,7 +162,7 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
         match context.client_id.get() {
             Some(client_id) => {
                 let event = context.audit_event(
-                    crate::store::rfc3339(state.clock.now()),
+                    state.clock.now(),
                     client_id,
                     kind,
                     body.as_ref().map(|b| b.code),

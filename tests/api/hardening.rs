@@ -731,15 +731,15 @@ async fn a_login_that_finishes_after_a_disable_starts_no_session() {
     let store = &app.state.store;
     assert!(
         store
-            .set_partner_enabled("versuni-client-001", false, app.now())
+            .set_partner_enabled("versuni-client-001", false, app.time())
             .await
             .unwrap()
     );
     let token = sales_order_api::store::TokenRow {
         jti: "tok_race",
         session_id: "ses_race",
-        issued_at: app.now(),
-        expires_at: app.now() + 3600,
+        issued_at: app.time(),
+        expires_at: app.time() + time::Duration::hours(1),
     };
 
     let started = store

@@ -334,8 +334,14 @@ impl TestApp {
         self.state.clock.advance(by);
     }
 
+    /// Now on the server's clock, in unix seconds (as signatures carry it).
     pub fn now(&self) -> i64 {
         self.state.clock.unix_now()
+    }
+
+    /// Now on the server's clock.
+    pub fn time(&self) -> time::OffsetDateTime {
+        self.state.clock.now()
     }
 
     /// Registers a partner the way `partner create` does.
@@ -353,7 +359,7 @@ impl TestApp {
                 secret_hash: &hash,
                 key_id: &ids::new_key_id(),
                 key: &public,
-                now: self.now(),
+                now: self.time(),
             })
             .await
             .unwrap();

@@ -224,12 +224,12 @@ async fn a_signature_by_a_revoked_key_names_that_key() {
     .unwrap();
     app.state
         .store
-        .add_key("versuni-client-001", "key_new", &replacement, app.now())
+        .add_key("versuni-client-001", "key_new", &replacement, app.time())
         .await
         .unwrap();
     app.state
         .store
-        .revoke_key("versuni-client-001", &old.key_id, app.now())
+        .revoke_key("versuni-client-001", &old.key_id, app.time())
         .await
         .unwrap();
     within_a_second("the revoked key to be refused and named", || async {
@@ -347,7 +347,7 @@ async fn every_active_key_verifies_and_a_revoked_key_stops_within_a_second() {
         sales_order_api::domain::PublicKey::from_pem(ROTATED_PUBLIC_PKCS1.as_bytes()).unwrap();
     app.state
         .store
-        .add_key("versuni-client-001", "key_rotated", &key, app.now())
+        .add_key("versuni-client-001", "key_rotated", &key, app.time())
         .await
         .unwrap();
     let timestamp = app.now().to_string();
@@ -366,7 +366,7 @@ async fn every_active_key_verifies_and_a_revoked_key_stops_within_a_second() {
     assert!(
         app.state
             .store
-            .revoke_key("versuni-client-001", "key_rotated", app.now())
+            .revoke_key("versuni-client-001", "key_rotated", app.time())
             .await
             .unwrap()
     );
@@ -392,7 +392,7 @@ async fn disabling_a_partner_refuses_its_requests_within_a_second() {
     assert_eq!(app.get(&session, ORDERS).await.status(), 200);
     app.state
         .store
-        .set_partner_enabled("versuni-client-001", false, app.now())
+        .set_partner_enabled("versuni-client-001", false, app.time())
         .await
         .unwrap();
     within_a_second("the disabled partner is refused", || async {

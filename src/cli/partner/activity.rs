@@ -36,7 +36,7 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
     for event in &events {
         text.push_str(&format!(
             "\n{:<25} {:<22} {:<26} {:<16} {:<37} {}",
-            event.at,
+            crate::store::rfc3339(event.at),
             event.kind,
             event.code.as_deref().unwrap_or("-"),
             event.source.as_deref().unwrap_or("-"),

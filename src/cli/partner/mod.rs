@@ -66,7 +66,7 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
     let operator = Operator {
         store,
         output: Output { json: args.json },
-        now: time::OffsetDateTime::now_utc().unix_timestamp(),
+        now: time::OffsetDateTime::now_utc(),
     };
     match args.command {
         PartnerCommand::Create(opts) => create::run(opts, &operator).await,
@@ -87,8 +87,7 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
 struct Operator<'a> {
     store: &'a Store,
     output: Output,
-    /// Now, in unix seconds.
-    now: i64,
+    now: time::OffsetDateTime,
 }
 
 impl Operator<'_> {
@@ -118,7 +117,7 @@ impl Operator<'_> {
         reason: Option<String>,
     ) -> anyhow::Result<()> {
         let event = AuditEvent {
-            at: crate::store::rfc3339(time::OffsetDateTime::now_utc()),
+            at: time::OffsetDateTime::now_utc(),
             client_id: Some(client_id.to_owned()),
             kind,
             code: None,

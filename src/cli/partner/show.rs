@@ -17,7 +17,7 @@ pub async fn list(operator: &Operator<'_>) -> anyhow::Result<()> {
     let partners = operator.store.partners().await?;
     let rows: Vec<serde_json::Value> = partners
         .iter()
-        .map(|p| json!({"client_id": p.client_id, "name": p.name, "enabled": p.enabled, "created_at": p.created_at}))
+        .map(|p| json!({"client_id": p.client_id, "name": p.name, "enabled": p.enabled, "created_at": p.created_at.unix_timestamp()}))
         .collect();
     let mut text = format!("{:<40} {:<9} {}", "CLIENT ID", "STATUS", "NAME");
     for p in &partners {
@@ -44,7 +44,7 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         .iter()
         .map(|k| {
             json!({"key_id": k.key_id, "fingerprint": k.fingerprint, "bits": k.bits,
-                   "created_at": k.created_at, "revoked_at": k.revoked_at})
+                   "created_at": k.created_at.unix_timestamp(), "revoked_at": k.revoked_at.map(time::OffsetDateTime::unix_timestamp)})
         })
         .collect();
     let mut text = format!(
@@ -78,7 +78,7 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         &json!({"client_id": partner.client_id, "name": partner.name, "enabled": partner.enabled,
                 "secret_version": partner.secret_version, "require_body_signature": partner.require_body_signature,
                 "rate_limit": partner.rate_limit,
-                "created_at": partner.created_at, "keys": key_rows}),
+                "created_at": partner.created_at.unix_timestamp(), "keys": key_rows}),
         &text,
     );
     Ok(())

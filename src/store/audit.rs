@@ -1,0 +1,109 @@
+//! Security-relevant activity, as recorded and as `partner activity` shows it.
+
+use sqlx::QueryBuilder;
+use time::OffsetDateTime;
+
+use super::dialect::{Dialect, PushBind, RowsAffected};
+use super::encoding::{Timestamp, rfc3339};
+use super::sql::SqlStore;
+use super::{StoreError, StoreResult};
+use crate::domain::AuditKind;
+
+/// One security-relevant event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEvent {
+    /// Shown as RFC 3339, UTC, to the millisecond.
+    #[serde(serialize_with = "serialize_time")]
+    pub at: OffsetDateTime,
+    pub client_id: Option<String>,
+    pub kind: AuditKind,
+    /// The error code answered, when there was one.
+    pub code: Option<String>,
+    pub reason: Option<String>,
+    /// The caller's address.
+    pub source: Option<String>,
+    pub request_id: Option<String>,
+    /// `partner` (an API call) or `operator:NAME` (a CLI change).
+    pub actor: String,
+}
+
+fn serialize_time<S: serde::Serializer>(at: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*at))
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// Stores a batch of events in one transaction and one statement.
+    pub async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = D::begin(&self.writer).await?;
+        // 8 binds an event: chunks stay under either database's bind limit.
+        for chunk in events.chunks(1000) {
+            let mut insert = QueryBuilder::<D>::new(
+                "INSERT INTO audit_events (at, client_id, kind, code, reason, source, request_id, actor) ",
+            );
+            insert.push_values(chunk, |mut values, event| {
+                values
+                    .arg(Timestamp::new(event.at))
+                    .arg(&event.client_id)
+                    .arg(event.kind.as_str())
+                    .arg(&event.code)
+                    .arg(&event.reason)
+                    .arg(&event.source)
+                    .arg(&event.request_id)
+                    .arg(&event.actor);
+            });
+            insert.build().execute(D::on(&mut tx)).await?;
+        }
+        D::commit(tx).await?;
+        Ok(())
+    }
+
+    /// A partner's events, newest first, at or after `since`.
+    pub async fn events(
+        &self,
+        client_id: &str,
+        since: Option<OffsetDateTime>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        let mut select = QueryBuilder::<D>::new("SELECT * FROM audit_events WHERE client_id = ");
+        select.arg(client_id);
+        if let Some(since) = since {
+            select.push(" AND at >= ").arg(Timestamp::new(since));
+        }
+        select
+            .push(" ORDER BY at DESC, id DESC LIMIT ")
+            .arg(i64::from(limit));
+        let rows = select.build().fetch_all(D::pool(&self.reader)).await?;
+        rows.iter()
+            .map(|row| {
+                let kind: &str = D::get(row, "kind")?;
+                Ok(AuditEvent {
+                    at: D::get::<Timestamp>(row, "at")?.get(),
+                    client_id: D::get(row, "client_id")?,
+                    kind: AuditKind::parse(kind).ok_or_else(|| {
+                        StoreError::Corrupt(format!("bad audit event kind {kind:?}"))
+                    })?,
+                    code: D::get(row, "code")?,
+                    reason: D::get(row, "reason")?,
+                    source: D::get(row, "source")?,
+                    request_id: D::get(row, "request_id")?,
+                    actor: D::get(row, "actor")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets events older than `before`.
+    pub async fn purge_events(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let mut delete = QueryBuilder::<D>::new("DELETE FROM audit_events WHERE at < ");
+        delete.arg(Timestamp::new(before));
+        let purged = delete
+            .build()
+            .execute(D::pool(&self.writer))
+            .await?
+            .rows_affected();
+        Ok(purged)
+    }
+}

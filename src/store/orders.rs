@@ -1,0 +1,343 @@
+//! Reading orders, their history, and changing their status.
+
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Transaction};
+use time::OffsetDateTime;
+
+use super::dialect::{Bind, Dialect, PushBind, RowsAffected};
+use super::encoding::Timestamp;
+use super::sql::SqlStore;
+use super::{StoreError, StoreResult};
+use crate::domain::{Actor, Decimal, Order, OrderEvent, OrderLine, OrderStatus, ids};
+
+/// Which order: by id or by order number, within one partner's orders or
+/// (for the operator) among all.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderRef<'a> {
+    pub client_id: Option<&'a str>,
+    pub key: OrderKey<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum OrderKey<'a> {
+    Id(&'a str),
+    /// The sequence behind an order number (`SO-00000042` is 42).
+    Number(i64),
+}
+
+impl<'a> OrderRef<'a> {
+    /// A partner's own order, by id.
+    pub fn partner(client_id: &'a str, id: &'a str) -> Self {
+        Self {
+            client_id: Some(client_id),
+            key: OrderKey::Id(id),
+        }
+    }
+
+    /// Any order, by id or by order number, as an operator types it.
+    pub fn operator(id_or_number: &'a str) -> Self {
+        let key = match ids::parse_order_number(id_or_number) {
+            Some(seq) => OrderKey::Number(seq),
+            None => OrderKey::Id(id_or_number),
+        };
+        Self {
+            client_id: None,
+            key,
+        }
+    }
+
+    /// A partner's order by its position (`None`: any partner's).
+    pub fn seq(client_id: Option<&'a str>, seq: i64) -> Self {
+        Self {
+            client_id,
+            key: OrderKey::Number(seq),
+        }
+    }
+}
+
+/// A requested status change, and who asks for it.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusChange<'a> {
+    pub to: OrderStatus,
+    pub reason: Option<&'a str>,
+    pub actor: Actor,
+    pub actor_name: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub enum Transition {
+    Changed(Box<Order>),
+    NotFound,
+    /// The state machine has no move from `current` to the requested status.
+    Refused {
+        current: OrderStatus,
+    },
+}
+
+/// Which orders to read, one page at a time.
+#[derive(Debug, Clone, Default)]
+pub struct OrderQuery {
+    /// One partner's orders; `None` only for the operator.
+    pub client_id: Option<String>,
+    pub purchase_order_no: Option<String>,
+    pub status: Option<OrderStatus>,
+    /// Created at or after this instant.
+    pub created_from: Option<OffsetDateTime>,
+    /// Created before this instant.
+    pub created_to: Option<OffsetDateTime>,
+    /// Oldest first (the export) instead of newest first (the API).
+    pub oldest_first: bool,
+    /// Continue after this position (from the previous page).
+    pub after_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// A page of orders, and where the next page starts if there is one.
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    pub next_after_seq: Option<i64>,
+}
+
+impl<D: Dialect> SqlStore<D> {
+    pub async fn order(&self, target: OrderRef<'_>) -> StoreResult<Option<Order>> {
+        let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_orders WHERE ");
+        push_target(&mut select, target);
+        let row = select.build().fetch_optional(D::pool(&self.reader)).await?;
+        match row {
+            Some(row) => Ok(self.with_lines(vec![row]).await?.pop()),
+            None => Ok(None),
+        }
+    }
+
+    /// One page of orders, in `seq` order.
+    pub async fn orders(&self, query: &OrderQuery) -> StoreResult<OrderPage> {
+        let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_orders WHERE 1 = 1");
+        if let Some(client_id) = &query.client_id {
+            select.push(" AND client_id = ").arg(client_id);
+        }
+        if let Some(po) = &query.purchase_order_no {
+            select.push(" AND purchase_order_no = ").arg(po);
+        }
+        if let Some(status) = query.status {
+            select.push(" AND status = ").arg(status.as_str());
+        }
+        if let Some(from) = query.created_from {
+            select.push(" AND created_at >= ").arg(Timestamp::new(from));
+        }
+        if let Some(to) = query.created_to {
+            select.push(" AND created_at < ").arg(Timestamp::new(to));
+        }
+        let (after, order) = if query.oldest_first {
+            (" AND seq > ", " ORDER BY seq ASC LIMIT ")
+        } else {
+            (" AND seq < ", " ORDER BY seq DESC LIMIT ")
+        };
+        if let Some(seq) = query.after_seq {
+            select.push(after).arg(seq);
+        }
+        // One extra row tells whether another page exists.
+        select.push(order).arg(i64::from(query.limit) + 1);
+        let mut rows = select.build().fetch_all(D::pool(&self.reader)).await?;
+        let next_after_seq = if rows.len() > query.limit as usize {
+            rows.truncate(query.limit as usize);
+            rows.last().map(|row| D::get(row, "seq")).transpose()?
+        } else {
+            None
+        };
+        Ok(OrderPage {
+            orders: self.with_lines(rows).await?,
+            next_after_seq,
+        })
+    }
+
+    /// Moves an order to another status if the state machine allows it from
+    /// the status it has when the change is applied: of two racing changes,
+    /// the second sees the first's result.
+    pub async fn change_status(
+        &self,
+        target: OrderRef<'_>,
+        change: StatusChange<'_>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Transition> {
+        let at = Timestamp::new(now);
+        let mut tx = D::begin(&self.writer).await?;
+        // Racing changes of one order (a partner's cancel and an operator's
+        // accept, on any instances) take turns, on the row lock or behind the
+        // one writer; the second reads the first one's status.
+        let mut select = QueryBuilder::<D>::new("SELECT seq, status FROM sales_orders WHERE ");
+        push_target(&mut select, target);
+        select.push(D::lock(" FOR UPDATE"));
+        let Some(row) = select.build().fetch_optional(D::on(&mut tx)).await? else {
+            return Ok(Transition::NotFound);
+        };
+        let seq: i64 = D::get(&row, "seq")?;
+        let current = parse_status(D::get(&row, "status")?)?;
+        drop(row);
+        if !current.can_move_to(change.to) {
+            return Ok(Transition::Refused { current });
+        }
+        sqlx::query::<D>(
+            "UPDATE sales_orders SET status = $1, status_reason = $2, updated_at = $3 WHERE seq = $4",
+        )
+        .arg(change.to.as_str())
+        .arg(change.reason)
+        .arg(at)
+        .arg(seq)
+        .execute(D::on(&mut tx))
+        .await?;
+        insert_history(&mut tx, &[(seq, at, Some(current), change)]).await?;
+        D::commit(tx).await?;
+        let changed = self
+            .order(OrderRef::seq(None, seq))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("order {seq} vanished")))?;
+        Ok(Transition::Changed(Box::new(changed)))
+    }
+
+    /// The order's creation and status changes, oldest first.
+    pub async fn history(&self, order_id: &str) -> StoreResult<Vec<OrderEvent>> {
+        let rows = sqlx::query::<D>(
+            "SELECT h.* FROM sales_order_history h JOIN sales_orders o ON o.seq = h.order_seq
+             WHERE o.id = $1 ORDER BY h.id",
+        )
+        .arg(order_id)
+        .fetch_all(D::pool(&self.reader))
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OrderEvent {
+                    at: D::get::<Timestamp>(row, "at")?.rfc3339(),
+                    actor: parse_actor(D::get(row, "actor")?)?,
+                    actor_name: D::get(row, "actor_name")?,
+                    from: D::get::<Option<&str>>(row, "from_status")?
+                        .map(parse_status)
+                        .transpose()?,
+                    to: parse_status(D::get(row, "to_status")?)?,
+                    reason: D::get(row, "reason")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets Idempotency-Keys created before `before`.
+    pub async fn purge_idempotency_keys(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let purged = sqlx::query::<D>("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .arg(Timestamp::new(before))
+            .execute(D::pool(&self.writer))
+            .await?
+            .rows_affected();
+        Ok(purged)
+    }
+
+    /// Turns order rows into orders, loading all their lines in one query.
+    async fn with_lines(&self, rows: Vec<D::Row>) -> StoreResult<Vec<Order>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seqs: Vec<i64> = rows
+            .iter()
+            .map(|row| D::get(row, "seq"))
+            .collect::<Result<_, _>>()?;
+        let mut select =
+            QueryBuilder::<D>::new("SELECT * FROM sales_order_lines WHERE order_seq IN (");
+        let mut separated = select.separated(", ");
+        for seq in &seqs {
+            separated.arg(*seq);
+        }
+        select.push(") ORDER BY order_seq, line_no");
+        let line_rows = select.build().fetch_all(D::pool(&self.reader)).await?;
+        let mut lines: HashMap<i64, Vec<OrderLine>> = HashMap::new();
+        for row in &line_rows {
+            lines
+                .entry(D::get(row, "order_seq")?)
+                .or_default()
+                .push(line_from_row::<D>(row)?);
+        }
+        rows.iter()
+            .zip(seqs)
+            .map(|(row, seq)| order_from_row::<D>(row, seq, lines.remove(&seq).unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// `WHERE` conditions that pick `target`.
+fn push_target<D: Dialect>(select: &mut QueryBuilder<D>, target: OrderRef<'_>) {
+    match target.key {
+        OrderKey::Id(id) => select.push("id = ").arg(id),
+        OrderKey::Number(seq) => select.push("seq = ").arg(seq),
+    };
+    if let Some(client_id) = target.client_id {
+        select.push(" AND client_id = ").arg(client_id);
+    }
+}
+
+/// One history row per `(order seq, time, from, change)`, in one statement.
+pub(super) async fn insert_history<D: Dialect>(
+    tx: &mut Transaction<'static, D>,
+    entries: &[(i64, Timestamp, Option<OrderStatus>, StatusChange<'_>)],
+) -> StoreResult<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut insert = QueryBuilder::<D>::new(
+        "INSERT INTO sales_order_history (order_seq, at, actor, actor_name, from_status, to_status, reason) ",
+    );
+    insert.push_values(entries, |mut values, (seq, at, from, change)| {
+        values
+            .arg(*seq)
+            .arg(*at)
+            .arg(change.actor.as_str())
+            .arg(change.actor_name)
+            .arg(from.map(OrderStatus::as_str))
+            .arg(change.to.as_str())
+            .arg(change.reason);
+    });
+    insert.build().execute(D::on(tx)).await?;
+    Ok(())
+}
+
+fn line_from_row<D: Dialect>(row: &D::Row) -> StoreResult<OrderLine> {
+    let line_no: i32 = D::get(row, "line_no")?;
+    Ok(OrderLine {
+        line_no: u32::try_from(line_no)
+            .map_err(|_| StoreError::Corrupt(format!("bad line number {line_no}")))?,
+        product_code: D::get(row, "product_code")?,
+        quantity: D::get::<Decimal>(row, "quantity")?,
+        uom: D::get(row, "uom")?,
+        unit_price: D::get(row, "unit_price")?,
+        line_amount: D::get(row, "line_amount")?,
+        notes: D::get(row, "notes")?,
+    })
+}
+
+fn order_from_row<D: Dialect>(
+    row: &D::Row,
+    seq: i64,
+    products: Vec<OrderLine>,
+) -> StoreResult<Order> {
+    Ok(Order {
+        id: D::get(row, "id")?,
+        order_number: ids::order_number(seq),
+        client_id: D::get(row, "client_id")?,
+        status: parse_status(D::get(row, "status")?)?,
+        status_reason: D::get(row, "status_reason")?,
+        customer_code: D::get(row, "customer_code")?,
+        site_code: D::get(row, "site_code")?,
+        sales_name: D::get(row, "sales_name")?,
+        address: D::get(row, "address")?,
+        purchase_order_no: D::get(row, "purchase_order_no")?,
+        products,
+        total_amount: D::get(row, "total_amount")?,
+        created_at: D::get::<Timestamp>(row, "created_at")?.rfc3339(),
+        updated_at: D::get::<Timestamp>(row, "updated_at")?.rfc3339(),
+    })
+}
+
+fn parse_actor(text: &str) -> StoreResult<Actor> {
+    Actor::parse(text).ok_or_else(|| StoreError::Corrupt(format!("bad actor {text:?}")))
+}
+
+fn parse_status(text: &str) -> StoreResult<OrderStatus> {
+    OrderStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("bad status {text:?}")))
+}

@@ -1,0 +1,62 @@
+//! The store's queries, written once for both databases (see [`super::dialect`]).
+//!
+//! One `impl` block per area, each in the file named for what it stores:
+//! [`super::partners`] (partners, keys, settings), [`super::sessions`] (logins,
+//! tokens, used signatures), [`super::orders`] (reading and changing orders),
+//! [`super::order_insert`] (writing new ones), [`super::audit`].
+
+use sqlx::Pool;
+
+use super::StoreResult;
+use super::dialect::{Bind, Dialect};
+
+pub struct SqlStore<D: Dialect> {
+    /// Reads. On SQLite a read-only pool beside the one writer, so reads
+    /// never wait for it (WAL); on PostgreSQL the same pool as `writer`.
+    pub(super) reader: Pool<D>,
+    /// Writes: on SQLite exactly one connection.
+    pub(super) writer: Pool<D>,
+}
+
+impl<D: Dialect> std::fmt::Debug for SqlStore<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", <D as sqlx::Database>::NAME)
+    }
+}
+
+impl<D: Dialect> Clone for SqlStore<D> {
+    fn clone(&self) -> Self {
+        Self {
+            reader: self.reader.clone(),
+            writer: self.writer.clone(),
+        }
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    pub(super) fn new(reader: Pool<D>, writer: Pool<D>) -> Self {
+        Self { reader, writer }
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query::<D>("SELECT 1")
+            .execute(D::pool(&self.reader))
+            .await?;
+        Ok(())
+    }
+
+    /// The HS256 signing key: the stored one, or `candidate` if none is stored
+    /// yet. Racing first starts agree on whichever key was written first.
+    pub async fn jwt_key(&self, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        sqlx::query::<D>(
+            "INSERT INTO settings (name, value) VALUES ('jwt_signing_key', $1) ON CONFLICT (name) DO NOTHING",
+        )
+        .arg(candidate)
+        .execute(D::pool(&self.writer))
+        .await?;
+        let row = sqlx::query::<D>("SELECT value FROM settings WHERE name = 'jwt_signing_key'")
+            .fetch_one(D::pool(&self.writer))
+            .await?;
+        Ok(D::get(&row, "value")?)
+    }
+}
