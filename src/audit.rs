@@ -306,21 +306,3 @@ impl Budgets {
         })
     }
 }
-
-/// What an API response means for the audit, by route, status and error code.
-/// (Throttling is recorded where it starts, not per refused request.)
-pub fn kind_of(route: &str, status: u16, code: Option<&str>) -> Option<AuditKind> {
-    const LOGIN: &str = "/api/v1/auth/login";
-    const REFRESH: &str = "/api/v1/auth/refresh";
-    let orders = route.starts_with("/api/v1/sales-orders");
-    Some(match (route, status) {
-        (LOGIN, 200) => AuditKind::LoginSucceeded,
-        (LOGIN, 401) => AuditKind::LoginFailed,
-        (REFRESH, 200) => AuditKind::TokenRefreshed,
-        (REFRESH, 401) if code == Some("TOKEN_REUSED") => AuditKind::TokenReuseDetected,
-        (REFRESH, 401) => AuditKind::RefreshRefused,
-        (_, 401) if orders && code == Some("SIGNATURE_INVALID") => AuditKind::SignatureFailed,
-        (_, 401) if orders => AuditKind::RequestRefused,
-        _ => return None,
-    })
-}

@@ -17,6 +17,7 @@ use crate::auth::AuthError;
 use crate::auth::jwt::Claims;
 use crate::config::Secret;
 use crate::domain::{AuditKind, ClientId, ids};
+use crate::http::audit_note::Audited;
 use crate::http::middleware::{RequestContext, note_client_id};
 use crate::store::{RefreshOutcome, TokenRow};
 
@@ -80,6 +81,22 @@ pub async fn login(
     State(state): State<AppState>,
     extensions: axum::http::Extensions,
     body: JsonBody,
+) -> Audited<Result<TokenResponse, ApiError>> {
+    let result = log_in(&state, &extensions, body).await;
+    let kind = match &result {
+        Ok(_) => Some(AuditKind::LoginSucceeded),
+        // Refused for its credentials (or a disabled partner); a throttled,
+        // malformed or unanswerable login is not a failed one.
+        Err(ApiError::Auth(_)) => Some(AuditKind::LoginFailed),
+        Err(_) => None,
+    };
+    Audited(kind, result)
+}
+
+async fn log_in(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+    body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
     let [client_id, client_secret] = body.string_fields(["client_id", "client_secret"])?;
     // Only a well-formed client id is worth a throttle counter of its own:
@@ -100,7 +117,7 @@ pub async fn login(
     // so a guessing flood (even a concurrent one) costs us nothing.
     if let Err(refused) = state.login_throttle.begin(throttle_key, address, now_ms) {
         if refused.starts.client || refused.starts.address {
-            record_throttling(&state, &extensions, throttle_key, refused.starts).await;
+            record_throttling(state, extensions, throttle_key, refused.starts).await;
         }
         state.login_throttle.hold_refusal().await;
         return Err(ApiError::LoginThrottled {
@@ -121,7 +138,7 @@ pub async fn login(
     if partner.is_some() {
         // A known partner: the audit records the attempt against it. Attempts
         // on ids nobody has are only counted, so they cannot fill the disk.
-        note_client_id(&extensions, &client_id);
+        note_client_id(extensions, &client_id);
     }
     let matched = state
         .secrets
@@ -155,7 +172,7 @@ pub async fn login(
     {
         return Err(AuthError::PartnerDisabled.into());
     }
-    issue(&state, &claims)
+    issue(state, &claims)
 }
 
 /// Refresh JWT token
@@ -180,6 +197,21 @@ pub async fn refresh(
     State(state): State<AppState>,
     extensions: axum::http::Extensions,
     body: JsonBody,
+) -> Audited<Result<TokenResponse, ApiError>> {
+    let result = exchange(&state, &extensions, body).await;
+    let kind = match &result {
+        Ok(_) => Some(AuditKind::TokenRefreshed),
+        Err(ApiError::Auth(AuthError::TokenReused)) => Some(AuditKind::TokenReuseDetected),
+        Err(ApiError::Auth(_)) => Some(AuditKind::RefreshRefused),
+        Err(_) => None,
+    };
+    Audited(kind, result)
+}
+
+async fn exchange(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+    body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
     let [token] = body.string_fields(["token"])?;
     let old = state.tokens.decode(token.trim())?;
@@ -198,7 +230,7 @@ pub async fn refresh(
     {
         return Err(AuthError::RefreshWindowClosed.into());
     }
-    note_client_id(&extensions, &old.client_id);
+    note_client_id(extensions, &old.client_id);
     if now
         >= old
             .auth_time
@@ -218,7 +250,7 @@ pub async fn refresh(
         .refresh(&old.jti, old.secret_version, &token_row(&claims)?)
         .await?;
     match outcome {
-        RefreshOutcome::Refreshed => issue(&state, &claims),
+        RefreshOutcome::Refreshed => issue(state, &claims),
         RefreshOutcome::Reused => {
             state.auth_cache.forget_session(&old.sid);
             tracing::warn!(client_id = %old.client_id, session = %old.sid, "refresh token reuse: session revoked");

@@ -11,24 +11,33 @@
 //! so configured), then the rate limit; a v2 signature on a create or change
 //! only once. The checks themselves are pure (`auth::request`); this file
 //! reads the headers and fetches the login, the keys and the rate limits they
-//! need.
+//! need. The body the signature covers is read here, within the body limit
+//! and deadline, and handed on with the partner.
+//!
+//! A refusal carries its audit kind: a signature that did not verify, or
+//! another authentication failure.
 
-use axum::extract::FromRequestParts;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
 use super::AppState;
+use super::audit_note::Audited;
 use super::error::ApiError;
-use super::middleware::{RequestContext, SignedBody, X_SIGNATURE, note_client_id};
+use super::middleware::{RequestContext, X_SIGNATURE, note_client_id};
 use crate::auth::rate_limit::RateLimit;
 use crate::auth::request::SignedRequest;
 use crate::auth::{AuthError, diagnosis};
 use crate::domain::AuditKind;
 
-/// A partner whose request passed every authentication check.
+/// A partner whose request passed every authentication check, and the body
+/// its signature covers. Takes the request's body, so it is a handler's last
+/// argument.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedPartner {
     pub client_id: String,
+    pub body: Bytes,
 }
 
 const AUTHORIZATION: &str = "authorization";
@@ -36,15 +45,38 @@ const X_CLIENT_ID: &str = "x-client-id";
 const X_TIMESTAMP: &str = "x-timestamp";
 pub const X_SIGNATURE_VERSION: &str = "x-signature-version";
 
-impl FromRequestParts<AppState> for AuthenticatedPartner {
-    type Rejection = ApiError;
+impl FromRequest<AppState> for AuthenticatedPartner {
+    type Rejection = Audited<ApiError>;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(parts, state).await
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        // Only a request that claims a signature is worth reading: one
+        // without is refused for its headers alone.
+        let body = if parts.headers.contains_key(X_SIGNATURE) {
+            let settings = &state.settings;
+            super::extract::read_body(body, settings.body_limit, settings.body_read_timeout)
+                .await
+                .map_err(|error| Audited(None, error))?
+        } else {
+            Bytes::new()
+        };
+        let client_id = authenticate(&parts, &body, state).await.map_err(|error| {
+            let kind = match &error {
+                ApiError::Auth(AuthError::SignatureInvalid { .. }) => {
+                    Some(AuditKind::SignatureFailed)
+                }
+                ApiError::Auth(_) => Some(AuditKind::RequestRefused),
+                // Throttling is recorded where it starts, not per request.
+                _ => None,
+            };
+            Audited(kind, error)
+        })?;
+        Ok(Self { client_id, body })
     }
 }
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPartner, ApiError> {
+/// The partner's client id, once every check passed.
+async fn authenticate(parts: &Parts, body: &[u8], state: &AppState) -> Result<String, ApiError> {
     let headers = &parts.headers;
     let v2 = match headers
         .get(X_SIGNATURE_VERSION)
@@ -74,10 +106,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path(), |pq| pq.as_str()),
-        body: parts
-            .extensions
-            .get::<SignedBody>()
-            .map_or(&[][..], |body| &body.0[..]),
+        body,
         signature,
     };
 
@@ -136,9 +165,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedPa
     if v2 && !parts.method.is_safe() {
         remember_signature(state, &claims.client_id, &message, now).await?;
     }
-    Ok(AuthenticatedPartner {
-        client_id: claims.client_id,
-    })
+    Ok(claims.client_id)
 }
 
 /// Fills in why a signature did not verify, for at most

@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
 use super::AppState;
@@ -17,13 +17,7 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
+        if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
         let settings = &state.settings;
@@ -35,6 +29,25 @@ impl FromRequest<AppState> for JsonBody {
         .await
         .map(Self)
     }
+}
+
+impl JsonBody {
+    /// A body the signed-request extractor already read, if it was sent as JSON.
+    pub fn signed(headers: &HeaderMap, body: Bytes) -> Result<Self, ApiError> {
+        if is_json(headers) {
+            Ok(Self(body))
+        } else {
+            Err(ApiError::UnsupportedMediaType)
+        }
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Reads a whole request body, at most `limit` bytes, within `deadline`: a

@@ -17,17 +17,13 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::AppState;
-use super::error::{ApiError, ErrorBody, ErrorEnvelope};
+use super::audit_note::AuditNote;
+use super::error::{ErrorBody, ErrorEnvelope};
 use crate::domain::AuditKind;
 use crate::store::AuditEvent;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_SIGNATURE: &str = "x-signature";
-
-/// The raw body of a signed request, put in the request's extensions by
-/// [`signed_body`] for the signature check.
-#[derive(Debug, Clone)]
-pub struct SignedBody(pub axum::body::Bytes);
 
 /// Per-request facts that inner layers learn and the access log reports.
 #[derive(Debug, Default)]
@@ -158,7 +154,7 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
     };
     let status = response.status().as_u16();
     let route = context.route.get().map_or("unmatched", String::as_str);
-    if let Some(kind) = crate::audit::kind_of(route, status, body.as_ref().map(|b| b.code)) {
+    if let Some(AuditNote(kind)) = response.extensions_mut().remove::<AuditNote>() {
         match context.client_id.get() {
             Some(client_id) => {
                 let event = context.audit_event(
@@ -230,28 +226,6 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
         "request"
     );
     response
-}
-
-/// Reads the body of a signed request (one with `X-SIGNATURE`), within the
-/// body limit, and puts it in the request for the signature check: v2 hashes
-/// it, and a failed signature is checked against the usual mistakes, one of
-/// which is signing the body. Passes the same bytes on.
-pub async fn signed_body(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if !request.headers().contains_key(X_SIGNATURE) {
-        return Ok(next.run(request).await);
-    }
-    let (mut parts, body) = request.into_parts();
-    let settings = &state.settings;
-    let bytes =
-        super::extract::read_body(body, settings.body_limit, settings.body_read_timeout).await?;
-    parts.extensions.insert(SignedBody(bytes.clone()));
-    Ok(next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await)
 }
 
 /// Records the matched route template (e.g. `/api/v1/sales-orders/{id}`), which

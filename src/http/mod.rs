@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, the error envelope, and the router.
 
+pub mod audit_note;
 pub mod auth;
 pub mod authenticate;
 pub mod error;
@@ -65,10 +66,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(service::healthz))
         .route("/readyz", get(service::readyz))
         .route("/examples/{file}", get(service::example))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::signed_body,
-        ))
         .route_layer(axum::middleware::from_fn(middleware::record_route))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", document))

@@ -148,10 +148,10 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 )]
 pub async fn create_order(
     State(state): State<AppState>,
-    partner: AuthenticatedPartner,
     headers: HeaderMap,
-    body: JsonBody,
+    partner: AuthenticatedPartner,
 ) -> Result<Response, ApiError> {
+    let body = JsonBody::signed(&headers, partner.body)?;
     let key = idempotency_key(&headers)?;
     let order = order_body::parse(&body.0).map_err(|error| match error {
         OrderBodyError::Syntax(message) => ApiError::InvalidJson(message),
@@ -220,8 +220,8 @@ pub async fn create_order(
 )]
 pub async fn list_orders(
     State(state): State<AppState>,
-    partner: AuthenticatedPartner,
     params: Result<Query<ListParams>, QueryRejection>,
+    partner: AuthenticatedPartner,
 ) -> Result<Json<OrderListResponse>, ApiError> {
     let Query(params) = params.map_err(|rejection| {
         ApiError::InvalidQuery(vec![FieldError::new("query", rejection.body_text())])
@@ -252,8 +252,8 @@ pub async fn list_orders(
 )]
 pub async fn get_order(
     State(state): State<AppState>,
-    partner: AuthenticatedPartner,
     Path(id): Path<String>,
+    partner: AuthenticatedPartner,
 ) -> Result<Json<OrderResponse>, ApiError> {
     let order = state
         .store
@@ -287,8 +287,8 @@ pub async fn get_order(
 )]
 pub async fn cancel_order(
     State(state): State<AppState>,
-    partner: AuthenticatedPartner,
     Path(id): Path<String>,
+    partner: AuthenticatedPartner,
 ) -> Result<Json<OrderResponse>, ApiError> {
     let change = StatusChange {
         to: OrderStatus::Cancelled,
