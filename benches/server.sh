@@ -2,6 +2,7 @@
 # (a SQLite file, or with STORE=postgres a new database on PG_SERVER, dropped
 # afterwards) with one partner, and logs it in. Sets BIN, WORK, PORT, SERVER
 # (the pid), CLIENT_ID, TOKEN and WORK/private.pem; cleans up on exit.
+# BIN may name another build of the server (benches/side-by-side.sh).
 # Extra `serve` flags come from SERVE_FLAGS.
 PORT=${PORT:-18181}
 STORE=${STORE:-sqlite}
@@ -15,7 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-BIN=target/release/sales-order-api
+BIN=${BIN:-target/release/sales-order-api}
 case "$STORE" in
   sqlite) export DATABASE_URL="sqlite://$WORK/bench.db" ;;
   postgres)
