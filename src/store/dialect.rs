@@ -114,6 +114,42 @@ pub trait Dialect:
     fn get<'r, T: Column<'r>>(row: &'r Self::Row, column: &str) -> Result<T, sqlx::Error>;
 }
 
+/// The driver calls of [`Dialect`], the identity on both databases: each
+/// impl names its own database, which is what lets generic code use them.
+macro_rules! bridge {
+    () => {
+        fn on<'c>(connection: &'c mut Self::Connection) -> impl Executor<'c, Database = Self> {
+            connection
+        }
+
+        fn pool<'p>(pool: &'p Pool<Self>) -> impl Executor<'p, Database = Self> {
+            pool
+        }
+
+        fn bind<'q, 't, T: Value<'t>>(
+            query: Query<'q, Self, Self::Arguments>,
+            value: T,
+        ) -> Query<'q, Self, Self::Arguments> {
+            query.bind(value)
+        }
+
+        fn push_bind<'t, T: Value<'t>>(builder: &mut QueryBuilder<Self>, value: T) {
+            builder.push_bind(value);
+        }
+
+        fn push_separated<'t, T: Value<'t>, S: Display>(
+            values: &mut Separated<'_, Self, S>,
+            value: T,
+        ) {
+            values.push_bind(value);
+        }
+
+        fn get<'r, T: Column<'r>>(row: &'r Self::Row, column: &str) -> Result<T, sqlx::Error> {
+            row.try_get(column)
+        }
+    };
+}
+
 impl Dialect for Sqlite {
     fn lock(_clause: &'static str) -> &'static str {
         ""
@@ -135,32 +171,7 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
-    fn on<'c>(connection: &'c mut Self::Connection) -> impl Executor<'c, Database = Self> {
-        connection
-    }
-
-    fn pool<'p>(pool: &'p Pool<Self>) -> impl Executor<'p, Database = Self> {
-        pool
-    }
-
-    fn bind<'q, 't, T: Value<'t>>(
-        query: Query<'q, Self, Self::Arguments>,
-        value: T,
-    ) -> Query<'q, Self, Self::Arguments> {
-        query.bind(value)
-    }
-
-    fn push_bind<'t, T: Value<'t>>(builder: &mut QueryBuilder<Self>, value: T) {
-        builder.push_bind(value);
-    }
-
-    fn push_separated<'t, T: Value<'t>, S: Display>(values: &mut Separated<'_, Self, S>, value: T) {
-        values.push_bind(value);
-    }
-
-    fn get<'r, T: Column<'r>>(row: &'r Self::Row, column: &str) -> Result<T, sqlx::Error> {
-        row.try_get(column)
-    }
+    bridge!();
 }
 
 impl Dialect for Postgres {
@@ -198,32 +209,7 @@ impl Dialect for Postgres {
         Ok(())
     }
 
-    fn on<'c>(connection: &'c mut Self::Connection) -> impl Executor<'c, Database = Self> {
-        connection
-    }
-
-    fn pool<'p>(pool: &'p Pool<Self>) -> impl Executor<'p, Database = Self> {
-        pool
-    }
-
-    fn bind<'q, 't, T: Value<'t>>(
-        query: Query<'q, Self, Self::Arguments>,
-        value: T,
-    ) -> Query<'q, Self, Self::Arguments> {
-        query.bind(value)
-    }
-
-    fn push_bind<'t, T: Value<'t>>(builder: &mut QueryBuilder<Self>, value: T) {
-        builder.push_bind(value);
-    }
-
-    fn push_separated<'t, T: Value<'t>, S: Display>(values: &mut Separated<'_, Self, S>, value: T) {
-        values.push_bind(value);
-    }
-
-    fn get<'r, T: Column<'r>>(row: &'r Self::Row, column: &str) -> Result<T, sqlx::Error> {
-        row.try_get(column)
-    }
+    bridge!();
 }
 
 /// Runs `work` in a task of its own, so that it finishes even if the caller

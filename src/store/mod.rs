@@ -101,6 +101,8 @@ macro_rules! shared {
     };
 }
 
+/// Each method is documented where it is written: the `SqlStore` method of
+/// the same name in the file of its area.
 impl Store {
     /// Opens the database at a `sqlite://PATH` or `postgres://…` URL with at
     /// most `max_connections` connections (SQLite: readers; it has one writer).
@@ -158,13 +160,10 @@ impl Store {
         shared!(self, store => store.ping().await)
     }
 
-    /// The HS256 signing key: the stored one, or `candidate` if none is stored
-    /// yet. Racing first starts agree on whichever key was written first.
     pub async fn jwt_key(&self, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         shared!(self, store => store.jwt_key(candidate).await)
     }
 
-    /// Registers a partner and its first key; `false` when the client id is taken.
     pub async fn insert_partner(&self, partner: &NewPartner<'_>) -> StoreResult<bool> {
         shared!(self, store => store.insert_partner(partner).await)
     }
@@ -177,7 +176,6 @@ impl Store {
         shared!(self, store => store.partners().await)
     }
 
-    /// `false` when there is no such partner; disabling ends every login.
     pub async fn set_partner_enabled(
         &self,
         client_id: &str,
@@ -187,7 +185,6 @@ impl Store {
         shared!(self, store => store.set_partner_enabled(client_id, enabled, now).await)
     }
 
-    /// Ends every login of the partner; returns how many were live.
     pub async fn revoke_sessions(
         &self,
         client_id: &str,
@@ -197,7 +194,6 @@ impl Store {
         shared!(self, store => store.revoke_sessions(client_id, reason, now).await)
     }
 
-    /// Records a v2 signature's digest until `expires_at`; `false` for a replay.
     pub async fn remember_signature(
         &self,
         client_id: &str,
@@ -208,12 +204,10 @@ impl Store {
         shared!(self, store => store.remember_signature(client_id, digest, now, expires_at).await)
     }
 
-    /// Forgets signature digests whose window has passed.
     pub async fn purge_signatures(&self, now: OffsetDateTime) -> StoreResult<u64> {
         shared!(self, store => store.purge_signatures(now).await)
     }
 
-    /// Changes the given settings of a partner; `false` when there is none.
     pub async fn update_partner(
         &self,
         client_id: &str,
@@ -223,8 +217,6 @@ impl Store {
         shared!(self, store => store.update_partner(client_id, settings, now).await)
     }
 
-    /// Replaces the secret hash and bumps its version, which invalidates every
-    /// token issued under the old secret. `false` when there is no such partner.
     pub async fn rotate_secret(
         &self,
         client_id: &str,
@@ -244,7 +236,6 @@ impl Store {
         shared!(self, store => store.add_key(client_id, key_id, key, now).await)
     }
 
-    /// `false` when the partner has no such active key.
     pub async fn revoke_key(
         &self,
         client_id: &str,
@@ -258,12 +249,10 @@ impl Store {
         shared!(self, store => store.keys(client_id).await)
     }
 
-    /// SPKI DER of each active key, for signature checks.
     pub async fn active_keys(&self, client_id: &str) -> StoreResult<Vec<Vec<u8>>> {
         shared!(self, store => store.active_keys(client_id).await)
     }
 
-    /// `false` when the partner is disabled by now.
     pub async fn start_session(&self, client_id: &str, token: &TokenRow<'_>) -> StoreResult<bool> {
         shared!(self, store => store.start_session(client_id, token).await)
     }
@@ -272,7 +261,6 @@ impl Store {
         shared!(self, store => store.session_state(session_id).await)
     }
 
-    /// Exchanges token `old_jti` for `new`, at most once (see [`sessions`]).
     pub async fn refresh(
         &self,
         old_jti: &str,
@@ -286,13 +274,10 @@ impl Store {
         shared!(self, store => store.order(target).await)
     }
 
-    /// One page of orders, in `seq` order.
     pub async fn orders(&self, query: &OrderQuery) -> StoreResult<OrderPage> {
         shared!(self, store => store.orders(query).await)
     }
 
-    /// Moves an order to another status if the state machine allows it from
-    /// the status it has when the change is applied.
     pub async fn change_status(
         &self,
         target: OrderRef<'_>,
@@ -302,22 +287,18 @@ impl Store {
         shared!(self, store => store.change_status(target, change, now).await)
     }
 
-    /// The order's creation and status changes, oldest first.
     pub async fn history(&self, order_id: &str) -> StoreResult<Vec<OrderEvent>> {
         shared!(self, store => store.history(order_id).await)
     }
 
-    /// Forgets Idempotency-Keys created before `before`.
     pub async fn purge_idempotency_keys(&self, before: OffsetDateTime) -> StoreResult<u64> {
         shared!(self, store => store.purge_idempotency_keys(before).await)
     }
 
-    /// Stores a batch of audit events in one transaction.
     pub async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
         shared!(self, store => store.record_events(events).await)
     }
 
-    /// A partner's audit events, newest first, at or after `since`.
     pub async fn events(
         &self,
         client_id: &str,
@@ -327,7 +308,6 @@ impl Store {
         shared!(self, store => store.events(client_id, since, limit).await)
     }
 
-    /// Forgets audit events older than `before`.
     pub async fn purge_events(&self, before: OffsetDateTime) -> StoreResult<u64> {
         shared!(self, store => store.purge_events(before).await)
     }
