@@ -16,6 +16,7 @@ pub mod http;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod usecase;
 
 pub use app::Application;
 pub use config::Settings;

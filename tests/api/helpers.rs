@@ -15,11 +15,11 @@ use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use sales_order_api::config::{DatabaseUrl, Secret, Settings, TlsFiles};
+use sales_order_api::Application;
+use sales_order_api::config::{DatabaseUrl, Settings, TlsFiles};
 use sales_order_api::domain::{ClientId, PublicKey, ids};
 use sales_order_api::http::AppState;
-use sales_order_api::store::NewPartner;
-use sales_order_api::{Application, auth};
+use sales_order_api::usecase::partners;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
@@ -346,27 +346,16 @@ impl TestApp {
 
     /// Registers a partner the way `partner create` does.
     pub async fn register(&self, client_id: &str, key: TestKey) -> Partner {
-        let secret = ids::new_client_secret();
-        let hash = auth::secret::hash(&Secret::new(&secret)).unwrap();
         let public = PublicKey::from_pem(key.public_pem.as_bytes()).unwrap();
         let client = ClientId::parse(client_id).unwrap();
-        let inserted = self
-            .state
-            .store
-            .insert_partner(&NewPartner {
-                client_id: &client,
-                name: client_id,
-                secret_hash: &hash,
-                key_id: &ids::new_key_id(),
-                key: &public,
-                now: self.time(),
-            })
-            .await
-            .unwrap();
-        assert!(inserted);
+        let registered =
+            partners::register(&self.state.store, client, client_id, &public, self.time())
+                .await
+                .unwrap()
+                .expect("a new client id");
         Partner {
             client_id: client_id.to_owned(),
-            secret,
+            secret: registered.client_secret.expose().to_owned(),
             key,
         }
     }

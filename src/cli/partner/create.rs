@@ -7,10 +7,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Operator, read_key};
-use crate::auth::secret;
-use crate::config::Secret;
 use crate::domain::{AuditKind, ClientId, ids};
-use crate::store::NewPartner;
+use crate::usecase::partners::{self, Registered};
 
 #[derive(Debug, Args)]
 pub struct Opts {
@@ -33,20 +31,14 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
     let key = read_key(&opts.public_key)?;
     let client_id = ClientId::parse(&opts.client_id.unwrap_or_else(ids::new_client_id))
         .map_err(|e| anyhow::anyhow!("--client-id: {e}"))?;
-    let client_secret = Secret::new(ids::new_client_secret());
-    let secret_hash = secret::hash(&client_secret)?;
-    let key_id = ids::new_key_id();
-    let partner = NewPartner {
-        client_id: &client_id,
-        name,
-        secret_hash: &secret_hash,
-        key_id: &key_id,
-        key: &key,
-        now: operator.now,
-    };
-    if !operator.store.insert_partner(&partner).await? {
+    let Some(Registered {
+        client_id,
+        client_secret,
+        key_id,
+    }) = partners::register(operator.store, client_id.clone(), name, &key, operator.now).await?
+    else {
         bail!("a partner with client id {client_id} already exists");
-    }
+    };
     let json = json!({
         "client_id": client_id.as_str(),
         "client_secret": client_secret.expose(),

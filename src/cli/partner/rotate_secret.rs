@@ -6,9 +6,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Operator, no_partner};
-use crate::auth::secret;
-use crate::config::Secret;
-use crate::domain::{AuditKind, ids};
+use crate::domain::AuditKind;
+use crate::usecase::partners;
 
 #[derive(Debug, Args)]
 pub struct Opts {
@@ -17,14 +16,11 @@ pub struct Opts {
 
 pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
     let client_id = opts.client_id;
-    let client_secret = Secret::new(ids::new_client_secret());
-    if !operator
-        .store
-        .rotate_secret(&client_id, &secret::hash(&client_secret)?, operator.now)
-        .await?
-    {
+    let Some(client_secret) =
+        partners::rotate_secret(operator.store, &client_id, operator.now).await?
+    else {
         bail!(no_partner(&client_id));
-    }
+    };
     let json = json!({"client_id": client_id, "client_secret": client_secret.expose()});
     let text = format!(
         "New client secret for {client_id}: {}\nTokens issued under the old secret no longer work.",
