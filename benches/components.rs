@@ -175,8 +175,9 @@ fn store_insert(c: &mut Criterion) {
 
 /// One durable insert by the bench partner, as the create handler makes it.
 async fn insert(store: &Store, order: NewOrder) {
+    let client = ClientId::parse("bench-client").unwrap();
     store
-        .insert_order("bench-client", order, None, time::OffsetDateTime::now_utc())
+        .insert_order(&client, order, None, time::OffsetDateTime::now_utc())
         .await
         .unwrap();
 }

@@ -14,6 +14,7 @@ use aws_lc_rs::signature::ParsedPublicKey;
 use moka::sync::Cache;
 
 use super::signature;
+use crate::domain::ClientId;
 use crate::store::{SessionState, Store, StoreResult};
 
 /// How long an entry may be served without asking the database again.
@@ -64,14 +65,15 @@ impl AuthCache {
     pub async fn active_keys(
         &self,
         store: &Store,
-        client_id: &str,
+        client_id: &ClientId,
     ) -> StoreResult<Arc<Vec<ParsedPublicKey>>> {
-        if let Some(keys) = self.keys.get(client_id) {
+        if let Some(keys) = self.keys.get(client_id.as_str()) {
             return Ok(keys);
         }
         let stored = store.active_keys(client_id).await?;
         let keys = Arc::new(signature::parse_keys(stored.iter().map(Vec::as_slice)));
-        self.keys.insert(client_id.to_owned(), keys.clone());
+        self.keys
+            .insert(client_id.as_str().to_owned(), keys.clone());
         Ok(keys)
     }
 
@@ -89,23 +91,24 @@ mod tests {
     async fn keys_are_served_from_memory_until_they_are_half_a_second_old() {
         let (_dir, store) = crate::store::sqlite::SqliteStore::with_partner_p().await;
         let store = Store::from(store);
+        let p = ClientId::parse("p").unwrap();
         let cache = AuthCache::default();
         let cached_at = std::time::Instant::now();
-        assert_eq!(cache.active_keys(&store, "p").await.unwrap().len(), 1);
+        assert_eq!(cache.active_keys(&store, &p).await.unwrap().len(), 1);
 
         assert!(
             store
-                .revoke_key("p", "key_1", time::OffsetDateTime::UNIX_EPOCH)
+                .revoke_key(&p, "key_1", time::OffsetDateTime::UNIX_EPOCH)
                 .await
                 .unwrap()
         );
-        let served = cache.active_keys(&store, "p").await.unwrap().len();
+        let served = cache.active_keys(&store, &p).await.unwrap().len();
         // A machine stalled for half a second would have let the entry expire.
         if cached_at.elapsed() < FRESH_FOR {
             assert_eq!(served, 1, "read from memory, not the database");
         }
         tokio::time::sleep(FRESH_FOR + Duration::from_millis(100)).await;
-        let fresh = cache.active_keys(&store, "p").await.unwrap().len();
+        let fresh = cache.active_keys(&store, &p).await.unwrap().len();
 
         assert_eq!(fresh, 0, "read again once stale");
     }

@@ -225,7 +225,7 @@ mod tests {
         let spki_der = key.public_key().as_der().unwrap().as_ref().to_vec();
         let record = KeyRecord {
             key_id: key_id.into(),
-            client_id: "acme".into(),
+            client_id: crate::domain::ClientId::parse("acme").unwrap(),
             fingerprint: crate::domain::partner::fingerprint(&spki_der),
             spki_der,
             bits: 2048,

@@ -74,7 +74,7 @@ impl SignedRequest<'_> {
         login: Option<&'s SessionState>,
     ) -> Result<&'s SessionState, AuthError> {
         let login = login
-            .filter(|login| login.client_id == claims.client_id)
+            .filter(|login| login.client_id.as_str() == claims.client_id)
             .ok_or(AuthError::TokenRevoked(
                 "the login behind this token no longer exists; log in again",
             ))?;
@@ -137,7 +137,7 @@ mod tests {
 
     fn login() -> SessionState {
         SessionState {
-            client_id: "acme".into(),
+            client_id: crate::domain::ClientId::parse("acme").unwrap(),
             partner_enabled: true,
             secret_version: 1,
             revoked: false,
@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn a_login_of_another_client_or_none_is_no_login() {
         let foreign = SessionState {
-            client_id: "other".into(),
+            client_id: crate::domain::ClientId::parse("other").unwrap(),
             ..login()
         };
         for login in [None, Some(&foreign)] {

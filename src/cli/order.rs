@@ -9,7 +9,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{Output, operator_name, parse_time, shown};
-use crate::domain::{Actor, Order, OrderStatus};
+use crate::domain::{Actor, ClientId, Order, OrderStatus};
 use crate::store::{OrderQuery, OrderRef, StatusChange, Store, Transition};
 
 /// Orders per database round trip in `list` and `export`.
@@ -59,7 +59,7 @@ enum OrderCommand {
 struct Filter {
     /// Only this partner's orders (client id).
     #[arg(long)]
-    partner: Option<String>,
+    partner: Option<ClientId>,
     /// Only orders in this status.
     #[arg(long, value_parser = parse_status)]
     status: Option<OrderStatus>,

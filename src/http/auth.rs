@@ -102,11 +102,10 @@ async fn log_in(
     // Only a well-formed client id is worth a throttle counter of its own:
     // malformed ones (which no partner has) share one, so made-up ids of any
     // length cannot fill memory.
-    let throttle_key = if ClientId::parse(&client_id).is_ok() {
-        client_id.as_str()
-    } else {
-        "(malformed client id)"
-    };
+    let client = ClientId::parse(&client_id).ok();
+    let throttle_key = client
+        .as_ref()
+        .map_or("(malformed client id)", ClientId::as_str);
     let now_ms = state.clock.unix_now().saturating_mul(1000);
     // Always set by the envelope; "unspecified" would only pool unknown callers.
     let address = extensions
@@ -130,11 +129,14 @@ async fn log_in(
         state.login_throttle.not_checked(throttle_key, address);
         error
     };
-    let partner = state
-        .store
-        .partner(&client_id)
-        .await
-        .map_err(|error| not_checked(error.into()))?;
+    let partner = match &client {
+        Some(client) => state
+            .store
+            .partner(client)
+            .await
+            .map_err(|error| not_checked(error.into()))?,
+        None => None,
+    };
     if partner.is_some() {
         // A known partner: the audit records the attempt against it. Attempts
         // on ids nobody has are only counted, so they cannot fill the disk.
@@ -152,13 +154,15 @@ async fn log_in(
         Some(partner) if matched => partner,
         _ => return Err(AuthError::InvalidCredentials.into()),
     };
-    state.login_throttle.succeeded(&partner.client_id, address);
+    state
+        .login_throttle
+        .succeeded(partner.client_id.as_str(), address);
     if !partner.enabled {
         return Err(AuthError::PartnerDisabled.into());
     }
     let now = state.clock.unix_now();
     let claims = state.new_claims(
-        &partner.client_id,
+        partner.client_id.as_str(),
         ids::new_session_id(),
         now,
         partner.secret_version,
@@ -279,7 +283,11 @@ async fn record_throttling(
     starts: crate::auth::throttle::Crossed,
 ) {
     // Once a window per client id or address, so the lookup costs nothing.
-    if !matches!(state.store.partner(client_id).await, Ok(Some(_))) {
+    let known = match ClientId::parse(client_id) {
+        Ok(client) => matches!(state.store.partner(&client).await, Ok(Some(_))),
+        Err(_) => false,
+    };
+    if !known {
         metrics::counter!("audit_unattributed_total", "kind" => AuditKind::LoginThrottled.as_str())
             .increment(1);
         return;

@@ -29,14 +29,14 @@ use super::middleware::{RequestContext, X_SIGNATURE, note_client_id};
 use crate::auth::rate_limit::RateLimit;
 use crate::auth::request::SignedRequest;
 use crate::auth::{AuthError, diagnosis};
-use crate::domain::AuditKind;
+use crate::domain::{AuditKind, ClientId};
 
 /// A partner whose request passed every authentication check, and the body
 /// its signature covers. Takes the request's body, so it is a handler's last
 /// argument.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedPartner {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub body: Bytes,
 }
 
@@ -76,7 +76,7 @@ impl FromRequest<AppState> for AuthenticatedPartner {
 }
 
 /// The partner's client id, once every check passed.
-async fn authenticate(parts: &Parts, body: &[u8], state: &AppState) -> Result<String, ApiError> {
+async fn authenticate(parts: &Parts, body: &[u8], state: &AppState) -> Result<ClientId, ApiError> {
     let headers = &parts.headers;
     let v2 = match headers
         .get(X_SIGNATURE_VERSION)
@@ -112,6 +112,10 @@ async fn authenticate(parts: &Parts, body: &[u8], state: &AppState) -> Result<St
 
     let now = state.clock.now();
     let claims = state.tokens.decode(token)?;
+    // Our own token, so a well-formed id; checked all the same, as every
+    // client id is before it reaches the store.
+    let client = ClientId::parse(&claims.client_id)
+        .map_err(|_| AuthError::TokenInvalid("this token names no valid client id"))?;
     // From here on, failures are about this partner: the token is ours, so
     // the audit can name whose request was refused. An expired one too, as
     // long as it could still be refreshed; older ones are only counted.
@@ -126,10 +130,7 @@ async fn authenticate(parts: &Parts, body: &[u8], state: &AppState) -> Result<St
         .await?;
     let login = request.check_login(&claims, login.as_deref())?;
 
-    let keys = state
-        .auth_cache
-        .active_keys(&state.store, &claims.client_id)
-        .await?;
+    let keys = state.auth_cache.active_keys(&state.store, &client).await?;
     let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
     let message = match request.verify(&keys) {
         Ok(message) => message,
@@ -163,9 +164,9 @@ async fn authenticate(parts: &Parts, body: &[u8], state: &AppState) -> Result<St
     // nor costs a write. Reads are left out: a replayed GET changes nothing,
     // and a partner may read the same page twice within a second.
     if v2 && !parts.method.is_safe() {
-        remember_signature(state, &claims.client_id, &message, now).await?;
+        remember_signature(state, &client, &message, now).await?;
     }
-    Ok(claims.client_id)
+    Ok(client)
 }
 
 /// Fills in why a signature did not verify, for at most
@@ -193,7 +194,9 @@ async fn explain(
     {
         return;
     }
-    if let Ok(keys) = state.store.keys(request.client_id).await {
+    if let Ok(client) = ClientId::parse(request.client_id)
+        && let Ok(keys) = state.store.keys(&client).await
+    {
         *diagnosis = Some(Box::new(diagnosis::diagnose(
             request,
             string_to_sign,
@@ -211,7 +214,7 @@ const INSTANCE_CLOCK_SKEW: time::Duration = time::Duration::minutes(1);
 /// signatures cover no body and are reused by design (SPEC), so they are not.
 async fn remember_signature(
     state: &AppState,
-    client_id: &str,
+    client_id: &ClientId,
     message: &str,
     now: time::OffsetDateTime,
 ) -> Result<(), ApiError> {

@@ -294,7 +294,7 @@ pub async fn cancel_order(
         to: OrderStatus::Cancelled,
         reason: Some("cancelled by the partner"),
         actor: Actor::Partner,
-        actor_name: &partner.client_id,
+        actor_name: partner.client_id.as_str(),
     };
     let outcome = state
         .store

@@ -7,7 +7,7 @@ use super::dialect::{Dialect, PushBind, RowsAffected};
 use super::encoding::{Timestamp, rfc3339};
 use super::sql::SqlStore;
 use super::{StoreError, StoreResult};
-use crate::domain::AuditKind;
+use crate::domain::{AuditKind, ClientId};
 
 /// One security-relevant event.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -63,7 +63,7 @@ impl<D: Dialect> SqlStore<D> {
     /// A partner's events, newest first, at or after `since`.
     pub async fn events(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         since: Option<OffsetDateTime>,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>> {

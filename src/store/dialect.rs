@@ -32,6 +32,7 @@ use sqlx::{
 };
 
 use super::{StoreError, StoreResult};
+use crate::domain::ClientId;
 
 /// A value the shared queries can bind on either database.
 pub trait Value<'t>:
@@ -91,7 +92,7 @@ pub trait Dialect:
     /// this one ends.
     fn lock_idempotency_key(
         tx: &mut Transaction<'static, Self>,
-        client_id: &str,
+        client_id: &ClientId,
         key: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
@@ -165,7 +166,7 @@ impl Dialect for Sqlite {
 
     async fn lock_idempotency_key(
         _tx: &mut Transaction<'static, Self>,
-        _client_id: &str,
+        _client_id: &ClientId,
         _key: &str,
     ) -> StoreResult<()> {
         Ok(())
@@ -198,7 +199,7 @@ impl Dialect for Postgres {
 
     async fn lock_idempotency_key(
         tx: &mut Transaction<'static, Self>,
-        client_id: &str,
+        client_id: &ClientId,
         key: &str,
     ) -> StoreResult<()> {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || $2, 0))")

@@ -15,7 +15,7 @@ use sqlx::sqlite::{SqliteTypeInfo, SqliteValueRef};
 use sqlx::{Database, Decode, Encode, Postgres, Sqlite, Type};
 use time::OffsetDateTime;
 
-use crate::domain::Decimal;
+use crate::domain::{ClientId, Decimal};
 
 /// A point in time as the store keeps it: UTC, to the millisecond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -155,6 +155,57 @@ impl<'r> Decode<'r, Postgres> for Decimal {
         Ok(Decimal::from_bigdecimal(
             <bigdecimal::BigDecimal as Decode<Postgres>>::decode(value)?,
         ))
+    }
+}
+
+/// A client id is text on both databases; one read back is checked again.
+impl Type<Sqlite> for ClientId {
+    fn type_info() -> SqliteTypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+
+    fn compatible(ty: &SqliteTypeInfo) -> bool {
+        <String as Type<Sqlite>>::compatible(ty)
+    }
+}
+
+impl Encode<'_, Sqlite> for ClientId {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        Encode::<Sqlite>::encode(self.as_str().to_owned(), buf)
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for ClientId {
+    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(ClientId::parse(<&str as Decode<Sqlite>>::decode(value)?)?)
+    }
+}
+
+impl Type<Postgres> for ClientId {
+    fn type_info() -> PgTypeInfo {
+        <String as Type<Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <String as Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl Encode<'_, Postgres> for ClientId {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Postgres as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        Encode::<Postgres>::encode_by_ref(&self.as_str(), buf)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for ClientId {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(ClientId::parse(<&str as Decode<Postgres>>::decode(value)?)?)
     }
 }
 

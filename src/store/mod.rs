@@ -27,7 +27,7 @@ pub use partners::{AddKey, KeyRecord, NewPartner, PartnerRecord, PartnerSettings
 pub use sessions::{RefreshOutcome, SessionState, TokenRow};
 
 use crate::config::DatabaseUrl;
-use crate::domain::{NewOrder, Order, OrderEvent, PublicKey};
+use crate::domain::{ClientId, NewOrder, Order, OrderEvent, PublicKey};
 
 /// Storage failures, split by what the caller should tell its client.
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +144,7 @@ impl Store {
     /// with the same key are served one at a time, across instances.
     pub async fn insert_order(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         order: NewOrder,
         idempotency: Option<Idempotency<'_>>,
         now: OffsetDateTime,
@@ -168,7 +168,7 @@ impl Store {
         shared!(self, store => store.insert_partner(partner).await)
     }
 
-    pub async fn partner(&self, client_id: &str) -> StoreResult<Option<PartnerRecord>> {
+    pub async fn partner(&self, client_id: &ClientId) -> StoreResult<Option<PartnerRecord>> {
         shared!(self, store => store.partner(client_id).await)
     }
 
@@ -178,7 +178,7 @@ impl Store {
 
     pub async fn set_partner_enabled(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         enabled: bool,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -187,7 +187,7 @@ impl Store {
 
     pub async fn revoke_sessions(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         reason: &str,
         now: OffsetDateTime,
     ) -> StoreResult<u64> {
@@ -196,7 +196,7 @@ impl Store {
 
     pub async fn remember_signature(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         digest: &[u8],
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
@@ -210,7 +210,7 @@ impl Store {
 
     pub async fn update_partner(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         settings: &PartnerSettings,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -219,7 +219,7 @@ impl Store {
 
     pub async fn rotate_secret(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         secret_hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -228,7 +228,7 @@ impl Store {
 
     pub async fn add_key(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         key_id: &str,
         key: &PublicKey,
         now: OffsetDateTime,
@@ -238,22 +238,26 @@ impl Store {
 
     pub async fn revoke_key(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         key_id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
         shared!(self, store => store.revoke_key(client_id, key_id, now).await)
     }
 
-    pub async fn keys(&self, client_id: &str) -> StoreResult<Vec<KeyRecord>> {
+    pub async fn keys(&self, client_id: &ClientId) -> StoreResult<Vec<KeyRecord>> {
         shared!(self, store => store.keys(client_id).await)
     }
 
-    pub async fn active_keys(&self, client_id: &str) -> StoreResult<Vec<Vec<u8>>> {
+    pub async fn active_keys(&self, client_id: &ClientId) -> StoreResult<Vec<Vec<u8>>> {
         shared!(self, store => store.active_keys(client_id).await)
     }
 
-    pub async fn start_session(&self, client_id: &str, token: &TokenRow<'_>) -> StoreResult<bool> {
+    pub async fn start_session(
+        &self,
+        client_id: &ClientId,
+        token: &TokenRow<'_>,
+    ) -> StoreResult<bool> {
         shared!(self, store => store.start_session(client_id, token).await)
     }
 
@@ -301,7 +305,7 @@ impl Store {
 
     pub async fn events(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         since: Option<OffsetDateTime>,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>> {

@@ -17,7 +17,7 @@ use super::encoding::Timestamp;
 use super::orders::{OrderRef, StatusChange, insert_history};
 use super::sql::SqlStore;
 use super::{StoreError, StoreResult};
-use crate::domain::{Actor, NewOrder, Order, OrderLine, OrderStatus, ids};
+use crate::domain::{Actor, ClientId, NewOrder, Order, OrderLine, OrderStatus, ids};
 
 #[derive(Debug, Clone)]
 pub enum InsertOrder {
@@ -40,7 +40,7 @@ pub struct Idempotency<'a> {
 
 /// An order on its way into the database.
 pub struct PendingOrder {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub order: NewOrder,
     /// Idempotency-Key and request hash.
     pub idempotency: Option<(String, Vec<u8>)>,
@@ -49,7 +49,7 @@ pub struct PendingOrder {
 
 impl PendingOrder {
     pub fn new(
-        client_id: &str,
+        client_id: &ClientId,
         order: NewOrder,
         idempotency: Option<Idempotency<'_>>,
         now: OffsetDateTime,
@@ -96,7 +96,7 @@ impl<D: Dialect> SqlStore<D> {
     /// The caller's answer, once the transaction that wrote it is over.
     pub(super) async fn answer(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         written: Written,
     ) -> StoreResult<InsertOrder> {
         match written {
@@ -244,7 +244,7 @@ async fn insert_set<D: Dialect>(
         };
         let order = pending
             .order
-            .received(id, seq, &pending.client_id, at.rfc3339());
+            .received(id, seq, pending.client_id.as_str(), at.rfc3339());
         created.push((seq, pending, at));
         written.push(Written::Done(InsertOrder::Created(Box::new(order))));
     }
@@ -269,7 +269,7 @@ async fn insert_set<D: Dialect>(
                 to: OrderStatus::Received,
                 reason: None,
                 actor: Actor::Partner,
-                actor_name: &pending.client_id,
+                actor_name: pending.client_id.as_str(),
             };
             (*seq, *at, None, change)
         })

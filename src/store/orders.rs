@@ -9,13 +9,13 @@ use super::dialect::{Bind, Dialect, PushBind, RowsAffected};
 use super::encoding::Timestamp;
 use super::sql::SqlStore;
 use super::{StoreError, StoreResult};
-use crate::domain::{Actor, Decimal, Order, OrderEvent, OrderLine, OrderStatus, ids};
+use crate::domain::{Actor, ClientId, Decimal, Order, OrderEvent, OrderLine, OrderStatus, ids};
 
 /// Which order: by id or by order number, within one partner's orders or
 /// (for the operator) among all.
 #[derive(Debug, Clone, Copy)]
 pub struct OrderRef<'a> {
-    pub client_id: Option<&'a str>,
+    pub client_id: Option<&'a ClientId>,
     pub key: OrderKey<'a>,
 }
 
@@ -28,7 +28,7 @@ pub enum OrderKey<'a> {
 
 impl<'a> OrderRef<'a> {
     /// A partner's own order, by id.
-    pub fn partner(client_id: &'a str, id: &'a str) -> Self {
+    pub fn partner(client_id: &'a ClientId, id: &'a str) -> Self {
         Self {
             client_id: Some(client_id),
             key: OrderKey::Id(id),
@@ -48,7 +48,7 @@ impl<'a> OrderRef<'a> {
     }
 
     /// A partner's order by its position (`None`: any partner's).
-    pub fn seq(client_id: Option<&'a str>, seq: i64) -> Self {
+    pub fn seq(client_id: Option<&'a ClientId>, seq: i64) -> Self {
         Self {
             client_id,
             key: OrderKey::Number(seq),
@@ -79,7 +79,7 @@ pub enum Transition {
 #[derive(Debug, Clone, Default)]
 pub struct OrderQuery {
     /// One partner's orders; `None` only for the operator.
-    pub client_id: Option<String>,
+    pub client_id: Option<ClientId>,
     pub purchase_order_no: Option<String>,
     pub status: Option<OrderStatus>,
     /// Created at or after this instant.

@@ -11,7 +11,7 @@ use crate::domain::{ClientId, PublicKey};
 
 #[derive(Debug, Clone)]
 pub struct PartnerRecord {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub name: String,
     pub secret_hash: String,
     pub secret_version: i64,
@@ -26,7 +26,7 @@ pub struct PartnerRecord {
 #[derive(Debug, Clone)]
 pub struct KeyRecord {
     pub key_id: String,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub spki_der: Vec<u8>,
     pub fingerprint: String,
     pub bits: i64,
@@ -79,19 +79,12 @@ impl<D: Dialect> SqlStore<D> {
         if inserted == 0 {
             return Ok(false);
         }
-        insert_key(
-            &mut tx,
-            partner.client_id.as_str(),
-            partner.key_id,
-            partner.key,
-            now,
-        )
-        .await?;
+        insert_key(&mut tx, partner.client_id, partner.key_id, partner.key, now).await?;
         D::commit(tx).await?;
         Ok(true)
     }
 
-    pub async fn partner(&self, client_id: &str) -> StoreResult<Option<PartnerRecord>> {
+    pub async fn partner(&self, client_id: &ClientId) -> StoreResult<Option<PartnerRecord>> {
         let row = sqlx::query::<D>("SELECT * FROM partners WHERE client_id = $1")
             .arg(client_id)
             .fetch_optional(D::pool(&self.reader))
@@ -110,7 +103,7 @@ impl<D: Dialect> SqlStore<D> {
     /// of the partner: tokens issued before stay dead when it is enabled again.
     pub async fn set_partner_enabled(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         enabled: bool,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -135,7 +128,7 @@ impl<D: Dialect> SqlStore<D> {
     /// when there is no such partner.
     pub async fn update_partner(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         settings: &PartnerSettings,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -160,7 +153,7 @@ impl<D: Dialect> SqlStore<D> {
     /// token issued under the old secret. `false` when there is no such partner.
     pub async fn rotate_secret(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         secret_hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -179,7 +172,7 @@ impl<D: Dialect> SqlStore<D> {
 
     pub async fn add_key(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         key_id: &str,
         key: &PublicKey,
         now: OffsetDateTime,
@@ -217,7 +210,7 @@ impl<D: Dialect> SqlStore<D> {
     /// `false` when the partner has no such active key.
     pub async fn revoke_key(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         key_id: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
@@ -233,7 +226,7 @@ impl<D: Dialect> SqlStore<D> {
         Ok(affected == 1)
     }
 
-    pub async fn keys(&self, client_id: &str) -> StoreResult<Vec<KeyRecord>> {
+    pub async fn keys(&self, client_id: &ClientId) -> StoreResult<Vec<KeyRecord>> {
         let rows = sqlx::query::<D>(
             "SELECT * FROM partner_keys WHERE client_id = $1 ORDER BY created_at, key_id",
         )
@@ -244,7 +237,7 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// SPKI DER of each active key, for signature checks.
-    pub async fn active_keys(&self, client_id: &str) -> StoreResult<Vec<Vec<u8>>> {
+    pub async fn active_keys(&self, client_id: &ClientId) -> StoreResult<Vec<Vec<u8>>> {
         let rows = sqlx::query::<D>(
             "SELECT spki_der FROM partner_keys WHERE client_id = $1 AND revoked_at IS NULL",
         )
@@ -259,7 +252,7 @@ impl<D: Dialect> SqlStore<D> {
 
 async fn insert_key<D: Dialect>(
     tx: &mut Transaction<'static, D>,
-    client_id: &str,
+    client_id: &ClientId,
     key_id: &str,
     key: &PublicKey,
     now: Timestamp,

@@ -7,11 +7,12 @@ use super::dialect::{Bind, Dialect, PushBind, RowsAffected};
 use super::encoding::Timestamp;
 use super::sql::SqlStore;
 use super::{StoreError, StoreResult};
+use crate::domain::ClientId;
 
 /// What an API call needs to know about the token's login, read in one query.
 #[derive(Debug, Clone)]
 pub struct SessionState {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub partner_enabled: bool,
     pub secret_version: i64,
     pub revoked: bool,
@@ -71,7 +72,11 @@ impl<D: Dialect> SqlStore<D> {
     /// raced a disable must not leave a live session behind it. Where there
     /// are row locks the partner row is share-locked, so a disable waits for
     /// this insert and then revokes it, or came first and is seen.
-    pub async fn start_session(&self, client_id: &str, token: &TokenRow<'_>) -> StoreResult<bool> {
+    pub async fn start_session(
+        &self,
+        client_id: &ClientId,
+        token: &TokenRow<'_>,
+    ) -> StoreResult<bool> {
         let mut tx = D::begin(&self.writer).await?;
         let mut select = QueryBuilder::<D>::new("SELECT enabled FROM partners WHERE client_id = ");
         select.arg(client_id).push(D::lock(" FOR SHARE"));
@@ -191,7 +196,7 @@ impl<D: Dialect> SqlStore<D> {
     /// were live.
     pub async fn revoke_sessions(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         reason: &str,
         now: OffsetDateTime,
     ) -> StoreResult<u64> {
@@ -205,7 +210,7 @@ impl<D: Dialect> SqlStore<D> {
     /// was recorded before and has not expired (a replay).
     pub async fn remember_signature(
         &self,
-        client_id: &str,
+        client_id: &ClientId,
         digest: &[u8],
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
@@ -239,7 +244,7 @@ impl<D: Dialect> SqlStore<D> {
 /// Revokes every live login of the partner, inside `tx`.
 pub(super) async fn revoke_all<D: Dialect>(
     tx: &mut Transaction<'static, D>,
-    client_id: &str,
+    client_id: &ClientId,
     reason: &str,
     now: OffsetDateTime,
 ) -> StoreResult<u64> {

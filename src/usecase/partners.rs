@@ -48,7 +48,7 @@ pub async fn register(
 /// under the old one. `None` when there is no such partner.
 pub async fn rotate_secret(
     store: &Store,
-    client_id: &str,
+    client_id: &ClientId,
     now: OffsetDateTime,
 ) -> anyhow::Result<Option<Secret>> {
     let client_secret = Secret::new(ids::new_client_secret());

@@ -90,7 +90,7 @@ async fn a_disabled_partner_cannot_log_in() {
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
     app.state
         .store
-        .set_partner_enabled(&partner.client_id, false, app.time())
+        .set_partner_enabled(&partner.id(), false, app.time())
         .await
         .unwrap();
     expect_error(
@@ -166,7 +166,7 @@ async fn refresh_is_refused_for_a_disabled_partner() {
     let session = app.session(&partner).await;
     app.state
         .store
-        .set_partner_enabled(&partner.client_id, false, app.time())
+        .set_partner_enabled(&partner.id(), false, app.time())
         .await
         .unwrap();
     expect_error(app.refresh(&session.token).await, 401, "PARTNER_DISABLED").await;
@@ -181,7 +181,7 @@ async fn refresh_and_api_calls_are_refused_after_the_secret_was_rotated() {
         sales_order_api::auth::secret::hash(&sales_order_api::config::Secret::new("new")).unwrap();
     app.state
         .store
-        .rotate_secret(&partner.client_id, &new_hash, app.time())
+        .rotate_secret(&partner.id(), &new_hash, app.time())
         .await
         .unwrap();
     expect_error(

@@ -69,9 +69,10 @@ async fn a_write_abandoned_at_any_await_point_leaves_no_transaction_behind() {
     };
 
     // Every await point of a create, new and duplicate, several times over.
+    let client_id = partner.id();
     for attempt in 0..120 {
         let new = order(&format!("PO-{}", attempt % 40));
-        let write = store.insert_order(&partner.client_id, new, None, OffsetDateTime::now_utc());
+        let write = store.insert_order(&client_id, new, None, OffsetDateTime::now_utc());
         abandon_after(attempt % 12, write).await;
     }
 
@@ -79,7 +80,7 @@ async fn a_write_abandoned_at_any_await_point_leaves_no_transaction_behind() {
     // (SQLite's one writer would refuse to BEGIN inside a leftover transaction).
     let written = store
         .insert_order(
-            &partner.client_id,
+            &partner.id(),
             order("PO-LAST"),
             None,
             OffsetDateTime::now_utc(),
@@ -92,7 +93,7 @@ async fn a_write_abandoned_at_any_await_point_leaves_no_transaction_behind() {
     let seen = app
         .state
         .store
-        .order(OrderRef::partner(&partner.client_id, &created.id))
+        .order(OrderRef::partner(&partner.id(), &created.id))
         .await
         .unwrap();
     assert!(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, client};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_made_up_methods_leave_the_metrics_small() {
@@ -600,7 +600,10 @@ async fn a_refusal_of_an_expired_token_of_ours_is_in_its_partners_activity() {
     let store = &app.state.store;
     let deadline = Instant::now() + Duration::from_secs(5);
     let refused = loop {
-        let events = store.events("versuni-client-001", None, 10).await.unwrap();
+        let events = store
+            .events(&client("versuni-client-001"), None, 10)
+            .await
+            .unwrap();
         if let Some(event) = events
             .into_iter()
             .find(|e| e.kind == sales_order_api::domain::AuditKind::RequestRefused)
@@ -643,7 +646,7 @@ async fn a_stolen_token_can_store_at_most_sixty_refusals_a_minute_and_the_rest_a
     let store = &app.state.store;
     let stored = |kind| async move {
         let events = store
-            .events("versuni-client-001", None, 1000)
+            .events(&client("versuni-client-001"), None, 1000)
             .await
             .unwrap();
         events.iter().filter(|e| e.kind == kind).count()
@@ -672,7 +675,7 @@ async fn a_stolen_token_can_store_at_most_sixty_refusals_a_minute_and_the_rest_a
     let events = app
         .state
         .store
-        .events("versuni-client-001", None, 1000)
+        .events(&client("versuni-client-001"), None, 1000)
         .await
         .unwrap();
     let summary = events
@@ -710,7 +713,7 @@ async fn an_operator_change_is_audited_even_when_its_output_has_no_reader() {
     let events = app
         .state
         .store
-        .events("versuni-client-001", None, 10)
+        .events(&client("versuni-client-001"), None, 10)
         .await
         .unwrap();
     assert!(
@@ -731,7 +734,7 @@ async fn a_login_that_finishes_after_a_disable_starts_no_session() {
     let store = &app.state.store;
     assert!(
         store
-            .set_partner_enabled("versuni-client-001", false, app.time())
+            .set_partner_enabled(&client("versuni-client-001"), false, app.time())
             .await
             .unwrap()
     );
@@ -743,7 +746,7 @@ async fn a_login_that_finishes_after_a_disable_starts_no_session() {
     };
 
     let started = store
-        .start_session("versuni-client-001", &token)
+        .start_session(&client("versuni-client-001"), &token)
         .await
         .unwrap();
 

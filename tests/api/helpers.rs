@@ -218,6 +218,18 @@ pub struct Partner {
     pub key: TestKey,
 }
 
+impl Partner {
+    /// The client id as the store takes it.
+    pub fn id(&self) -> ClientId {
+        client(&self.client_id)
+    }
+}
+
+/// A client id the test knows to be well formed, as the store takes it.
+pub fn client(id: &str) -> ClientId {
+    ClientId::parse(id).unwrap()
+}
+
 /// A partner holding a token, ready to sign requests.
 pub struct Session<'p> {
     pub partner: &'p Partner,

@@ -177,7 +177,7 @@ async fn thirty_two_concurrent_writers_all_commit_without_lock_errors() {
     .unwrap();
     let page = store
         .orders(&sales_order_api::store::OrderQuery {
-            client_id: Some("versuni-client-001".into()),
+            client_id: Some(client("versuni-client-001")),
             limit: 200,
             ..Default::default()
         })

@@ -150,7 +150,12 @@ async fn a_signature_by_another_key_is_refused_and_the_string_to_sign_echoed() {
     let detail = &body["error"]["details"][0];
     assert_eq!(detail["string_to_sign"], message);
     // The partner's one key was tried; no common mistake explains it.
-    let keys = app.state.store.keys("versuni-client-001").await.unwrap();
+    let keys = app
+        .state
+        .store
+        .keys(&client("versuni-client-001"))
+        .await
+        .unwrap();
     assert_eq!(
         detail["keys_tried"],
         json!([{"key_id": keys[0].key_id, "fingerprint": keys[0].fingerprint}])
@@ -217,19 +222,30 @@ async fn a_signature_by_a_revoked_key_names_that_key() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
     let session = app.session(&partner).await;
-    let old = app.state.store.keys("versuni-client-001").await.unwrap()[0].clone();
+    let old = app
+        .state
+        .store
+        .keys(&client("versuni-client-001"))
+        .await
+        .unwrap()[0]
+        .clone();
     let replacement = sales_order_api::domain::partner::PublicKey::from_pem(
         TestKey::partner_b().public_pem.as_bytes(),
     )
     .unwrap();
     app.state
         .store
-        .add_key("versuni-client-001", "key_new", &replacement, app.time())
+        .add_key(
+            &client("versuni-client-001"),
+            "key_new",
+            &replacement,
+            app.time(),
+        )
         .await
         .unwrap();
     app.state
         .store
-        .revoke_key("versuni-client-001", &old.key_id, app.time())
+        .revoke_key(&client("versuni-client-001"), &old.key_id, app.time())
         .await
         .unwrap();
     within_a_second("the revoked key to be refused and named", || async {
@@ -347,7 +363,12 @@ async fn every_active_key_verifies_and_a_revoked_key_stops_within_a_second() {
         sales_order_api::domain::PublicKey::from_pem(ROTATED_PUBLIC_PKCS1.as_bytes()).unwrap();
     app.state
         .store
-        .add_key("versuni-client-001", "key_rotated", &key, app.time())
+        .add_key(
+            &client("versuni-client-001"),
+            "key_rotated",
+            &key,
+            app.time(),
+        )
         .await
         .unwrap();
     let timestamp = app.now().to_string();
@@ -366,7 +387,7 @@ async fn every_active_key_verifies_and_a_revoked_key_stops_within_a_second() {
     assert!(
         app.state
             .store
-            .revoke_key("versuni-client-001", "key_rotated", app.time())
+            .revoke_key(&client("versuni-client-001"), "key_rotated", app.time())
             .await
             .unwrap()
     );
@@ -392,7 +413,7 @@ async fn disabling_a_partner_refuses_its_requests_within_a_second() {
     assert_eq!(app.get(&session, ORDERS).await.status(), 200);
     app.state
         .store
-        .set_partner_enabled("versuni-client-001", false, app.time())
+        .set_partner_enabled(&client("versuni-client-001"), false, app.time())
         .await
         .unwrap();
     within_a_second("the disabled partner is refused", || async {

@@ -6,10 +6,11 @@ use serde_json::json;
 
 use super::{Operator, no_partner};
 use crate::cli::parse_time;
+use crate::domain::ClientId;
 
 #[derive(Debug, Args)]
 pub struct Opts {
-    client_id: String,
+    client_id: ClientId,
     /// Only events at or after this time (RFC 3339).
     #[arg(long, value_parser = parse_time)]
     since: Option<time::OffsetDateTime>,

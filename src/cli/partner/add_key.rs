@@ -7,12 +7,12 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Operator, no_partner, read_key};
-use crate::domain::{AuditKind, ids};
+use crate::domain::{AuditKind, ClientId, ids};
 use crate::store::AddKey;
 
 #[derive(Debug, Args)]
 pub struct Opts {
-    client_id: String,
+    client_id: ClientId,
     #[arg(long)]
     public_key: PathBuf,
 }

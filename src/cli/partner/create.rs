@@ -54,7 +54,7 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
     operator
         .changed(
             AuditKind::PartnerCreated,
-            client_id.as_str(),
+            &client_id,
             Some(reason),
             &json,
             &text,

@@ -6,11 +6,11 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Operator, no_partner, status};
-use crate::domain::AuditKind;
+use crate::domain::{AuditKind, ClientId};
 
 #[derive(Debug, Args)]
 pub struct Opts {
-    client_id: String,
+    client_id: ClientId,
 }
 
 pub async fn run(opts: Opts, enabled: bool, operator: &Operator<'_>) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::{Output, operator_name};
-use crate::domain::{AuditKind, PublicKey};
+use crate::domain::{AuditKind, ClientId, PublicKey};
 use crate::store::{AuditEvent, Store};
 
 #[derive(Debug, Args)]
@@ -98,7 +98,7 @@ impl Operator<'_> {
     async fn changed(
         &self,
         kind: AuditKind,
-        client_id: &str,
+        client_id: &ClientId,
         reason: Option<String>,
         json: &serde_json::Value,
         text: &str,
@@ -113,12 +113,12 @@ impl Operator<'_> {
     async fn record(
         &self,
         kind: AuditKind,
-        client_id: &str,
+        client_id: &ClientId,
         reason: Option<String>,
     ) -> anyhow::Result<()> {
         let event = AuditEvent {
             at: time::OffsetDateTime::now_utc(),
-            client_id: Some(client_id.to_owned()),
+            client_id: Some(client_id.to_string()),
             kind,
             code: None,
             reason,
@@ -136,7 +136,7 @@ fn read_key(path: &Path) -> anyhow::Result<PublicKey> {
     PublicKey::from_pem(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-fn no_partner(client_id: &str) -> String {
+fn no_partner(client_id: &ClientId) -> String {
     format!("no partner with client id {client_id}")
 }
 

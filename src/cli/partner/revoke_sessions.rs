@@ -5,11 +5,11 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Operator, no_partner};
-use crate::domain::AuditKind;
+use crate::domain::{AuditKind, ClientId};
 
 #[derive(Debug, Args)]
 pub struct Opts {
-    client_id: String,
+    client_id: ClientId,
 }
 
 pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {

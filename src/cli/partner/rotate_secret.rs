@@ -6,12 +6,12 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Operator, no_partner};
-use crate::domain::AuditKind;
+use crate::domain::{AuditKind, ClientId};
 use crate::usecase::partners;
 
 #[derive(Debug, Args)]
 pub struct Opts {
-    client_id: String,
+    client_id: ClientId,
 }
 
 pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {

@@ -6,13 +6,13 @@ use serde_json::json;
 
 use super::{Operator, no_partner};
 use crate::auth::rate_limit::RateLimit;
-use crate::domain::AuditKind;
+use crate::domain::{AuditKind, ClientId};
 use crate::store::PartnerSettings;
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("setting").required(true).multiple(true))]
 pub struct Opts {
-    client_id: String,
+    client_id: ClientId,
     /// Accept only v2 signatures, which cover method, path, query and body.
     #[arg(long, action = clap::ArgAction::Set, group = "setting")]
     require_body_signature: Option<bool>,

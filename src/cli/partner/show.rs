@@ -6,11 +6,12 @@ use serde_json::json;
 
 use super::{Operator, no_partner, status};
 use crate::auth::rate_limit::RateLimit;
+use crate::domain::ClientId;
 use crate::domain::partner::fingerprint;
 
 #[derive(Debug, Args)]
 pub struct Opts {
-    client_id: String,
+    client_id: ClientId,
 }
 
 pub async fn list(operator: &Operator<'_>) -> anyhow::Result<()> {

@@ -97,7 +97,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::domain::{Decimal, NewOrder, ids};
+    use crate::domain::{ClientId, Decimal, NewOrder, ids};
     use crate::store::InsertOrder;
     use crate::store::sqlite::SqliteStore;
 
@@ -129,7 +129,7 @@ mod tests {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             pending: PendingOrder {
-                client_id: client_id.to_owned(),
+                client_id: ClientId::parse(client_id).unwrap(),
                 order,
                 idempotency: key.map(|(key, hash)| (key.to_owned(), hash.to_vec())),
                 now: OffsetDateTime::now_utc(),
@@ -265,7 +265,7 @@ mod tests {
                 tokio::spawn(async move {
                     store
                         .insert_order(PendingOrder::new(
-                            "p",
+                            &ClientId::parse("p").unwrap(),
                             order,
                             None,
                             OffsetDateTime::now_utc(),

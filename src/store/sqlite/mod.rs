@@ -252,10 +252,11 @@ mod tests {
         let store = SqliteStore::connect(&url, 1).await.unwrap();
         store.migrate().await.unwrap();
         let sql = &store.sql;
+        let p = crate::domain::ClientId::parse("p").unwrap();
 
-        let partner = sql.partner("p").await.unwrap().unwrap();
+        let partner = sql.partner(&p).await.unwrap().unwrap();
         assert_eq!(partner.created_at, at(1_764_000_000));
-        let keys = sql.keys("p").await.unwrap();
+        let keys = sql.keys(&p).await.unwrap();
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].created_at, at(1_764_000_000));
         assert_eq!(keys[0].revoked_at, Some(at(1_764_000_500)));
@@ -298,7 +299,7 @@ mod tests {
             1
         );
         assert!(
-            !sql.remember_signature("p", &[2], at(1_764_000_399), at(1_764_009_999))
+            !sql.remember_signature(&p, &[2], at(1_764_000_399), at(1_764_009_999))
                 .await
                 .unwrap()
         );
