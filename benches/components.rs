@@ -15,7 +15,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use sales_order_api::auth::jwt::{Claims, TokenKeys};
 use sales_order_api::auth::signature;
 use sales_order_api::config::DatabaseUrl;
-use sales_order_api::domain::{ClientId, NewOrder, PublicKey};
+use sales_order_api::domain::{ClientId, Code, NewOrder, PublicKey, TextField};
 use sales_order_api::store::{NewPartner, Store};
 
 fn jwt_verify(c: &mut Criterion) {
@@ -132,7 +132,7 @@ fn store_insert(c: &mut Criterion) {
             || {
                 next += 1;
                 let mut order = template.clone();
-                order.purchase_order_no = Some(format!("PO-{next}"));
+                order.purchase_order_no = Code::parse(&format!("PO-{next}")).unwrap();
                 order
             },
             |order| {
@@ -151,7 +151,7 @@ fn store_insert(c: &mut Criterion) {
                     .map(|_| {
                         next += 1;
                         let mut order = template.clone();
-                        order.purchase_order_no = Some(format!("PO-{next}"));
+                        order.purchase_order_no = Code::parse(&format!("PO-{next}")).unwrap();
                         order
                     })
                     .collect::<Vec<_>>()

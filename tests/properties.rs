@@ -93,7 +93,7 @@ proptest! {
             Ok(parsed) => {
                 for line in &parsed.products {
                     if let (Some(amount), Some(price)) = (line.line_amount(), &line.unit_price) {
-                        prop_assert_eq!(amount, line.quantity.times(price));
+                        prop_assert_eq!(amount, line.quantity.get().times(price.get()));
                     }
                 }
             }

@@ -8,5 +8,8 @@ pub mod partner;
 
 pub use audit::AuditKind;
 pub use decimal::Decimal;
-pub use order::{Actor, NewOrder, NewOrderLine, Order, OrderEvent, OrderLine, OrderStatus};
+pub use order::{
+    Actor, Address, Code, NewOrder, NewOrderLine, Notes, Order, OrderEvent, OrderLine, OrderStatus,
+    Quantity, SalesName, TextField, UnitPrice, Uom,
+};
 pub use partner::{ClientId, PublicKey};

@@ -12,10 +12,10 @@ use serde_json::value::RawValue;
 
 use super::error::FieldError;
 use crate::domain::decimal::{Decimal, DecimalError};
-use crate::domain::order::{
-    ADDRESS, CODE, MAX_PRODUCTS, NOTES, SALES_NAME, Text, UOM, check_quantity, check_unit_price,
+use crate::domain::order::MAX_PRODUCTS;
+use crate::domain::{
+    Address, Code, NewOrder, NewOrderLine, Notes, Quantity, SalesName, TextField, UnitPrice, Uom,
 };
-use crate::domain::{NewOrder, NewOrderLine};
 
 /// Why a create body was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,11 +62,11 @@ pub fn parse(body: &[u8]) -> Result<NewOrder, OrderBodyError> {
     };
     object.refuse_others(&ORDER_FIELDS, &SERVER_ORDER_FIELDS, &mut errors);
 
-    let customer_code = object.text("customer_code", CODE, &mut errors);
-    let site_code = object.text("site_code", CODE, &mut errors);
-    let sales_name = object.text("sales_name", SALES_NAME, &mut errors);
-    let address = object.text("address", ADDRESS, &mut errors);
-    let purchase_order_no = object.optional_text("purchase_order_no", CODE, &mut errors);
+    let customer_code = object.text::<Code>("customer_code", &mut errors);
+    let site_code = object.text::<Code>("site_code", &mut errors);
+    let sales_name = object.text::<SalesName>("sales_name", &mut errors);
+    let address = object.text::<Address>("address", &mut errors);
+    let purchase_order_no = object.optional_text::<Code>("purchase_order_no", &mut errors);
     let products = parse_products(object.get("products"), &mut errors);
 
     match (customer_code, site_code, sales_name, address, products) {
@@ -133,22 +133,21 @@ fn parse_products(
 fn parse_product(raw: &RawValue, path: &str, errors: &mut Vec<FieldError>) -> Option<NewOrderLine> {
     let object = Fields::read(raw, path, errors)?;
     object.refuse_others(&PRODUCT_FIELDS, &SERVER_PRODUCT_FIELDS, errors);
-    let product_code = object.text("product_code", CODE, errors);
-    let quantity = object.decimal("quantity", true, errors).flatten();
-    let uom = object.optional_text("uom", UOM, errors);
-    let unit_price = object.decimal("unit_price", false, errors);
-    let notes = object.optional_text("notes", NOTES, errors);
-
-    if let Some(quantity) = &quantity
-        && let Err(message) = check_quantity(quantity)
-    {
-        errors.push(object.error("quantity", message));
-    }
-    if let Some(Some(price)) = &unit_price
-        && let Err(message) = check_unit_price(price)
-    {
-        errors.push(object.error("unit_price", message));
-    }
+    let product_code = object.text::<Code>("product_code", errors);
+    let quantity = object
+        .decimal("quantity", true, errors)
+        .flatten()
+        .and_then(|quantity| object.checked("quantity", Quantity::parse(quantity), errors));
+    let uom = object.optional_text::<Uom>("uom", errors);
+    let unit_price = object
+        .decimal("unit_price", false, errors)
+        .and_then(|price| match price {
+            Some(price) => object
+                .checked("unit_price", UnitPrice::parse(price), errors)
+                .map(Some),
+            None => Some(None),
+        });
+    let notes = object.optional_text::<Notes>("notes", errors);
     Some(NewOrderLine {
         product_code: product_code?,
         quantity: quantity?,
@@ -224,8 +223,8 @@ impl<'a> Fields<'a> {
     }
 
     /// A required text field, trimmed.
-    fn text(&self, name: &str, rule: Text, errors: &mut Vec<FieldError>) -> Option<String> {
-        match self.optional_text(name, rule, errors) {
+    fn text<T: TextField>(&self, name: &str, errors: &mut Vec<FieldError>) -> Option<T> {
+        match self.optional_text(name, errors) {
             Some(Some(value)) => Some(value),
             Some(None) => {
                 errors.push(self.error(name, "is required"));
@@ -236,12 +235,11 @@ impl<'a> Fields<'a> {
     }
 
     /// An optional text field: `Some(None)` when absent, null or blank, `None` when invalid.
-    fn optional_text(
+    fn optional_text<T: TextField>(
         &self,
         name: &str,
-        rule: Text,
         errors: &mut Vec<FieldError>,
-    ) -> Option<Option<String>> {
+    ) -> Option<Option<T>> {
         let Some(raw) = self.get(name) else {
             return Some(None);
         };
@@ -249,13 +247,25 @@ impl<'a> Fields<'a> {
             errors.push(self.error(name, "must be a string"));
             return None;
         };
-        match value.map(|value| rule.check(&value)).transpose() {
+        match value.map(|value| T::parse(&value)).transpose() {
             Ok(value) => Some(value.flatten()),
             Err(message) => {
                 errors.push(self.error(name, message));
                 None
             }
         }
+    }
+
+    /// `checked`'s value, or `None` with its refusal recorded against `name`.
+    fn checked<T>(
+        &self,
+        name: &str,
+        checked: Result<T, String>,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<T> {
+        checked
+            .map_err(|message| errors.push(self.error(name, message)))
+            .ok()
     }
 
     /// A decimal field: `Some(None)` when optional and absent or null, `None` when invalid.
@@ -402,14 +412,17 @@ mod tests {
             .replace("John Doe", r"Jose\u0301")
             .replace("PO-1", r"PO-A\u030a");
         let order = parse(body.as_bytes()).unwrap();
-        assert_eq!(order.sales_name, "Jos\u{e9}");
-        assert_eq!(order.purchase_order_no.as_deref(), Some("PO-\u{c5}"));
+        assert_eq!(order.sales_name.as_str(), "Jos\u{e9}");
+        assert_eq!(
+            order.purchase_order_no.as_ref().map(Code::as_str),
+            Some("PO-\u{c5}")
+        );
     }
 
     #[test]
     fn a_valid_order_is_trimmed_and_exact() {
         let order = parse(VALID.as_bytes()).unwrap();
-        assert_eq!(order.customer_code, "CUST-001");
+        assert_eq!(order.customer_code.as_str(), "CUST-001");
         assert_eq!(order.products[0].line_amount().unwrap().to_string(), "0.2");
         assert_eq!(order.total_amount(), None, "second line has no price");
     }

@@ -195,7 +195,9 @@ pub async fn create_order(
         InsertOrder::IdempotencyConflict => Err(ApiError::IdempotencyKeyReused),
         InsertOrder::DuplicatePurchaseOrder { existing_id } => {
             Err(ApiError::DuplicatePurchaseOrder {
-                purchase_order_no: purchase_order_no.unwrap_or_default(),
+                purchase_order_no: purchase_order_no
+                    .map(|po| po.to_string())
+                    .unwrap_or_default(),
                 existing_id,
             })
         }

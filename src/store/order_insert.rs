@@ -17,7 +17,7 @@ use super::encoding::Timestamp;
 use super::orders::{OrderRef, StatusChange, insert_history};
 use super::sql::SqlStore;
 use super::{StoreError, StoreResult};
-use crate::domain::{Actor, ClientId, NewOrder, Order, OrderLine, OrderStatus, ids};
+use crate::domain::{Actor, ClientId, Code, NewOrder, Order, OrderLine, OrderStatus, ids};
 
 #[derive(Debug, Clone)]
 pub enum InsertOrder {
@@ -205,11 +205,11 @@ async fn insert_set<D: Dialect>(
             row.arg(id)
                 .arg(&pending.client_id)
                 .arg(OrderStatus::Received.as_str())
-                .arg(&order.customer_code)
-                .arg(&order.site_code)
-                .arg(&order.sales_name)
-                .arg(&order.address)
-                .arg(&order.purchase_order_no)
+                .arg(order.customer_code.as_str())
+                .arg(order.site_code.as_str())
+                .arg(order.sales_name.as_str())
+                .arg(order.address.as_str())
+                .arg(order.purchase_order_no.as_ref().map(Code::as_str))
                 .arg(order.total_amount())
                 .arg(*at)
                 .arg(*at);
@@ -234,7 +234,7 @@ async fn insert_set<D: Dialect>(
                 "SELECT id FROM sales_orders WHERE client_id = $1 AND purchase_order_no = $2",
             )
             .arg(&pending.client_id)
-            .arg(&pending.order.purchase_order_no)
+            .arg(pending.order.purchase_order_no.as_ref().map(Code::as_str))
             .fetch_one(D::on(tx))
             .await?;
             written.push(Written::Done(InsertOrder::DuplicatePurchaseOrder {

@@ -2,6 +2,7 @@
 //! The rules its fields follow are in `rules`; the create body is read and
 //! checked against them at the HTTP edge (`http::order_body`).
 
+mod fields;
 mod rules;
 mod status;
 
@@ -10,27 +11,28 @@ use utoipa::ToSchema;
 
 use super::decimal::Decimal;
 
+pub use fields::{Address, Code, Notes, Quantity, SalesName, TextField, UnitPrice, Uom};
 pub use rules::*;
 pub use status::{Actor, OrderEvent, OrderStatus};
 
 /// A validated order, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
-    pub customer_code: String,
-    pub site_code: String,
-    pub sales_name: String,
-    pub address: String,
-    pub purchase_order_no: Option<String>,
+    pub customer_code: Code,
+    pub site_code: Code,
+    pub sales_name: SalesName,
+    pub address: Address,
+    pub purchase_order_no: Option<Code>,
     pub products: Vec<NewOrderLine>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrderLine {
-    pub product_code: String,
-    pub quantity: Decimal,
-    pub uom: Option<String>,
-    pub unit_price: Option<Decimal>,
-    pub notes: Option<String>,
+    pub product_code: Code,
+    pub quantity: Quantity,
+    pub uom: Option<Uom>,
+    pub unit_price: Option<UnitPrice>,
+    pub notes: Option<Notes>,
 }
 
 impl NewOrderLine {
@@ -38,7 +40,7 @@ impl NewOrderLine {
     pub fn line_amount(&self) -> Option<Decimal> {
         self.unit_price
             .as_ref()
-            .map(|price| self.quantity.times(price))
+            .map(|price| self.quantity.get().times(price.get()))
     }
 }
 
@@ -62,12 +64,12 @@ impl NewOrder {
             .enumerate()
             .map(|(index, line)| OrderLine {
                 line_no: u32::try_from(index + 1).unwrap_or(u32::MAX),
-                product_code: line.product_code.clone(),
-                quantity: line.quantity.clone(),
-                uom: line.uom.clone(),
-                unit_price: line.unit_price.clone(),
+                product_code: line.product_code.to_string(),
+                quantity: line.quantity.get().clone(),
+                uom: line.uom.as_ref().map(Uom::to_string),
+                unit_price: line.unit_price.as_ref().map(|price| price.get().clone()),
                 line_amount: line.line_amount(),
-                notes: line.notes.clone(),
+                notes: line.notes.as_ref().map(Notes::to_string),
             })
             .collect();
         Order {
@@ -76,11 +78,11 @@ impl NewOrder {
             client_id: client_id.to_owned(),
             status: OrderStatus::Received,
             status_reason: None,
-            customer_code: self.customer_code.clone(),
-            site_code: self.site_code.clone(),
-            sales_name: self.sales_name.clone(),
-            address: self.address.clone(),
-            purchase_order_no: self.purchase_order_no.clone(),
+            customer_code: self.customer_code.to_string(),
+            site_code: self.site_code.to_string(),
+            sales_name: self.sales_name.to_string(),
+            address: self.address.to_string(),
+            purchase_order_no: self.purchase_order_no.as_ref().map(Code::to_string),
             products,
             total_amount: self.total_amount(),
             created_at: created_at.clone(),

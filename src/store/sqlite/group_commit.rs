@@ -97,21 +97,26 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::domain::{ClientId, Decimal, NewOrder, ids};
+    use crate::domain::{ClientId, Code, Decimal, NewOrder, Quantity, TextField, ids};
     use crate::store::InsertOrder;
     use crate::store::sqlite::SqliteStore;
+
+    /// A valid text value.
+    fn text<T: TextField>(value: &str) -> T {
+        T::parse(value).unwrap().unwrap()
+    }
 
     /// A one-line order, as the create-body parser would give it.
     fn new_order() -> NewOrder {
         NewOrder {
-            customer_code: "C".into(),
-            site_code: "S".into(),
-            sales_name: "N".into(),
-            address: "A".into(),
+            customer_code: text("C"),
+            site_code: text("S"),
+            sales_name: text("N"),
+            address: text("A"),
             purchase_order_no: None,
             products: vec![crate::domain::NewOrderLine {
-                product_code: "P".into(),
-                quantity: Decimal::from_integer(1),
+                product_code: text("P"),
+                quantity: Quantity::parse(Decimal::from_integer(1)).unwrap(),
                 uom: None,
                 unit_price: None,
                 notes: None,
@@ -125,7 +130,7 @@ mod tests {
         key: Option<(&str, &[u8])>,
     ) -> (Job, oneshot::Receiver<StoreResult<Written>>) {
         let mut order = new_order();
-        order.purchase_order_no = Some(po.to_owned());
+        order.purchase_order_no = Some(text::<Code>(po));
         let (reply, answer) = oneshot::channel();
         let job = Job {
             pending: PendingOrder {
@@ -261,7 +266,7 @@ mod tests {
             .map(|i| {
                 let store = store.clone();
                 let mut order = order.clone();
-                order.purchase_order_no = Some(format!("PO-{i}"));
+                order.purchase_order_no = Some(text(&format!("PO-{i}")));
                 tokio::spawn(async move {
                     store
                         .insert_order(PendingOrder::new(
