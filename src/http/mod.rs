@@ -6,6 +6,7 @@ pub mod authenticate;
 pub mod error;
 mod examples;
 pub mod extract;
+mod json_fields;
 pub mod middleware;
 pub mod openapi;
 pub mod order_body;
