@@ -9,8 +9,8 @@
 //! fingerprints are the partner's own, and the signature is never echoed.
 
 use aws_lc_rs::signature::ParsedPublicKey;
-use serde::Serialize;
 
+pub use super::error::{Diagnosis, KeyTried, Mistake};
 use super::request::SignedRequest;
 use super::signature;
 use crate::store::KeyRecord;
@@ -24,31 +24,6 @@ pub const PER_SECOND: u32 = 5;
 /// a client that reads the clock twice, once to sign and once for the
 /// header, is usually off by one or two.
 const TIMESTAMP_SLIP: i64 = 5;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Diagnosis {
-    /// The partner's active keys, each of which the signature was checked against.
-    pub keys_tried: Vec<KeyTried>,
-    /// The mistake found, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mistake: Option<Mistake>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KeyTried {
-    pub key_id: String,
-    pub fingerprint: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Mistake {
-    /// Stable: `HEX_NOT_BASE64`, `TRAILING_NEWLINE`, `SIGNED_V2_STRING`,
-    /// `SIGNED_V1_STRING`, `SIGNED_BODY`, `SIGNED_OTHER_TIMESTAMP`,
-    /// `REVOKED_KEY`.
-    pub code: &'static str,
-    /// What happened and how to fix it.
-    pub hint: String,
-}
 
 impl Mistake {
     fn new(code: &'static str, hint: impl Into<String>) -> Self {

@@ -9,8 +9,9 @@ use std::time::Duration;
 use aws_lc_rs::signature::ParsedPublicKey;
 use time::OffsetDateTime;
 
+use super::error::AuthError;
 use super::jwt::Claims;
-use super::{AuthError, signature, timestamp};
+use super::{signature, timestamp};
 use crate::store::SessionState;
 
 /// What a signed request carried, as the server received it.

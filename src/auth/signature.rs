@@ -8,7 +8,7 @@ use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
-use super::AuthError;
+use super::error::AuthError;
 
 /// A base64 RSA-8192 signature is 1368 characters; anything longer is not one.
 const MAX_SIGNATURE_LEN: usize = 1400;

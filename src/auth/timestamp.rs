@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::AuthError;
+use super::error::AuthError;
 
 /// Parses a timestamp header into unix milliseconds.
 pub fn parse(text: &str) -> Result<i64, AuthError> {

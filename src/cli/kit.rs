@@ -8,7 +8,7 @@ use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use serde_json::json;
 
-use super::{Output, print_line};
+use super::terminal::{Output, print_line};
 use crate::client::{
     Client, PrivateKey, SignatureHeaders, SignedPart, public_key_pem, refuse_symbolic_link,
     timestamp_now, write_private, write_public,

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{Output, operator_name, parse_time, shown};
+use super::terminal::{Output, operator_name, parse_time, shown};
 use crate::domain::{Actor, ClientId, Order, OrderStatus};
 use crate::store::{OrderQuery, OrderRef, StatusChange, Store, Transition};
 

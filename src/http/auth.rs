@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::JsonBody;
+use super::state::AppState;
 use crate::auth::AuthError;
 use crate::auth::jwt::Claims;
 use crate::config::Secret;

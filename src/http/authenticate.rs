@@ -22,10 +22,10 @@ use axum::extract::{FromRequest, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
-use super::AppState;
 use super::audit_note::Audited;
 use super::error::ApiError;
 use super::middleware::{RequestContext, X_SIGNATURE, note_client_id};
+use super::state::AppState;
 use crate::auth::rate_limit::RateLimit;
 use crate::auth::request::SignedRequest;
 use crate::auth::{AuthError, diagnosis};

@@ -6,9 +6,9 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
-use super::AppState;
 use super::error::ApiError;
 use super::error::FieldError;
+use super::state::AppState;
 
 /// The raw bytes of a JSON request body: content type checked, size bounded.
 pub struct JsonBody(pub Bytes);

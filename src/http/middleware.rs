@@ -16,9 +16,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::AppState;
 use super::audit_note::AuditNote;
 use super::error::{ErrorBody, ErrorEnvelope};
+use super::state::AppState;
 use crate::domain::AuditKind;
 use crate::store::AuditEvent;
 

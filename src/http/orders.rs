@@ -13,13 +13,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::authenticate::AuthenticatedPartner;
 use super::error::FieldError;
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::JsonBody;
 use super::openapi::SIGNED_ROUTE_401;
 use super::order_body::{self, OrderBodyError};
+use super::state::AppState;
 use crate::domain::order::nfc;
 use crate::domain::{Actor, Decimal, Order, OrderStatus};
 use crate::store::{Idempotency, InsertOrder, OrderQuery, OrderRef, StatusChange, Transition};

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
-use super::AppState;
 use super::error::ApiError;
+use super::state::AppState;
 
 /// Alive: the process answers. Says nothing about the database.
 pub async fn healthz() -> impl IntoResponse {

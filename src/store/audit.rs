@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 
 use super::dialect::{Dialect, PushBind, RowsAffected};
 use super::encoding::{Timestamp, rfc3339};
+use super::error::{StoreError, StoreResult};
 use super::sql::SqlStore;
-use super::{StoreError, StoreResult};
 use crate::domain::{AuditKind, ClientId};
 
 /// One security-relevant event.

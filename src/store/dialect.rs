@@ -31,7 +31,7 @@ use sqlx::{
     Transaction, Type,
 };
 
-use super::{StoreError, StoreResult};
+use super::error::{StoreError, StoreResult};
 use crate::domain::ClientId;
 
 /// A value the shared queries can bind on either database.

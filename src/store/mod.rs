@@ -9,6 +9,7 @@
 mod audit;
 pub mod dialect;
 pub mod encoding;
+mod error;
 mod order_insert;
 mod orders;
 mod partners;
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 
 pub use audit::AuditEvent;
 pub use encoding::rfc3339;
+pub use error::{StoreError, StoreResult};
 pub use order_insert::{Idempotency, InsertOrder, PendingOrder};
 pub use orders::{OrderKey, OrderPage, OrderQuery, OrderRef, StatusChange, Transition};
 pub use partners::{AddKey, KeyRecord, NewPartner, PartnerRecord, PartnerSettings};
@@ -28,43 +30,6 @@ pub use sessions::{RefreshOutcome, SessionState, TokenRow};
 
 use crate::config::DatabaseUrl;
 use crate::domain::{ClientId, NewOrder, Order, OrderEvent, PublicKey};
-
-/// Storage failures, split by what the caller should tell its client.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database cannot be reached or is not answering in time (503).
-    #[error("the database is unavailable")]
-    Unavailable(#[source] sqlx::Error),
-    /// Anything else: a bug or a corrupted row (500, logged, never shown).
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
-    #[error("stored data is inconsistent: {0}")]
-    Corrupt(String),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
-        let unavailable = match &error {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => true,
-            // PostgreSQL going away mid-session: connection exceptions (08),
-            // insufficient resources (53), administrator shutdown (57P01-03).
-            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
-            }),
-            _ => false,
-        };
-        if unavailable {
-            Self::Unavailable(error)
-        } else {
-            Self::Database(error)
-        }
-    }
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The database behind the service, chosen by the URL's scheme.
 #[derive(Clone, Debug)]

@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 
 use super::dialect::{Bind, Dialect, PushBind};
 use super::encoding::Timestamp;
+use super::error::{StoreError, StoreResult};
 use super::orders::{OrderRef, StatusChange, insert_history};
 use super::sql::SqlStore;
-use super::{StoreError, StoreResult};
 use crate::domain::{Actor, ClientId, Code, NewOrder, Order, OrderLine, OrderStatus, ids};
 
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use super::dialect::{Bind, Dialect, PushBind, RowsAffected};
 use super::encoding::Timestamp;
+use super::error::{StoreError, StoreResult};
 use super::sql::SqlStore;
-use super::{StoreError, StoreResult};
 use crate::domain::{Actor, ClientId, Decimal, Order, OrderEvent, OrderLine, OrderStatus, ids};
 
 /// Which order: by id or by order number, within one partner's orders or

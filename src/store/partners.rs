@@ -3,9 +3,9 @@
 use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 
-use super::StoreResult;
 use super::dialect::{Bind, Dialect, PushBind, RowsAffected};
 use super::encoding::Timestamp;
+use super::error::StoreResult;
 use super::sql::SqlStore;
 use crate::domain::{ClientId, PublicKey};
 

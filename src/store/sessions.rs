@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 
 use super::dialect::{Bind, Dialect, PushBind, RowsAffected};
 use super::encoding::Timestamp;
+use super::error::{StoreError, StoreResult};
 use super::sql::SqlStore;
-use super::{StoreError, StoreResult};
 use crate::domain::ClientId;
 
 /// What an API call needs to know about the token's login, read in one query.

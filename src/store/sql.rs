@@ -7,8 +7,8 @@
 
 use sqlx::Pool;
 
-use super::StoreResult;
 use super::dialect::{Bind, Dialect};
+use super::error::StoreResult;
 
 pub struct SqlStore<D: Dialect> {
     /// Reads. On SQLite a read-only pool beside the one writer, so reads

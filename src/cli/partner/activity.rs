@@ -5,7 +5,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Operator, no_partner};
-use crate::cli::parse_time;
+use crate::cli::terminal::parse_time;
 use crate::domain::ClientId;
 
 #[derive(Debug, Args)]

@@ -20,7 +20,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::{Output, operator_name};
+use super::terminal::{Output, operator_name};
 use crate::domain::{AuditKind, ClientId, PublicKey};
 use crate::store::{AuditEvent, Store};
 

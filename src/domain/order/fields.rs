@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::rules::{self, Text};
-use crate::domain::Decimal;
+use crate::domain::decimal::Decimal;
 
 /// A text field checked against its rule: as stored (NFC, trimmed), never
 /// blank. Its value is private to this module, so `parse` is the only way

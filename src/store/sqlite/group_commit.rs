@@ -18,8 +18,8 @@ use sqlx::{Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::dialect::Dialect;
+use crate::store::error::{StoreError, StoreResult};
 use crate::store::order_insert::{PendingOrder, Written, write_batch};
-use crate::store::{StoreError, StoreResult};
 
 /// Inserts that may wait for the writer; senders beyond this wait their turn.
 pub const QUEUE: usize = 4096;

@@ -15,9 +15,9 @@ use std::time::Duration;
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use super::error::{StoreError, StoreResult};
 use super::order_insert::{InsertOrder, PendingOrder};
 use super::sql::SqlStore;
-use super::{StoreError, StoreResult};
 
 mod group_commit;
 
