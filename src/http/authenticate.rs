@@ -77,39 +77,7 @@ impl FromRequest<AppState> for AuthenticatedPartner {
 
 /// The partner's client id, once every check passed.
 async fn authenticate(parts: &Parts, body: &[u8], state: &AppState) -> Result<ClientId, ApiError> {
-    let headers = &parts.headers;
-    let v2 = match headers
-        .get(X_SIGNATURE_VERSION)
-        .map(|v| v.to_str().map(str::trim))
-    {
-        None | Some(Ok("1")) => false,
-        Some(Ok("2")) => true,
-        Some(_) => return Err(AuthError::SignatureVersionUnsupported.into()),
-    };
-    let [authorization, client_id, timestamp, signature] = required_headers(
-        headers,
-        [AUTHORIZATION, X_CLIENT_ID, X_TIMESTAMP, X_SIGNATURE],
-    )?;
-    let token = authorization
-        .strip_prefix("Bearer ")
-        .or_else(|| authorization.strip_prefix("bearer "))
-        .map(str::trim)
-        .ok_or(AuthError::TokenInvalid(
-            "Authorization must be 'Bearer <token>'",
-        ))?;
-    let request = SignedRequest {
-        client_id,
-        timestamp,
-        v2,
-        method: parts.method.as_str(),
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path(), |pq| pq.as_str()),
-        body,
-        signature,
-    };
-
+    let (request, token) = read_headers(parts, body)?;
     let now = state.clock.now();
     let claims = state.tokens.decode(token)?;
     // Our own token, so a well-formed id; checked all the same, as every
@@ -141,32 +109,91 @@ async fn authenticate(parts: &Parts, body: &[u8], state: &AppState) -> Result<Cl
     };
     // Counted only for authenticated requests, so nobody else can spend a
     // partner's budget.
-    let limit = RateLimit::from_column(login.rate_limit);
-    if let Err(refused) = state.rate_limiter.take(&claims.client_id, limit, now_ms) {
-        if refused.starts
-            && let Some(context) = parts.extensions.get::<std::sync::Arc<RequestContext>>()
-        {
-            state.audit.record(context.audit_event(
-                now,
-                &claims.client_id,
-                AuditKind::RateLimited,
-                None,
-                Some(format!(
-                    "over the rate limit ({limit}); refusing until the bucket refills"
-                )),
-            ));
-        }
-        return Err(ApiError::RateLimited {
-            retry_after: refused.retry_after,
-        });
-    }
+    take_rate(
+        state,
+        parts,
+        &client,
+        RateLimit::from_column(login.rate_limit),
+        now,
+    )?;
     // After the rate limit: a refused request neither burns its signature
     // nor costs a write. Reads are left out: a replayed GET changes nothing,
     // and a partner may read the same page twice within a second.
-    if v2 && !parts.method.is_safe() {
+    if request.v2 && !parts.method.is_safe() {
         remember_signature(state, &client, &message, now).await?;
     }
     Ok(client)
+}
+
+/// The signed request the headers describe, and the bearer token.
+fn read_headers<'a>(
+    parts: &'a Parts,
+    body: &'a [u8],
+) -> Result<(SignedRequest<'a>, &'a str), AuthError> {
+    let headers = &parts.headers;
+    let v2 = match headers
+        .get(X_SIGNATURE_VERSION)
+        .map(|v| v.to_str().map(str::trim))
+    {
+        None | Some(Ok("1")) => false,
+        Some(Ok("2")) => true,
+        Some(_) => return Err(AuthError::SignatureVersionUnsupported),
+    };
+    let [authorization, client_id, timestamp, signature] = required_headers(
+        headers,
+        [AUTHORIZATION, X_CLIENT_ID, X_TIMESTAMP, X_SIGNATURE],
+    )?;
+    let token = authorization
+        .strip_prefix("Bearer ")
+        .or_else(|| authorization.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or(AuthError::TokenInvalid(
+            "Authorization must be 'Bearer <token>'",
+        ))?;
+    let request = SignedRequest {
+        client_id,
+        timestamp,
+        v2,
+        method: parts.method.as_str(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path(), |pq| pq.as_str()),
+        body,
+        signature,
+    };
+    Ok((request, token))
+}
+
+/// Takes one request from the partner's rate budget; the first refusal of a
+/// run is audited, the rest only answered.
+fn take_rate(
+    state: &AppState,
+    parts: &Parts,
+    client: &ClientId,
+    limit: RateLimit,
+    now: time::OffsetDateTime,
+) -> Result<(), ApiError> {
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let Err(refused) = state.rate_limiter.take(client.as_str(), limit, now_ms) else {
+        return Ok(());
+    };
+    if refused.starts
+        && let Some(context) = parts.extensions.get::<std::sync::Arc<RequestContext>>()
+    {
+        state.audit.record(context.audit_event(
+            now,
+            client.as_str(),
+            AuditKind::RateLimited,
+            None,
+            Some(format!(
+                "over the rate limit ({limit}); refusing until the bucket refills"
+            )),
+        ));
+    }
+    Err(ApiError::RateLimited {
+        retry_after: refused.retry_after,
+    })
 }
 
 /// Fills in why a signature did not verify, for at most

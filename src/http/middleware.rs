@@ -6,7 +6,7 @@
 //! (axum's 404/405, body limits, timeouts, panics) into the same envelope.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use std::net::{IpAddr, SocketAddr};
@@ -124,23 +124,16 @@ pub fn note_client_id(extensions: &axum::http::Extensions, client_id: &str) {
     }
 }
 
+/// The outermost layer, in the order a request meets it: the request's
+/// context (id, caller's address), the handlers, then on the way out the
+/// audit, the error envelope, the standard headers and the request's metrics
+/// and access log.
 pub async fn envelope(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let client_address = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| {
-            client_address(
-                info.0.ip(),
-                request.headers(),
-                &state.settings.trusted_proxies,
-            )
-        });
-    let context = Arc::new(RequestContext {
-        request_id: request_id(&request),
-        client_address,
-        ..Default::default()
-    });
+    let context = Arc::new(RequestContext::of(
+        &request,
+        &state.settings.trusted_proxies,
+    ));
     request.extensions_mut().insert(context.clone());
     let method = method_label(request.method());
     let path = request.uri().path().to_owned();
@@ -152,64 +145,109 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
         None if is_unrendered_error(&response) => Some(generic_error(&response, method, &path)),
         None => None,
     };
-    let status = response.status().as_u16();
-    let route = context.route.get().map_or("unmatched", String::as_str);
     if let Some(AuditNote(kind)) = response.extensions_mut().remove::<AuditNote>() {
-        match context.client_id.get() {
-            Some(client_id) => {
-                let event = context.audit_event(
-                    state.clock.now(),
-                    client_id,
-                    kind,
-                    body.as_ref().map(|b| b.code),
-                    body.as_ref().map(|b| b.message.clone()),
-                );
-                if kind.is_refusal() {
-                    state.audit.record_refusal(event);
-                } else {
-                    state.audit.record(event);
-                }
-            }
-            None => {
-                let now_ms = state.clock.unix_now().saturating_mul(1000);
-                state
-                    .audit
-                    .unattributed(kind, context.client_address, now_ms);
-            }
-        }
+        record_audit(&state, &context, kind, body.as_ref());
     }
     if let Some(body) = body {
-        let json = serde_json::to_string(&ErrorEnvelope {
-            message: body.message.clone(),
-            error: body,
-            request_id: context.request_id.clone(),
-        })
-        .unwrap_or_default();
-        let headers = response.headers_mut();
-        headers.remove(header::CONTENT_LENGTH);
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        *response.body_mut() = Body::from(json);
+        render_error(&mut response, body, &context.request_id);
     }
-    if let Ok(value) = HeaderValue::from_str(&context.request_id) {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    standard_headers(
+        &mut response,
+        &context.request_id,
+        state.settings.tls.is_some(),
+    );
+    observe(
+        &context,
+        method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+impl RequestContext {
+    fn of(request: &Request, trusted_proxies: &[IpAddr]) -> Self {
+        let client_address = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| client_address(info.0.ip(), request.headers(), trusted_proxies));
+        Self {
+            request_id: request_id(request),
+            client_address,
+            ..Default::default()
+        }
+    }
+}
+
+/// Records what the answer meant for the audit: against the partner when the
+/// request is tied to one, else only counted (see `audit`).
+fn record_audit(
+    state: &AppState,
+    context: &RequestContext,
+    kind: AuditKind,
+    body: Option<&ErrorBody>,
+) {
+    let Some(client_id) = context.client_id.get() else {
+        let now_ms = state.clock.unix_now().saturating_mul(1000);
+        state
+            .audit
+            .unattributed(kind, context.client_address, now_ms);
+        return;
+    };
+    let event = context.audit_event(
+        state.clock.now(),
+        client_id,
+        kind,
+        body.map(|b| b.code),
+        body.map(|b| b.message.clone()),
+    );
+    if kind.is_refusal() {
+        state.audit.record_refusal(event);
+    } else {
+        state.audit.record(event);
+    }
+}
+
+/// Replaces the body with the error envelope, which names the request id.
+fn render_error(response: &mut Response, body: ErrorBody, request_id: &str) {
+    let json = serde_json::to_string(&ErrorEnvelope {
+        message: body.message.clone(),
+        error: body,
+        request_id: request_id.to_owned(),
+    })
+    .unwrap_or_default();
+    let headers = response.headers_mut();
+    headers.remove(header::CONTENT_LENGTH);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    *response.body_mut() = Body::from(json);
+}
+
+/// Headers every answer carries.
+fn standard_headers(response: &mut Response, request_id: &str, tls: bool) {
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(X_REQUEST_ID.clone(), value);
     }
     // JSON is never to be sniffed into something a browser would run.
-    response.headers_mut().insert(
+    headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
     // Served over our own TLS, clients should never fall back to plain HTTP.
-    if state.settings.tls.is_some() {
-        response.headers_mut().insert(
+    if tls {
+        headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),
         );
     }
+}
 
-    let latency = started.elapsed();
+/// The request's metrics and its access-log line.
+fn observe(context: &RequestContext, method: &'static str, status: u16, latency: Duration) {
+    let route = context.route.get().map_or("unmatched", String::as_str);
     // Every label comes from a closed set: the method's label, the matched
     // route template (or "unmatched") and the status code.
     metrics::counter!("http_requests_total", "method" => method, "route" => route.to_owned(), "status" => status.to_string())
@@ -225,7 +263,6 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
         latency_ms = latency.as_secs_f64() * 1000.0,
         "request"
     );
-    response
 }
 
 /// Records the matched route template (e.g. `/api/v1/sales-orders/{id}`), which
