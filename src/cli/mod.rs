@@ -53,14 +53,24 @@ impl Cli {
         match self.command {
             Command::Serve(args) => serve::run(args, self.database_url).await,
             Command::Migrate => {
-                open_store(&self.database_url).await?;
+                open_store(&self.database_url, Upgrade::Allowed).await?;
                 eprintln!("migrations applied to {}", self.database_url);
                 Ok(())
             }
             Command::Partner(args) => {
-                partner::run(args, &open_store(&self.database_url).await?).await
+                partner::run(
+                    args,
+                    &open_store(&self.database_url, Upgrade::Refused).await?,
+                )
+                .await
             }
-            Command::Order(args) => order::run(args, &open_store(&self.database_url).await?).await,
+            Command::Order(args) => {
+                order::run(
+                    args,
+                    &open_store(&self.database_url, Upgrade::Refused).await?,
+                )
+                .await
+            }
             Command::Keygen(args) => kit::keygen(args),
             Command::Sign(args) => kit::sign(args),
             Command::Send(args) => kit::send(args).await,
@@ -68,7 +78,17 @@ impl Cli {
     }
 }
 
-async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
+/// Whether a command may migrate a database an earlier release made.
+#[derive(PartialEq, Eq)]
+enum Upgrade {
+    Allowed,
+    /// A server of the earlier release may still be using the database, and
+    /// a migration can change what it reads: only `migrate` (or `serve`)
+    /// upgrades. A new database is still made ready by any command.
+    Refused,
+}
+
+async fn open_store(url: &DatabaseUrl, upgrade: Upgrade) -> anyhow::Result<Store> {
     // An operator command run from another directory than the server's would
     // otherwise quietly make a second, empty SQLite database, and the partner
     // registered in it could never log in.
@@ -90,6 +110,15 @@ async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
     }
     // One command at a time: two connections are plenty.
     let store = Store::connect(url, 2).await?;
+    if upgrade == Upgrade::Refused
+        && let Some((applied, latest)) = store.upgrade_pending().await
+    {
+        anyhow::bail!(
+            "{url} was made by an earlier release (schema {applied}; this release needs {latest}). \
+             Stop the servers of the earlier release, then run `sales-order-api migrate` \
+             (or start this release's server, which migrates), and run this command again"
+        );
+    }
     store.migrate().await?;
     Ok(store)
 }

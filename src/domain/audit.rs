@@ -75,15 +75,13 @@ impl AuditKind {
     }
 
     /// A request refused: what a stolen token could repeat at will, so what
-    /// the audit stores within a per-partner budget.
+    /// the audit stores within a per-partner budget. A detected token reuse
+    /// is not: it revokes the login, so it cannot repeat, and its source and
+    /// request id must survive a flood of other refusals.
     pub fn is_refusal(self) -> bool {
         matches!(
             self,
-            Self::LoginFailed
-                | Self::RefreshRefused
-                | Self::TokenReuseDetected
-                | Self::SignatureFailed
-                | Self::RequestRefused
+            Self::LoginFailed | Self::RefreshRefused | Self::SignatureFailed | Self::RequestRefused
         )
     }
 

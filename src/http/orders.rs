@@ -2,7 +2,7 @@
 //! so none can run before the four-header check has passed.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -254,8 +254,21 @@ pub async fn list_orders(
 )]
 pub async fn get_order(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     partner: AuthenticatedPartner,
+) -> Response {
+    match path {
+        Ok(Path(id)) => find(&state, &partner, id).await.into_response(),
+        // Taken as a `Result` so that the signature is checked first: a
+        // malformed path is answered, as axum answers it, to a partner only.
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+async fn find(
+    state: &AppState,
+    partner: &AuthenticatedPartner,
+    id: String,
 ) -> Result<Json<OrderResponse>, ApiError> {
     let order = state
         .store
@@ -289,8 +302,19 @@ pub async fn get_order(
 )]
 pub async fn cancel_order(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     partner: AuthenticatedPartner,
+) -> Response {
+    match path {
+        Ok(Path(id)) => cancel(&state, &partner, id).await.into_response(),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+async fn cancel(
+    state: &AppState,
+    partner: &AuthenticatedPartner,
+    id: String,
 ) -> Result<Json<OrderResponse>, ApiError> {
     let change = StatusChange {
         to: OrderStatus::Cancelled,

@@ -26,6 +26,18 @@ impl Timestamp {
         Self(to_millis(at.to_offset(time::UtcOffset::UTC)))
     }
 
+    /// The first instant the store can hold at or after `at`. Stored times
+    /// are whole milliseconds, so a bound with a finer part, rounded up,
+    /// selects exactly the rows the bound itself would.
+    pub fn at_or_after(at: OffsetDateTime) -> Self {
+        let down = Self::new(at);
+        if down.0 < at {
+            Self(down.0 + time::Duration::milliseconds(1))
+        } else {
+            down
+        }
+    }
+
     pub fn get(self) -> OffsetDateTime {
         self.0
     }
@@ -219,5 +231,19 @@ mod tests {
         assert_eq!(Timestamp::new(at).rfc3339(), "2026-11-24T08:27:49.024Z");
         let whole = time::macros::datetime!(2026-11-24 08:27:49 UTC);
         assert_eq!(Timestamp::new(whole).rfc3339(), "2026-11-24T08:27:49.000Z");
+    }
+
+    #[test]
+    fn a_bound_finer_than_a_millisecond_rounds_up_to_the_next_stored_instant() {
+        let fine = time::macros::datetime!(2026-11-24 08:27:49.024_001 UTC);
+        assert_eq!(
+            Timestamp::at_or_after(fine).rfc3339(),
+            "2026-11-24T08:27:49.025Z"
+        );
+        let whole = time::macros::datetime!(2026-11-24 08:27:49.024 UTC);
+        assert_eq!(
+            Timestamp::at_or_after(whole).rfc3339(),
+            "2026-11-24T08:27:49.024Z"
+        );
     }
 }

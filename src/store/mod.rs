@@ -104,6 +104,23 @@ impl Store {
         }
     }
 
+    /// `(applied, latest)` when the database was made by an earlier release
+    /// and this one would migrate it; `None` when it is new or up to date.
+    pub async fn upgrade_pending(&self) -> Option<(i64, i64)> {
+        let (applied, latest) = match &self.backend {
+            Backend::Sqlite(store) => (
+                store.sql.schema_version().await,
+                sqlite::SqliteStore::latest_migration(),
+            ),
+            Backend::Postgres(store) => {
+                (store.schema_version().await, postgres::latest_migration())
+            }
+        };
+        applied
+            .filter(|applied| *applied < latest)
+            .map(|applied| (applied, latest))
+    }
+
     /// Stores an order, its lines, its first history entry and its
     /// Idempotency-Key in one transaction; returns once committed. Requests
     /// with the same key are served one at a time, across instances.

@@ -123,10 +123,14 @@ impl<D: Dialect> SqlStore<D> {
             select.push(" AND status = ").arg(status.as_str());
         }
         if let Some(from) = query.created_from {
-            select.push(" AND created_at >= ").arg(Timestamp::new(from));
+            select
+                .push(" AND created_at >= ")
+                .arg(Timestamp::at_or_after(from));
         }
         if let Some(to) = query.created_to {
-            select.push(" AND created_at < ").arg(Timestamp::new(to));
+            select
+                .push(" AND created_at < ")
+                .arg(Timestamp::at_or_after(to));
         }
         let (after, order) = if query.oldest_first {
             (" AND seq > ", " ORDER BY seq ASC LIMIT ")

@@ -38,6 +38,11 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgStore>
     Ok(SqlStore::new(pool.clone(), pool))
 }
 
+/// The newest migration this release brings.
+pub fn latest_migration() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 /// Runs on a connection of its own, closed afterwards: sqlx holds a
 /// session-level advisory lock while migrating, and a failed run must not
 /// leave that lock on a pooled connection.

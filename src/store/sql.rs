@@ -45,6 +45,16 @@ impl<D: Dialect> SqlStore<D> {
         Ok(())
     }
 
+    /// The newest migration applied to the database, `None` for a database
+    /// that has none yet (or no migration table to read).
+    pub async fn schema_version(&self) -> Option<i64> {
+        sqlx::query::<D>("SELECT max(version) AS version FROM _sqlx_migrations WHERE success")
+            .fetch_one(D::pool(&self.writer))
+            .await
+            .ok()
+            .and_then(|row| D::get::<Option<i64>>(&row, "version").ok().flatten())
+    }
+
     /// The HS256 signing key: the stored one, or `candidate` if none is stored
     /// yet. Racing first starts agree on whichever key was written first.
     pub async fn jwt_key(&self, candidate: &[u8]) -> StoreResult<Vec<u8>> {

@@ -286,6 +286,55 @@ async fn commands_on_an_unknown_partner_fail_with_a_message() {
     }
 }
 
+/// A SQLite database as the previous release leaves it: its migrations only.
+async fn previous_release_database(url: &str) {
+    let migrations = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() < "0007" {
+            std::fs::copy(&path, migrations.path().join(name)).unwrap();
+        }
+    }
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+    let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(migrations.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_command_leaves_an_earlier_release_database_alone_until_migrate_is_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    previous_release_database(&url).await;
+
+    // A server of that release may still be using it: no command upgrades it
+    // on the side.
+    let refused = stderr_of(&cli(&url, &["partner", "list", "--json"]));
+    assert!(refused.contains("earlier release"), "{refused}");
+    assert!(refused.contains("sales-order-api migrate"), "{refused}");
+    assert!(stderr_of(&cli(&url, &["order", "list", "--json"])).contains("earlier release"));
+
+    let migrated = cli(&url, &["migrate"]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert_eq!(
+        json_of(&cli(&url, &["partner", "list", "--json"])),
+        serde_json::json!([])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_command_on_a_missing_sqlite_file_says_it_creates_a_new_database() {
     let dir = tempfile::tempdir().unwrap();

@@ -149,3 +149,20 @@ async fn a_deeply_nested_body_is_refused_not_recursed_into() {
         "still serving"
     );
 }
+
+#[tokio::test]
+async fn a_malformed_order_path_without_credentials_is_refused_for_its_credentials_first() {
+    let app = TestApp::spawn().await;
+    for (method, path) in [
+        (reqwest::Method::GET, "/api/v1/sales-orders/%C0"),
+        (reqwest::Method::POST, "/api/v1/sales-orders/%C0/cancel"),
+    ] {
+        let response = app
+            .client
+            .request(method, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        expect_error(response, 401, "MISSING_HEADER").await;
+    }
+}

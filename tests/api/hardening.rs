@@ -753,3 +753,56 @@ async fn a_login_that_finishes_after_a_disable_starts_no_session() {
     assert!(!started);
     assert!(store.session_state("ses_race").await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_reuse_is_recorded_whole_even_after_a_flood_of_refusals() {
+    let app = TestApp::spawn().await;
+    let partner = app
+        .register("versuni-client-001", crate::helpers::TestKey::vectors())
+        .await;
+    let session = app.session(&partner).await;
+    let timestamp = app.now().to_string();
+    let forged = "AAAA".repeat(86);
+    let refuse = |_| async {
+        app.with_headers(
+            &session,
+            reqwest::Method::GET,
+            "/api/v1/sales-orders",
+            &partner.client_id,
+            &timestamp,
+            Some(forged.clone()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+    };
+    // The minute's budget of stored refusals is spent.
+    let statuses = futures::future::join_all((0..80).map(refuse)).await;
+    assert!(statuses.iter().all(|status| *status == 401));
+
+    let body = serde_json::json!({"token": session.token});
+    let refresh = || app.post_json("/api/v1/auth/refresh", &body);
+    assert_eq!(refresh().await.status(), 200);
+    let reused = refresh().await;
+    assert_eq!(reused.status(), 401);
+    let request_id = reused.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let events = app
+        .state
+        .store
+        .events(&client("versuni-client-001"), None, 1000)
+        .await
+        .unwrap();
+    use sales_order_api::domain::AuditKind;
+    let reuse = events
+        .iter()
+        .find(|e| e.kind == AuditKind::TokenReuseDetected)
+        .expect("the reuse is stored, not only counted");
+    assert_eq!(reuse.request_id.as_deref(), Some(request_id.as_str()));
+    assert!(reuse.source.is_some());
+}

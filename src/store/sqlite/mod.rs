@@ -163,6 +163,11 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The newest migration this release brings.
+    pub fn latest_migration() -> i64 {
+        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
     /// Queues the insert for the group-commit writer and waits until the batch
     /// holding it is committed (see [`group_commit`]).
     pub async fn insert_order(&self, pending: PendingOrder) -> StoreResult<InsertOrder> {
