@@ -623,25 +623,7 @@ async fn a_stolen_token_can_store_at_most_sixty_refusals_a_minute_and_the_rest_a
         .register("versuni-client-001", crate::helpers::TestKey::vectors())
         .await;
     let session = app.session(&partner).await;
-    let timestamp = app.now().to_string();
-    // A token without the key: every request is a refused signature.
-    let forged = "AAAA".repeat(86);
-    let refuse = |_| async {
-        app.with_headers(
-            &session,
-            reqwest::Method::GET,
-            "/api/v1/sales-orders",
-            &partner.client_id,
-            &timestamp,
-            Some(forged.clone()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .status()
-    };
-    let statuses = futures::future::join_all((0..100).map(refuse)).await;
-    assert!(statuses.iter().all(|status| *status == 401));
+    forged_requests(&app, &session, 100).await;
 
     let store = &app.state.store;
     let stored = |kind| async move {
@@ -665,7 +647,7 @@ async fn a_stolen_token_can_store_at_most_sixty_refusals_a_minute_and_the_rest_a
             "/api/v1/sales-orders",
             &partner.client_id,
             &timestamp,
-            Some(forged.clone()),
+            Some(forged_signature()),
         )
         .send()
         .await
@@ -761,25 +743,8 @@ async fn a_token_reuse_is_recorded_whole_even_after_a_flood_of_refusals() {
         .register("versuni-client-001", crate::helpers::TestKey::vectors())
         .await;
     let session = app.session(&partner).await;
-    let timestamp = app.now().to_string();
-    let forged = "AAAA".repeat(86);
-    let refuse = |_| async {
-        app.with_headers(
-            &session,
-            reqwest::Method::GET,
-            "/api/v1/sales-orders",
-            &partner.client_id,
-            &timestamp,
-            Some(forged.clone()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .status()
-    };
     // The minute's budget of stored refusals is spent.
-    let statuses = futures::future::join_all((0..80).map(refuse)).await;
-    assert!(statuses.iter().all(|status| *status == 401));
+    forged_requests(&app, &session, 80).await;
 
     let body = serde_json::json!({"token": session.token});
     let refresh = || app.post_json("/api/v1/auth/refresh", &body);
@@ -805,4 +770,31 @@ async fn a_token_reuse_is_recorded_whole_even_after_a_flood_of_refusals() {
         .expect("the reuse is stored, not only counted");
     assert_eq!(reuse.request_id.as_deref(), Some(request_id.as_str()));
     assert!(reuse.source.is_some());
+}
+
+/// A signature made without the partner's key (the size of an RSA-2048 one).
+fn forged_signature() -> String {
+    "AAAA".repeat(86)
+}
+
+/// Sends `count` requests at once with a valid token and a forged signature
+/// (a stolen token without the key); each is refused.
+async fn forged_requests(app: &TestApp, session: &crate::helpers::Session<'_>, count: usize) {
+    let timestamp = app.now().to_string();
+    let refuse = |_| async {
+        app.with_headers(
+            session,
+            reqwest::Method::GET,
+            "/api/v1/sales-orders",
+            &session.partner.client_id,
+            &timestamp,
+            Some(forged_signature()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+    };
+    let statuses = futures::future::join_all((0..count).map(refuse)).await;
+    assert!(statuses.iter().all(|status| *status == 401));
 }
