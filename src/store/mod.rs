@@ -10,6 +10,7 @@ mod audit;
 pub mod dialect;
 pub mod encoding;
 mod error;
+mod group_commit;
 mod order_insert;
 mod orders;
 mod partners;
@@ -61,7 +62,10 @@ macro_rules! shared {
                 let $store = &sqlite.sql;
                 $call
             }
-            Backend::Postgres($store) => $call,
+            Backend::Postgres(postgres) => {
+                let $store = &postgres.sql;
+                $call
+            }
         }
     };
 }
@@ -88,7 +92,7 @@ impl Store {
     }
 
     /// SQLite: caps how many concurrent order inserts share one commit (1
-    /// commits each alone). PostgreSQL groups commits itself.
+    /// commits each alone). PostgreSQL batches keep the default.
     pub fn set_sqlite_max_batch(&self, max_batch: usize) {
         if let Backend::Sqlite(store) = &self.backend {
             store.set_max_batch(max_batch);
@@ -112,9 +116,10 @@ impl Store {
                 store.sql.schema_version().await,
                 sqlite::SqliteStore::latest_migration(),
             ),
-            Backend::Postgres(store) => {
-                (store.schema_version().await, postgres::latest_migration())
-            }
+            Backend::Postgres(store) => (
+                store.sql.schema_version().await,
+                postgres::latest_migration(),
+            ),
         };
         applied
             .filter(|applied| *applied < latest)

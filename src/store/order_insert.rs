@@ -72,27 +72,6 @@ pub enum Written {
 }
 
 impl<D: Dialect> SqlStore<D> {
-    /// Stores one order in a transaction of its own and returns once it is
-    /// committed. Requests with the same key are served one at a time,
-    /// across instances.
-    pub async fn insert_order(&self, pending: PendingOrder) -> StoreResult<InsertOrder> {
-        let mut tx = D::begin(&self.writer).await?;
-        if let Some((key, _)) = &pending.idempotency {
-            // Requests with one key, on any instance, take turns from here to
-            // commit; each later one finds the key the first one stored.
-            D::lock_idempotency_key(&mut tx, &pending.client_id, key).await?;
-        }
-        let written = write_one(&mut tx, &pending).await?;
-        if matches!(written, Written::Done(InsertOrder::Created(_))) {
-            D::commit(tx).await?;
-        } else {
-            // Nothing was written. Ended before the replay's read, so the
-            // key's lock and this connection are not held across it.
-            drop(tx);
-        }
-        self.answer(&pending.client_id, written).await
-    }
-
     /// The caller's answer, once the transaction that wrote it is over.
     pub(super) async fn answer(
         &self,

@@ -15,6 +15,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres};
 
+use super::error::StoreResult;
+use super::group_commit::GroupCommit;
+use super::order_insert::{InsertOrder, PendingOrder};
 use super::sql::SqlStore;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -23,7 +26,26 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// well inside the request timeout, so an outage is reported, not waited out.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub type PgStore = SqlStore<Postgres>;
+#[derive(Clone)]
+pub struct PgStore {
+    pub(crate) sql: SqlStore<Postgres>,
+    /// Order inserts, written in batches by this instance's writer.
+    orders: GroupCommit,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store(postgres)")
+    }
+}
+
+impl PgStore {
+    /// Queues the insert for this instance's group-commit writer and waits
+    /// until the batch holding it is committed.
+    pub async fn insert_order(&self, pending: PendingOrder) -> StoreResult<InsertOrder> {
+        self.orders.insert(&self.sql, pending).await
+    }
+}
 
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgStore> {
     let options = PgConnectOptions::from_str(url)?.application_name("sales-order-api");
@@ -35,7 +57,10 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgStore>
         .test_before_acquire(true)
         .connect_with(options)
         .await?;
-    Ok(SqlStore::new(pool.clone(), pool))
+    Ok(PgStore {
+        orders: GroupCommit::start(pool.clone()),
+        sql: SqlStore::new(pool.clone(), pool),
+    })
 }
 
 /// The newest migration this release brings.
@@ -47,7 +72,7 @@ pub fn latest_migration() -> i64 {
 /// session-level advisory lock while migrating, and a failed run must not
 /// leave that lock on a pooled connection.
 pub async fn migrate(store: &PgStore) -> anyhow::Result<()> {
-    let mut connection = PgConnection::connect_with(&store.writer.connect_options()).await?;
+    let mut connection = PgConnection::connect_with(&store.sql.writer.connect_options()).await?;
     MIGRATOR.run(&mut connection).await?;
     connection.close().await?;
     Ok(())

@@ -233,3 +233,40 @@ async fn operator_changes_on_the_command_line_reach_every_instance_within_a_seco
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crossed_purchase_orders_from_two_instances_are_each_created_once_without_a_deadlock() {
+    let one = TestApp::spawn().await;
+    let two = one.sibling().await;
+    let partner = one.register("versuni-client-001", TestKey::vectors()).await;
+    let session = one.session(&partner).await;
+    // Each instance wants the same twenty numbers, one in the opposite order
+    // of the other, three times over: their batches cross on every number.
+    let numbers: Vec<String> = (0..20).map(|n| format!("PO-X{n:02}")).collect();
+    let bodies: Vec<(usize, Value)> = (0..3)
+        .flat_map(|_| {
+            numbers
+                .iter()
+                .map(|po| (0, order_body(po)))
+                .chain(numbers.iter().rev().map(|po| (1, order_body(po))))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let attempts = bodies
+        .iter()
+        .map(|(instance, body)| [&one, &two][*instance].create_order(&session, body));
+    let responses = futures::future::join_all(attempts).await;
+
+    let mut statuses = std::collections::BTreeMap::new();
+    for response in responses {
+        *statuses.entry(response.status().as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(statuses, [(201, 20), (409, 100)].into(), "{statuses:?}");
+    let listed: Value = two
+        .get(&session, &format!("{ORDERS}?limit=100"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 20);
+}

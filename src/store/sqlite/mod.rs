@@ -4,31 +4,27 @@
 //! `BEGIN IMMEDIATE`, so writers of this process queue in order instead of
 //! failing with "database is locked"; other processes (the CLI) wait out the busy
 //! timeout. Reads use their own pool and never block writers thanks to WAL.
-//! Order inserts queue for the group-commit writer ([`group_commit`]). The
+//! Order inserts queue for the group-commit writer (`store::group_commit`). The
 //! queries themselves are the shared ones ([`super::sql`]).
 
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::error::{StoreError, StoreResult};
+use super::error::StoreResult;
+use super::group_commit::GroupCommit;
 use super::order_insert::{InsertOrder, PendingOrder};
 use super::sql::SqlStore;
-
-mod group_commit;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    pub(super) sql: SqlStore<Sqlite>,
-    /// Order inserts, written in batches by [`group_commit::run`].
-    inserts: tokio::sync::mpsc::Sender<group_commit::Job>,
-    max_batch: Arc<AtomicUsize>,
+    pub(crate) sql: SqlStore<Sqlite>,
+    /// Order inserts, written in batches on the one write connection.
+    orders: GroupCommit,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -117,13 +113,9 @@ impl SqliteStore {
             .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options.read_only(true));
-        let (inserts, queue) = tokio::sync::mpsc::channel(group_commit::QUEUE);
-        let max_batch = Arc::new(AtomicUsize::new(group_commit::MAX_BATCH));
-        tokio::spawn(group_commit::run(writer.clone(), queue, max_batch.clone()));
         Ok(Self {
+            orders: GroupCommit::start(writer.clone()),
             sql: SqlStore::new(reader, writer),
-            inserts,
-            max_batch,
         })
     }
 
@@ -153,7 +145,7 @@ impl SqliteStore {
     /// Caps how many inserts share one transaction; 1 commits each alone (the
     /// plain path, kept for comparison in benchmarks).
     pub fn set_max_batch(&self, max_batch: usize) {
-        self.max_batch.store(max_batch.max(1), Ordering::Relaxed);
+        self.orders.set_max_batch(max_batch);
     }
 
     /// sqlx takes no lock for SQLite migrations: with several processes on one
@@ -169,19 +161,9 @@ impl SqliteStore {
     }
 
     /// Queues the insert for the group-commit writer and waits until the batch
-    /// holding it is committed (see [`group_commit`]).
+    /// holding it is committed.
     pub async fn insert_order(&self, pending: PendingOrder) -> StoreResult<InsertOrder> {
-        let client_id = pending.client_id.clone();
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.inserts
-            .send(group_commit::Job { pending, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
-        let written = answer
-            .await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))??;
-        // A replay's first order is committed now, so the read pool sees it.
-        self.sql.answer(&client_id, written).await
+        self.orders.insert(&self.sql, pending).await
     }
 }
 

@@ -1,12 +1,19 @@
-//! Group commit: one task writes every order insert, taking all the inserts
-//! that queued up during the previous commit into one transaction (at most
-//! `max_batch`), so one fsync makes a whole batch durable. The batch is
-//! written by the store's one order insert ([`write_batch`]): set-based when
-//! it can be, else one order at a time in savepoints. Callers are answered
-//! only after the batch's COMMIT returned, so a 201 still means the order is
-//! on disk. No batch waits on a timer: a lone insert is written at once, and
-//! batches grow while a commit is in progress and during the few yields
-//! before the next one starts.
+//! Group commit: one task per store writes every order insert, taking all
+//! the inserts that queued up during the previous commit into one
+//! transaction (at most `max_batch`), so one commit makes a whole batch
+//! durable. The batch is written by the store's one order insert
+//! ([`write_batch`]): set-based when it can be, else one order at a time in
+//! savepoints. Callers are answered only after the batch's COMMIT returned,
+//! so a 201 still means the order is on disk. No batch waits on a timer: a
+//! lone insert is written at once, and batches grow while a commit is in
+//! progress and during the few yields before the next one starts.
+//!
+//! The same writer serves both databases. On PostgreSQL, where other
+//! instances write too, a batch first takes the advisory lock of each
+//! Idempotency-Key it holds (in one order, so two batches cannot wait on
+//! each other), and inserts its orders sorted by partner and purchase order
+//! number, so two instances' batches that want the same numbers take them in
+//! the same order instead of deadlocking.
 //!
 //! A caller that goes away (a client hanging up) cannot cut a batch short:
 //! the task owns the transaction, and the order is committed or not as a whole.
@@ -14,12 +21,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::Pool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::dialect::Dialect;
-use crate::store::error::{StoreError, StoreResult};
-use crate::store::order_insert::{PendingOrder, Written, write_batch};
+use super::dialect::Dialect;
+use super::error::{StoreError, StoreResult};
+use super::order_insert::{InsertOrder, PendingOrder, Written, write_batch};
+use super::sql::SqlStore;
+use crate::domain::Code;
 
 /// Inserts that may wait for the writer; senders beyond this wait their turn.
 pub const QUEUE: usize = 4096;
@@ -33,7 +42,53 @@ pub struct Job {
     pub reply: oneshot::Sender<StoreResult<Written>>,
 }
 
-pub async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>, max_batch: Arc<AtomicUsize>) {
+/// The handle of a store's group-commit writer.
+#[derive(Clone)]
+pub struct GroupCommit {
+    inserts: mpsc::Sender<Job>,
+    max_batch: Arc<AtomicUsize>,
+}
+
+impl GroupCommit {
+    /// Starts the writer on `writer`, the pool it takes its connection from.
+    pub fn start<D: Dialect>(writer: Pool<D>) -> Self {
+        let (inserts, queue) = mpsc::channel(QUEUE);
+        let max_batch = Arc::new(AtomicUsize::new(MAX_BATCH));
+        tokio::spawn(run(writer, queue, max_batch.clone()));
+        Self { inserts, max_batch }
+    }
+
+    /// Caps how many inserts share one transaction; 1 commits each alone (the
+    /// plain path, kept for comparison in benchmarks).
+    pub fn set_max_batch(&self, max_batch: usize) {
+        self.max_batch.store(max_batch.max(1), Ordering::Relaxed);
+    }
+
+    /// Queues the insert and waits until the batch holding it is committed.
+    pub async fn insert<D: Dialect>(
+        &self,
+        store: &SqlStore<D>,
+        pending: PendingOrder,
+    ) -> StoreResult<InsertOrder> {
+        let client_id = pending.client_id.clone();
+        let (reply, answer) = oneshot::channel();
+        self.inserts
+            .send(Job { pending, reply })
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
+        let written = answer
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))??;
+        // A replay's first order is committed now, so any pool sees it.
+        store.answer(&client_id, written).await
+    }
+}
+
+async fn run<D: Dialect>(
+    writer: Pool<D>,
+    mut queue: mpsc::Receiver<Job>,
+    max_batch: Arc<AtomicUsize>,
+) {
     let mut batch = Vec::new();
     loop {
         let max_batch = max_batch.load(Ordering::Relaxed);
@@ -55,7 +110,7 @@ pub async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>, max_batch: 
                 }
             }
         }
-        metrics::histogram!("sqlite_commit_batch_size").record(batch.len() as f64);
+        metrics::histogram!("order_commit_batch_size").record(batch.len() as f64);
         let results = match write(&writer, &batch).await {
             Ok(results) => results,
             Err(error) => {
@@ -70,14 +125,40 @@ pub async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>, max_batch: 
     }
 }
 
-/// One transaction for the whole batch; each job's own result, valid once
-/// this returns `Ok` (the COMMIT succeeded).
-async fn write(writer: &SqlitePool, batch: &[Job]) -> StoreResult<Vec<StoreResult<Written>>> {
-    let mut tx = Sqlite::begin(writer).await?;
-    let pending: Vec<&PendingOrder> = batch.iter().map(|job| &job.pending).collect();
-    let results = write_batch(&mut tx, &pending).await?;
-    Sqlite::commit(tx).await?;
-    Ok(results)
+/// One transaction for the whole batch; each job's own result, in the
+/// batch's order, valid once this returns `Ok` (the COMMIT succeeded).
+async fn write<D: Dialect>(
+    writer: &Pool<D>,
+    batch: &[Job],
+) -> StoreResult<Vec<StoreResult<Written>>> {
+    let mut tx = D::begin(writer).await?;
+    let mut keys: Vec<_> = batch
+        .iter()
+        .filter_map(|job| {
+            let (key, _) = job.pending.idempotency.as_ref()?;
+            Some((&job.pending.client_id, key.as_str()))
+        })
+        .collect();
+    keys.sort_unstable_by(|(a, x), (b, y)| (a.as_str(), x).cmp(&(b.as_str(), y)));
+    keys.dedup();
+    for (client_id, key) in keys {
+        D::lock_idempotency_key(&mut tx, client_id, key).await?;
+    }
+    // Stable, so of two orders with one number the earlier still wins.
+    let mut positions: Vec<usize> = (0..batch.len()).collect();
+    positions.sort_by_key(|&i| {
+        let pending = &batch[i].pending;
+        let po = pending.order.purchase_order_no.as_ref().map(Code::as_str);
+        (pending.client_id.as_str(), po)
+    });
+    let sorted: Vec<&PendingOrder> = positions.iter().map(|&i| &batch[i].pending).collect();
+    let written = write_batch(&mut tx, &sorted).await?;
+    D::commit(tx).await?;
+    let mut results: Vec<Option<StoreResult<Written>>> = batch.iter().map(|_| None).collect();
+    for (position, result) in positions.into_iter().zip(written) {
+        results[position] = Some(result);
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// The failed batch's error, for each of its callers.
