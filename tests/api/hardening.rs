@@ -653,13 +653,7 @@ async fn a_stolen_token_can_store_at_most_sixty_refusals_a_minute_and_the_rest_a
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let events = app
-        .state
-        .store
-        .events(&client("versuni-client-001"), None, 1000)
-        .await
-        .unwrap();
+    let events = stored_events(&app).await;
     let summary = events
         .iter()
         .find(|e| e.kind == AuditKind::RefusalsSuppressed)
@@ -756,13 +750,7 @@ async fn a_token_reuse_is_recorded_whole_even_after_a_flood_of_refusals() {
         .unwrap()
         .to_owned();
 
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let events = app
-        .state
-        .store
-        .events(&client("versuni-client-001"), None, 1000)
-        .await
-        .unwrap();
+    let events = stored_events(&app).await;
     use sales_order_api::domain::AuditKind;
     let reuse = events
         .iter()
@@ -797,4 +785,15 @@ async fn forged_requests(app: &TestApp, session: &crate::helpers::Session<'_>, c
     };
     let statuses = futures::future::join_all((0..count).map(refuse)).await;
     assert!(statuses.iter().all(|status| *status == 401));
+}
+
+/// The partner's stored audit events, once the audit writer has had time to
+/// write what was queued.
+async fn stored_events(app: &TestApp) -> Vec<sales_order_api::store::AuditEvent> {
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.state
+        .store
+        .events(&client("versuni-client-001"), None, 1000)
+        .await
+        .unwrap()
 }
