@@ -32,7 +32,7 @@ CLIENT_SECRET=$($BIN partner create --name Bench --client-id "$CLIENT_ID" --publ
 # The load generator is one partner far above the default 100 requests/s.
 $BIN partner set "$CLIENT_ID" --rate-limit off >/dev/null
 # shellcheck disable=SC2086
-RUST_LOG=warn $BIN serve --listen "127.0.0.1:$PORT" --metrics-listen off ${SERVE_FLAGS:-} &
+RUST_LOG=${RUST_LOG:-warn} $BIN serve --listen "127.0.0.1:$PORT" --metrics-listen off ${SERVE_FLAGS:-} &
 SERVER=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
 TOKEN=$(curl -s "http://127.0.0.1:$PORT/api/v1/auth/login" -H 'Content-Type: application/json' \

@@ -8,12 +8,16 @@
 //! lone insert is written at once, and batches grow while a commit is in
 //! progress and during the few yields before the next one starts.
 //!
-//! The same writer serves both databases. On PostgreSQL, where other
-//! instances write too, a batch first takes the advisory lock of each
-//! Idempotency-Key it holds (in one order, so two batches cannot wait on
-//! each other), and inserts its orders sorted by partner and purchase order
-//! number, so two instances' batches that want the same numbers take them in
-//! the same order instead of deadlocking.
+//! The same writer serves both databases. SQLite has one write connection,
+//! so one batch is written at a time. PostgreSQL takes several writers, each
+//! on a connection of its own: while one batch waits for its COMMIT to
+//! reach the disk, the next is already being written, and the database
+//! flushes their commits together. Batches that run at once (of this
+//! instance or another) first take the advisory lock of each
+//! Idempotency-Key they hold (in one order, so two batches cannot wait on
+//! each other), and insert their orders sorted by partner and purchase order
+//! number, so two batches that want the same numbers take them in the same
+//! order instead of deadlocking.
 //!
 //! A caller that goes away (a client hanging up) cannot cut a batch short:
 //! the task owns the transaction, and the order is committed or not as a whole.
@@ -22,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::Pool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::dialect::Dialect;
 use super::error::{StoreError, StoreResult};
@@ -50,11 +54,16 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer on `writer`, the pool it takes its connection from.
-    pub fn start<D: Dialect>(writer: Pool<D>) -> Self {
+    /// Starts `writers` writers on `pool`, the pool they take their
+    /// connections from; it should hold a connection for each, and serve
+    /// nothing else, so that a batch never waits behind other queries.
+    pub fn start<D: Dialect>(pool: Pool<D>, writers: usize) -> Self {
         let (inserts, queue) = mpsc::channel(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
         let max_batch = Arc::new(AtomicUsize::new(MAX_BATCH));
-        tokio::spawn(run(writer, queue, max_batch.clone()));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(run(pool.clone(), queue.clone(), max_batch.clone()));
+        }
         Self { inserts, max_batch }
     }
 
@@ -84,31 +93,19 @@ impl GroupCommit {
     }
 }
 
+/// One writer: takes the next batch from the queue (the writers take turns,
+/// so each batch holds what arrived while the one before it was taken), and
+/// writes it.
 async fn run<D: Dialect>(
     writer: Pool<D>,
-    mut queue: mpsc::Receiver<Job>,
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_batch: Arc<AtomicUsize>,
 ) {
     let mut batch = Vec::new();
     loop {
         let max_batch = max_batch.load(Ordering::Relaxed);
-        if queue.recv_many(&mut batch, max_batch).await == 0 {
+        if next_batch(&mut *queue.lock().await, &mut batch, max_batch).await == 0 {
             return;
-        }
-        // Requests answered together by the last commit come back together:
-        // let the ones already being handled reach the queue before this
-        // batch starts. Yielding costs no timer and no latency when idle.
-        for _ in 0..YIELDS {
-            if batch.len() >= max_batch {
-                break;
-            }
-            tokio::task::yield_now().await;
-            while batch.len() < max_batch {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
         }
         metrics::histogram!("order_commit_batch_size").record(batch.len() as f64);
         let results = match write(&writer, &batch).await {
@@ -123,6 +120,34 @@ async fn run<D: Dialect>(
             let _ = job.reply.send(result);
         }
     }
+}
+
+/// Waits for the first insert, then takes what else is queued, up to
+/// `max_batch`; 0 when the queue is closed.
+async fn next_batch(
+    queue: &mut mpsc::Receiver<Job>,
+    batch: &mut Vec<Job>,
+    max_batch: usize,
+) -> usize {
+    if queue.recv_many(batch, max_batch).await == 0 {
+        return 0;
+    }
+    // Requests answered together by the last commit come back together:
+    // let the ones already being handled reach the queue before this
+    // batch starts. Yielding costs no timer and no latency when idle.
+    for _ in 0..YIELDS {
+        if batch.len() >= max_batch {
+            break;
+        }
+        tokio::task::yield_now().await;
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+    }
+    batch.len()
 }
 
 /// One transaction for the whole batch; each job's own result, in the

@@ -25,6 +25,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// How long a request waits for a pooled connection before answering 503;
 /// well inside the request timeout, so an outage is reported, not waited out.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection idle this long is checked before it is handed out. sqlx
+/// already checks every connection when it comes back to the pool, so a
+/// busy connection is known to be alive; only one that sat idle may have
+/// lost its server since (a restart, an idle-session timeout). Checking
+/// every checkout instead cost a round trip per query under load.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+/// Group-commit writers at most: while one batch waits for its commit to
+/// reach the disk the next one is written; more add connections, not speed.
+const MAX_WRITERS: u32 = 2;
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -47,20 +56,44 @@ impl PgStore {
     }
 }
 
+/// Connects with at most `max_connections`: the group-commit writers get
+/// connections of their own (a quarter, at most [`MAX_WRITERS`]), so a
+/// batch never queues behind the requests whose orders it holds; everything
+/// else shares the rest. With a single connection, everything shares it.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgStore> {
     let options = PgConnectOptions::from_str(url)?.application_name("sales-order-api");
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections.max(1))
+    let writers = (max_connections / 4).clamp(1, MAX_WRITERS);
+    let (pool, orders) = if max_connections >= 2 {
+        let pool = pool_options(max_connections - writers)
+            .connect_with(options.clone())
+            .await?;
+        let writer = pool_options(writers).connect_lazy_with(options);
+        (pool, GroupCommit::start(writer, writers as usize))
+    } else {
+        let pool = pool_options(1).connect_with(options).await?;
+        (pool.clone(), GroupCommit::start(pool, 1))
+    };
+    Ok(PgStore {
+        orders,
+        sql: SqlStore::new(pool.clone(), pool),
+    })
+}
+
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         // A connection that died with the server is found and replaced
         // before a request gets it, which is how the pool heals on its own.
-        .test_before_acquire(true)
-        .connect_with(options)
-        .await?;
-    Ok(PgStore {
-        orders: GroupCommit::start(pool.clone()),
-        sql: SqlStore::new(pool.clone(), pool),
-    })
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_IDLE_AFTER {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// The newest migration this release brings.

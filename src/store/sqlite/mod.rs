@@ -114,7 +114,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options.read_only(true));
         Ok(Self {
-            orders: GroupCommit::start(writer.clone()),
+            orders: GroupCommit::start(writer.clone(), 1),
             sql: SqlStore::new(reader, writer),
         })
     }
