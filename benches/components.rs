@@ -17,6 +17,7 @@ use sales_order_api::auth::signature;
 use sales_order_api::config::DatabaseUrl;
 use sales_order_api::domain::{ClientId, Code, NewOrder, PublicKey, TextField};
 use sales_order_api::store::{NewPartner, Store};
+use sqlx::Connection;
 
 fn jwt_verify(c: &mut Criterion) {
     let keys = TokenKeys::new(&[7u8; 32], std::time::Duration::from_secs(12 * 3600));
@@ -101,13 +102,23 @@ fn parse_and_validate(c: &mut Criterion) {
     }
 }
 
-fn store_insert(c: &mut Criterion) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+/// A fresh SQLite store holding the bench partner, after `alter` (SQL run
+/// on the migrated database, to measure what a part of the schema costs).
+fn sqlite_store(runtime: &tokio::runtime::Runtime, alter: &str) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let store = runtime.block_on(async {
-        let store = Store::connect(&DatabaseUrl::new(url), 4).await.unwrap();
+        let store = Store::connect(&DatabaseUrl::new(url.clone()), 4)
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
+        if !alter.is_empty() {
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(alter.to_owned()))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
         let pem = std::fs::read("tests/fixtures/keys/partner-b-public.pem").unwrap();
         let key = PublicKey::from_pem(&pem).unwrap();
         let client_id = ClientId::parse("bench-client").unwrap();
@@ -124,38 +135,31 @@ fn store_insert(c: &mut Criterion) {
             .unwrap();
         store
     });
+    (dir, store)
+}
+
+/// `count` one-line orders with purchase order numbers not used before.
+fn orders(template: &NewOrder, next: &mut u64, count: usize) -> Vec<NewOrder> {
+    (0..count)
+        .map(|_| {
+            *next += 1;
+            let mut order = template.clone();
+            order.purchase_order_no = Code::parse(&format!("PO-{next}")).unwrap();
+            order
+        })
+        .collect()
+}
+
+/// 256 inserts at once, as under load: group commit writes them in one
+/// transaction and one fsync. Time per iteration / 256 = cost per order.
+fn insert_256_concurrent(c: &mut Criterion, name: &str, alter: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (_dir, store) = sqlite_store(&runtime, alter);
     let template = sales_order_api::http::order_body::parse(&order_body(1)).unwrap();
     let mut next = 0u64;
-    // One durable insert, alone: the per-order cost without group commit.
-    c.bench_function("sqlite_insert_order_1_line", |b| {
+    c.bench_function(name, |b| {
         b.to_async(&runtime).iter_batched(
-            || {
-                next += 1;
-                let mut order = template.clone();
-                order.purchase_order_no = Code::parse(&format!("PO-{next}")).unwrap();
-                order
-            },
-            |order| {
-                let store = store.clone();
-                async move { insert(&store, order).await }
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    // 256 inserts at once, as under load: group commit writes them in one
-    // transaction and one fsync. Time per iteration / 256 = cost per order.
-    c.bench_function("sqlite_insert_256_concurrent_orders", |b| {
-        b.to_async(&runtime).iter_batched(
-            || {
-                (0..256)
-                    .map(|_| {
-                        next += 1;
-                        let mut order = template.clone();
-                        order.purchase_order_no = Code::parse(&format!("PO-{next}")).unwrap();
-                        order
-                    })
-                    .collect::<Vec<_>>()
-            },
+            || orders(&template, &mut next, 256),
             |orders| {
                 let store = store.clone();
                 async move {
@@ -173,6 +177,43 @@ fn store_insert(c: &mut Criterion) {
     });
 }
 
+fn store_insert(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (_dir, store) = sqlite_store(&runtime, "");
+    let template = sales_order_api::http::order_body::parse(&order_body(1)).unwrap();
+    let mut next = 0u64;
+    // One durable insert, alone: the per-order cost without group commit.
+    c.bench_function("sqlite_insert_order_1_line", |b| {
+        b.to_async(&runtime).iter_batched(
+            || orders(&template, &mut next, 1).remove(0),
+            |order| {
+                let store = store.clone();
+                async move { insert(&store, order).await }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    insert_256_concurrent(c, "sqlite_insert_256_concurrent_orders", "");
+}
+
+/// What each secondary index costs an insert: the same 256 concurrent
+/// inserts on a database without it (BENCHMARKS.md, "What an order insert
+/// costs"). Compare each with `sqlite_insert_256_concurrent_orders`.
+fn insert_anatomy(c: &mut Criterion) {
+    for index in [
+        "sales_orders_client_seq",
+        "sales_orders_client_status_seq",
+        "sales_orders_client_created",
+        "sales_order_history_order",
+    ] {
+        insert_256_concurrent(
+            c,
+            &format!("sqlite_insert_256_without_{index}"),
+            &format!("DROP INDEX {index}"),
+        );
+    }
+}
+
 /// One durable insert by the bench partner, as the create handler makes it.
 async fn insert(store: &Store, order: NewOrder) {
     let client = ClientId::parse("bench-client").unwrap();
@@ -187,6 +228,7 @@ criterion_group!(
     jwt_verify,
     rsa_verify,
     parse_and_validate,
-    store_insert
+    store_insert,
+    insert_anatomy
 );
 criterion_main!(components);

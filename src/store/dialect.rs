@@ -12,7 +12,9 @@
 //!   racing transactions on several instances take turns; SQLite has no such
 //!   clause and needs none, its one writer already serialises every write;
 //! - **the Idempotency-Key lock**: a transaction-scoped advisory lock on
-//!   PostgreSQL, nothing on SQLite (the one writer again).
+//!   PostgreSQL, nothing on SQLite (the one writer again);
+//! - **rows from one JSON parameter**, for inserts of many rows: SQLite's
+//!   `json_each`, PostgreSQL's `json_to_recordset`.
 //!
 //! Why a trait over [`sqlx::Database`] rather than `sqlx::Any` or a macro:
 //! `Any` would bind times and decimals as text and convert every row, and a
@@ -96,6 +98,14 @@ pub trait Dialect:
         key: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// A `FROM` item named `r` over the rows of a JSON array of objects
+    /// bound as `$1`, with a column per `(name, type)` (PostgreSQL's type
+    /// name; SQLite stores what the JSON holds). An insert of many rows
+    /// written this way is the same statement for any number of rows, so it
+    /// is prepared once, where a `VALUES` list is a new statement, parsed
+    /// and planned again, for each count, and slower to plan the longer it is.
+    fn json_rows(columns: &[(&str, &str)]) -> String;
+
     // The driver calls below are the identity on both databases; they exist
     // so generic code can name the bounds each database satisfies.
 
@@ -172,6 +182,14 @@ impl Dialect for Sqlite {
         Ok(())
     }
 
+    fn json_rows(columns: &[(&str, &str)]) -> String {
+        let fields: Vec<String> = columns
+            .iter()
+            .map(|(name, _)| format!("value ->> '{name}' AS {name}"))
+            .collect();
+        format!("(SELECT {} FROM json_each($1)) AS r", fields.join(", "))
+    }
+
     bridge!();
 }
 
@@ -208,6 +226,17 @@ impl Dialect for Postgres {
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    fn json_rows(columns: &[(&str, &str)]) -> String {
+        let fields: Vec<String> = columns
+            .iter()
+            .map(|(name, kind)| format!("{name} {kind}"))
+            .collect();
+        format!(
+            "json_to_recordset(CAST($1 AS json)) AS r({})",
+            fields.join(", ")
+        )
     }
 
     bridge!();

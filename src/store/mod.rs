@@ -7,6 +7,7 @@
 //! databases is in [`dialect`], how values are stored in [`encoding`].
 
 mod audit;
+mod bulk;
 pub mod dialect;
 pub mod encoding;
 mod error;

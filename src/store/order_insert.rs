@@ -9,9 +9,11 @@
 
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Transaction};
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, QueryBuilder, Transaction};
 use time::OffsetDateTime;
 
+use super::bulk::{insert_json_rows, json};
 use super::dialect::{Bind, Dialect, PushBind};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
@@ -173,32 +175,22 @@ async fn insert_set<D: Dialect>(
         .iter()
         .map(|pending| (ids::new_order_id(), Timestamp::new(pending.now)))
         .collect();
-    let mut orders = QueryBuilder::<D>::new(
-        "INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address,
-                                   purchase_order_no, total_amount, created_at, updated_at) ",
-    );
-    orders.push_values(
-        batch.iter().zip(&prepared),
-        |mut row, (pending, (id, at))| {
-            let order = &pending.order;
-            row.arg(id)
-                .arg(&pending.client_id)
-                .arg(OrderStatus::Received.as_str())
-                .arg(order.customer_code.as_str())
-                .arg(order.site_code.as_str())
-                .arg(order.sales_name.as_str())
-                .arg(order.address.as_str())
-                .arg(order.purchase_order_no.as_ref().map(Code::as_str))
-                .arg(order.total_amount())
-                .arg(*at)
-                .arg(*at);
-        },
-    );
+    let rows: Vec<OrderRow> = batch
+        .iter()
+        .zip(&prepared)
+        .enumerate()
+        .map(|(i, (pending, (id, at)))| OrderRow::new(i, id, pending, *at))
+        .collect();
     // A racing insert of the same number (on any instance) makes this one
-    // wait for it; if it commits, this row is not inserted.
-    orders.push(" ON CONFLICT (client_id, purchase_order_no) DO NOTHING RETURNING id, seq");
-    let inserted: HashMap<String, i64> = orders
-        .build()
+    // wait for it; if it commits, this row is not inserted. Rows go in
+    // batch order, so of two orders with one number the earlier wins.
+    let statement = insert_json_rows::<D>(
+        "sales_orders",
+        ORDER_COLUMNS,
+        "ORDER BY i ON CONFLICT (client_id, purchase_order_no) DO NOTHING RETURNING id, seq",
+    );
+    let inserted: HashMap<String, i64> = sqlx::query::<D>(AssertSqlSafe(statement))
+        .arg(json(&rows)?)
         .fetch_all(D::on(tx))
         .await?
         .iter()
@@ -278,29 +270,115 @@ async fn insert_set<D: Dialect>(
     Ok(written)
 }
 
-/// Inserts `(order seq, line)` rows in as few statements as the databases
-/// allow: 8 binds a line, under SQLite's 32766 (and PostgreSQL's 65535)
-/// bind parameters a statement.
+/// Inserts `(order seq, line)` rows in one statement.
 async fn insert_lines<D: Dialect>(
     tx: &mut Transaction<'static, D>,
     lines: &[(i64, &OrderLine)],
 ) -> StoreResult<()> {
-    for chunk in lines.chunks(4000) {
-        let mut insert = QueryBuilder::<D>::new(
-            "INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, uom, unit_price, line_amount, notes) ",
-        );
-        insert.push_values(chunk, |mut values, (seq, line)| {
-            values
-                .arg(*seq)
-                .arg(i32::try_from(line.line_no).unwrap_or(i32::MAX))
-                .arg(&line.product_code)
-                .arg(&line.quantity)
-                .arg(&line.uom)
-                .arg(&line.unit_price)
-                .arg(&line.line_amount)
-                .arg(&line.notes);
-        });
-        insert.build().execute(D::on(tx)).await?;
-    }
+    let rows: Vec<LineRow> = lines
+        .iter()
+        .map(|(seq, line)| LineRow::new(*seq, line))
+        .collect();
+    sqlx::query::<D>(AssertSqlSafe(insert_json_rows::<D>(
+        "sales_order_lines",
+        LINE_COLUMNS,
+        "",
+    )))
+    .arg(json(&rows)?)
+    .execute(D::on(tx))
+    .await?;
     Ok(())
+}
+
+/// The columns of an order row, with their PostgreSQL types; `i` is the
+/// row's place in the batch.
+const ORDER_COLUMNS: &[(&str, &str)] = &[
+    ("i", "integer"),
+    ("id", "text"),
+    ("client_id", "text"),
+    ("status", "text"),
+    ("customer_code", "text"),
+    ("site_code", "text"),
+    ("sales_name", "text"),
+    ("address", "text"),
+    ("purchase_order_no", "text"),
+    ("total_amount", "numeric"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+];
+
+/// A new order's row. Decimals and times travel as text, in the form the
+/// SQLite store keeps (a JSON number would reach SQLite as a float).
+#[derive(Serialize)]
+struct OrderRow<'a> {
+    i: usize,
+    id: &'a str,
+    client_id: &'a str,
+    status: &'static str,
+    customer_code: &'a str,
+    site_code: &'a str,
+    sales_name: &'a str,
+    address: &'a str,
+    purchase_order_no: Option<&'a str>,
+    total_amount: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'a> OrderRow<'a> {
+    fn new(i: usize, id: &'a str, pending: &'a PendingOrder, at: Timestamp) -> Self {
+        let order = &pending.order;
+        Self {
+            i,
+            id,
+            client_id: pending.client_id.as_str(),
+            status: OrderStatus::Received.as_str(),
+            customer_code: order.customer_code.as_str(),
+            site_code: order.site_code.as_str(),
+            sales_name: order.sales_name.as_str(),
+            address: order.address.as_str(),
+            purchase_order_no: order.purchase_order_no.as_ref().map(Code::as_str),
+            total_amount: order.total_amount().map(|amount| amount.to_string()),
+            created_at: at.rfc3339(),
+            updated_at: at.rfc3339(),
+        }
+    }
+}
+
+const LINE_COLUMNS: &[(&str, &str)] = &[
+    ("order_seq", "bigint"),
+    ("line_no", "integer"),
+    ("product_code", "text"),
+    ("quantity", "numeric"),
+    ("uom", "text"),
+    ("unit_price", "numeric"),
+    ("line_amount", "numeric"),
+    ("notes", "text"),
+];
+
+#[derive(Serialize)]
+struct LineRow<'a> {
+    order_seq: i64,
+    line_no: u32,
+    product_code: &'a str,
+    quantity: String,
+    uom: Option<&'a str>,
+    unit_price: Option<String>,
+    line_amount: Option<String>,
+    notes: Option<&'a str>,
+}
+
+impl<'a> LineRow<'a> {
+    fn new(order_seq: i64, line: &'a OrderLine) -> Self {
+        Self {
+            order_seq,
+            line_no: line.line_no,
+            product_code: &line.product_code,
+            quantity: line.quantity.to_string(),
+            uom: line.uom.as_deref(),
+            unit_price: line.unit_price.as_ref().map(ToString::to_string),
+            line_amount: line.line_amount.as_ref().map(ToString::to_string),
+            notes: line.notes.as_deref(),
+        }
+    }
 }

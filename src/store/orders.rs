@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Transaction};
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, QueryBuilder, Transaction};
 use time::OffsetDateTime;
 
+use super::bulk::{insert_json_rows, json};
 use super::dialect::{Bind, Dialect, PushBind, RowsAffected};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
@@ -284,21 +286,48 @@ pub(super) async fn insert_history<D: Dialect>(
     if entries.is_empty() {
         return Ok(());
     }
-    let mut insert = QueryBuilder::<D>::new(
-        "INSERT INTO sales_order_history (order_seq, at, actor, actor_name, from_status, to_status, reason) ",
-    );
-    insert.push_values(entries, |mut values, (seq, at, from, change)| {
-        values
-            .arg(*seq)
-            .arg(*at)
-            .arg(change.actor.as_str())
-            .arg(change.actor_name)
-            .arg(from.map(OrderStatus::as_str))
-            .arg(change.to.as_str())
-            .arg(change.reason);
-    });
-    insert.build().execute(D::on(tx)).await?;
+    let rows: Vec<HistoryRow> = entries
+        .iter()
+        .map(|(seq, at, from, change)| HistoryRow {
+            order_seq: *seq,
+            at: at.rfc3339(),
+            actor: change.actor.as_str(),
+            actor_name: change.actor_name,
+            from_status: from.map(OrderStatus::as_str),
+            to_status: change.to.as_str(),
+            reason: change.reason,
+        })
+        .collect();
+    sqlx::query::<D>(AssertSqlSafe(insert_json_rows::<D>(
+        "sales_order_history",
+        HISTORY_COLUMNS,
+        "",
+    )))
+    .arg(json(&rows)?)
+    .execute(D::on(tx))
+    .await?;
     Ok(())
+}
+
+const HISTORY_COLUMNS: &[(&str, &str)] = &[
+    ("order_seq", "bigint"),
+    ("at", "timestamptz"),
+    ("actor", "text"),
+    ("actor_name", "text"),
+    ("from_status", "text"),
+    ("to_status", "text"),
+    ("reason", "text"),
+];
+
+#[derive(Serialize)]
+struct HistoryRow<'a> {
+    order_seq: i64,
+    at: String,
+    actor: &'static str,
+    actor_name: &'a str,
+    from_status: Option<&'static str>,
+    to_status: &'static str,
+    reason: Option<&'a str>,
 }
 
 fn line_from_row<D: Dialect>(row: &D::Row) -> StoreResult<OrderLine> {
