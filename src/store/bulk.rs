@@ -2,11 +2,24 @@
 //! parameter, read back into rows by [`Dialect::json_rows`], so the
 //! statement's text is the same for any number of rows and each database
 //! prepares it once per connection.
+//!
+//! The rows of one statement are kept under [`MAX_JSON`] bytes, a batch
+//! taking as many statements as that needs. sqlx 0.9.0 does not set
+//! `TCP_NODELAY` on its sockets (launchbadge/sqlx#4335, fixed upstream after
+//! that release): a message it writes in more than one piece (over TLS, one
+//! record per 16 KiB) waits for the server's delayed ACK of the first piece,
+//! 40 ms on Linux. A 128-order batch paid that on each of its statements;
+//! under the limit each statement goes out in one piece.
 
 use serde::Serialize;
+use sqlx::{AssertSqlSafe, Transaction};
 
-use super::dialect::Dialect;
+use super::dialect::{Bind, Dialect};
 use super::error::{StoreError, StoreResult};
+
+/// The most JSON one statement binds: under a TLS record (16 KiB) with room
+/// for the statement's text and the protocol's framing.
+pub const MAX_JSON: usize = 12 * 1024;
 
 /// `INSERT INTO table (columns) SELECT columns FROM` the rows of the JSON
 /// array bound as `$1` ([`Dialect::json_rows`]), then `tail`. A column
@@ -26,7 +39,74 @@ pub fn insert_json_rows<D: Dialect>(table: &str, columns: &[(&str, &str)], tail:
     )
 }
 
-/// The rows, as the JSON array a `json_rows` insert binds.
-pub fn json<T: Serialize>(rows: &[T]) -> StoreResult<String> {
-    serde_json::to_string(rows).map_err(|error| StoreError::Corrupt(error.to_string()))
+/// Runs `statement` (an [`insert_json_rows`] insert) for `rows`, in as many
+/// statements as [`MAX_JSON`] needs, in order; the rows each returned.
+pub async fn insert<D: Dialect, T: Serialize>(
+    tx: &mut Transaction<'static, D>,
+    statement: &str,
+    rows: &[T],
+) -> StoreResult<Vec<D::Row>> {
+    let mut returned = Vec::new();
+    for chunk in json_chunks(rows)? {
+        let rows = sqlx::query::<D>(AssertSqlSafe(statement.to_owned()))
+            .arg(chunk)
+            .fetch_all(D::on(tx))
+            .await?;
+        returned.extend(rows);
+    }
+    Ok(returned)
+}
+
+/// `rows` as JSON arrays in order, each at most [`MAX_JSON`] bytes unless it
+/// holds a single row that is larger.
+fn json_chunks<T: Serialize>(rows: &[T]) -> StoreResult<Vec<String>> {
+    let mut chunks = Vec::new();
+    let mut chunk = String::from("[");
+    for row in rows {
+        let row =
+            serde_json::to_string(row).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        if chunk.len() > 1 && chunk.len() + row.len() + 2 > MAX_JSON {
+            chunk.push(']');
+            chunks.push(std::mem::replace(&mut chunk, String::from("[")));
+        }
+        if chunk.len() > 1 {
+            chunk.push(',');
+        }
+        chunk.push_str(&row);
+    }
+    if chunk.len() > 1 {
+        chunk.push(']');
+        chunks.push(chunk);
+    }
+    Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_split_in_order_into_arrays_under_the_limit() {
+        let rows: Vec<String> = (0..1000).map(|i| format!("{i:0>40}")).collect();
+
+        let chunks = json_chunks(&rows).unwrap();
+
+        assert!(chunks.len() > 1);
+        assert!(chunks.iter().all(|chunk| chunk.len() <= MAX_JSON));
+        let back: Vec<String> = chunks
+            .iter()
+            .flat_map(|chunk| serde_json::from_str::<Vec<String>>(chunk).unwrap())
+            .collect();
+        assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn a_row_larger_than_the_limit_goes_alone_and_no_rows_make_no_statement() {
+        let rows = ["a".repeat(MAX_JSON), "b".into(), "c".repeat(MAX_JSON)];
+
+        let chunks = json_chunks(&rows).unwrap();
+
+        assert_eq!(chunks.len(), 3);
+        assert!(json_chunks::<String>(&[]).unwrap().is_empty());
+    }
 }

@@ -344,6 +344,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_larger_than_one_statement_holds_is_written_whole_and_in_order() {
+        let (_dir, store) = store().await;
+        let mut batch: Vec<Job> = (0..300)
+            .map(|i| job("p", &format!("PO-{i}"), None).0)
+            .collect();
+        // The same number again, statements later than the first.
+        batch.push(job("p", "PO-3", None).0);
+
+        let results = write(&store.sql.writer, &batch).await.unwrap();
+
+        assert!(crate::store::bulk::MAX_JSON < 300 * 200, "the batch spans statements");
+        let first = created_id(&results[3]);
+        assert!(matches!(&results[300],
+            Ok(Written::Done(InsertOrder::DuplicatePurchaseOrder { existing_id })) if *existing_id == first));
+        assert_eq!(count(&store, "sales_orders").await, 300);
+        assert_eq!(count(&store, "sales_order_lines").await, 300);
+        assert_eq!(count(&store, "sales_order_history").await, 300);
+        let order: Vec<String> =
+            sqlx::query_scalar("SELECT purchase_order_no FROM sales_orders ORDER BY seq")
+                .fetch_all(&store.sql.reader)
+                .await
+                .unwrap();
+        let mut sorted: Vec<String> = (0..300).map(|i| format!("PO-{i}")).collect();
+        sorted.sort();
+        assert_eq!(order, sorted, "numbers are taken in the batch's sorted order");
+    }
+
+    #[tokio::test]
     async fn when_the_bulk_insert_fails_the_batch_is_written_one_by_one() {
         let (_dir, store) = store().await;
         let batch: Vec<Job> = [

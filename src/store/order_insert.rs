@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, QueryBuilder, Transaction};
+use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 
-use super::bulk::{insert_json_rows, json};
+use super::bulk::{self, insert_json_rows};
 use super::dialect::{Bind, Dialect, PushBind};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
@@ -189,9 +189,7 @@ async fn insert_set<D: Dialect>(
         ORDER_COLUMNS,
         "ORDER BY i ON CONFLICT (client_id, purchase_order_no) DO NOTHING RETURNING id, seq",
     );
-    let inserted: HashMap<String, i64> = sqlx::query::<D>(AssertSqlSafe(statement))
-        .arg(json(&rows)?)
-        .fetch_all(D::on(tx))
+    let inserted: HashMap<String, i64> = bulk::insert(tx, &statement, &rows)
         .await?
         .iter()
         .map(|row| Ok((D::get(row, "id")?, D::get(row, "seq")?)))
@@ -279,14 +277,8 @@ async fn insert_lines<D: Dialect>(
         .iter()
         .map(|(seq, line)| LineRow::new(*seq, line))
         .collect();
-    sqlx::query::<D>(AssertSqlSafe(insert_json_rows::<D>(
-        "sales_order_lines",
-        LINE_COLUMNS,
-        "",
-    )))
-    .arg(json(&rows)?)
-    .execute(D::on(tx))
-    .await?;
+    let statement = insert_json_rows::<D>("sales_order_lines", LINE_COLUMNS, "");
+    bulk::insert(tx, &statement, &rows).await?;
     Ok(())
 }
 

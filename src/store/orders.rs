@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, QueryBuilder, Transaction};
+use sqlx::{QueryBuilder, Transaction};
 use time::OffsetDateTime;
 
-use super::bulk::{insert_json_rows, json};
+use super::bulk::{self, insert_json_rows};
 use super::dialect::{Bind, Dialect, PushBind, RowsAffected};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
@@ -298,14 +298,8 @@ pub(super) async fn insert_history<D: Dialect>(
             reason: change.reason,
         })
         .collect();
-    sqlx::query::<D>(AssertSqlSafe(insert_json_rows::<D>(
-        "sales_order_history",
-        HISTORY_COLUMNS,
-        "",
-    )))
-    .arg(json(&rows)?)
-    .execute(D::on(tx))
-    .await?;
+    let statement = insert_json_rows::<D>("sales_order_history", HISTORY_COLUMNS, "");
+    bulk::insert(tx, &statement, &rows).await?;
     Ok(())
 }
 
