@@ -354,7 +354,12 @@ mod tests {
 
         let results = write(&store.sql.writer, &batch).await.unwrap();
 
-        assert!(crate::store::bulk::MAX_JSON < 300 * 200, "the batch spans statements");
+        const {
+            assert!(
+                crate::store::bulk::MAX_JSON < 300 * 200,
+                "the batch spans statements"
+            )
+        };
         let first = created_id(&results[3]);
         assert!(matches!(&results[300],
             Ok(Written::Done(InsertOrder::DuplicatePurchaseOrder { existing_id })) if *existing_id == first));
@@ -368,7 +373,10 @@ mod tests {
                 .unwrap();
         let mut sorted: Vec<String> = (0..300).map(|i| format!("PO-{i}")).collect();
         sorted.sort();
-        assert_eq!(order, sorted, "numbers are taken in the batch's sorted order");
+        assert_eq!(
+            order, sorted,
+            "numbers are taken in the batch's sorted order"
+        );
     }
 
     #[tokio::test]
