@@ -1,10 +1,11 @@
-//! Group commit: one task per store writes every order insert, taking all
-//! the inserts that queued up during the previous commit into one
-//! transaction (at most `max_batch`), so one commit makes a whole batch
-//! durable. The batch is written by the store's one order insert
-//! ([`write_batch`]): set-based when it can be, else one order at a time in
-//! savepoints. Callers are answered only after the batch's COMMIT returned,
-//! so a 201 still means the order is on disk. No batch waits on a timer: a
+//! Group commit: a writer task writes every order insert, taking all the
+//! inserts that queued up during the previous commit into one transaction
+//! (at most `max_batch`), so one commit makes a whole batch durable. The
+//! batch is written set-based when it can be ([`write_all`]: no savepoints,
+//! one statement per table), else, or when that fails, in a new transaction
+//! one order at a time in savepoints ([`write_each`]). Callers are answered
+//! only after the batch's COMMIT returned, so a 201 still means the order is
+//! on disk. No batch waits on a timer: a
 //! lone insert is written at once, and batches grow while a commit is in
 //! progress and during the few yields before the next one starts.
 //!
@@ -30,7 +31,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::dialect::Dialect;
 use super::error::{StoreError, StoreResult};
-use super::order_insert::{InsertOrder, PendingOrder, Written, write_batch};
+use super::order_insert::{InsertOrder, PendingOrder, Written, set_based, write_all, write_each};
 use super::sql::SqlStore;
 use crate::domain::Code;
 
@@ -156,19 +157,6 @@ async fn write<D: Dialect>(
     writer: &Pool<D>,
     batch: &[Job],
 ) -> StoreResult<Vec<StoreResult<Written>>> {
-    let mut tx = D::begin(writer).await?;
-    let mut keys: Vec<_> = batch
-        .iter()
-        .filter_map(|job| {
-            let (key, _) = job.pending.idempotency.as_ref()?;
-            Some((&job.pending.client_id, key.as_str()))
-        })
-        .collect();
-    keys.sort_unstable_by(|(a, x), (b, y)| (a.as_str(), x).cmp(&(b.as_str(), y)));
-    keys.dedup();
-    for (client_id, key) in keys {
-        D::lock_idempotency_key(&mut tx, client_id, key).await?;
-    }
     // Stable, so of two orders with one number the earlier still wins.
     let mut positions: Vec<usize> = (0..batch.len()).collect();
     positions.sort_by_key(|&i| {
@@ -177,13 +165,63 @@ async fn write<D: Dialect>(
         (pending.client_id.as_str(), po)
     });
     let sorted: Vec<&PendingOrder> = positions.iter().map(|&i| &batch[i].pending).collect();
-    let written = write_batch(&mut tx, &sorted).await?;
-    D::commit(tx).await?;
+    let written = match write_sorted(writer, &sorted).await? {
+        Some(written) => written.into_iter().map(Ok).collect(),
+        None => write_sorted_each(writer, &sorted).await?,
+    };
     let mut results: Vec<Option<StoreResult<Written>>> = batch.iter().map(|_| None).collect();
     for (position, result) in positions.into_iter().zip(written) {
         results[position] = Some(result);
     }
     Ok(results.into_iter().flatten().collect())
+}
+
+/// The batch in one transaction with one statement per table, committed;
+/// `None` when it cannot be written that way (keys, or an order that fails
+/// on its own), after rolling back. Without savepoints, the common case
+/// costs two round trips fewer.
+async fn write_sorted<D: Dialect>(
+    writer: &Pool<D>,
+    sorted: &[&PendingOrder],
+) -> StoreResult<Option<Vec<Written>>> {
+    if !set_based(sorted) {
+        return Ok(None);
+    }
+    let mut tx = D::begin(writer).await?;
+    match write_all(&mut tx, sorted).await {
+        Ok(written) => {
+            D::commit(tx).await?;
+            Ok(Some(written))
+        }
+        Err(error) => {
+            tracing::debug!(%error, "bulk insert failed; inserting one by one");
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// The batch in one transaction, one order at a time, committed.
+async fn write_sorted_each<D: Dialect>(
+    writer: &Pool<D>,
+    sorted: &[&PendingOrder],
+) -> StoreResult<Vec<StoreResult<Written>>> {
+    let mut tx = D::begin(writer).await?;
+    let mut keys: Vec<_> = sorted
+        .iter()
+        .filter_map(|pending| {
+            let (key, _) = pending.idempotency.as_ref()?;
+            Some((&pending.client_id, key.as_str()))
+        })
+        .collect();
+    keys.sort_unstable_by(|(a, x), (b, y)| (a.as_str(), x).cmp(&(b.as_str(), y)));
+    keys.dedup();
+    for (client_id, key) in keys {
+        D::lock_idempotency_key(&mut tx, client_id, key).await?;
+    }
+    let written = write_each(&mut tx, sorted).await?;
+    D::commit(tx).await?;
+    Ok(written)
 }
 
 /// The failed batch's error, for each of its callers.

@@ -93,28 +93,30 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
-/// Writes a batch in `tx`, each order with the answer it would get alone.
-/// Without Idempotency-Keys the batch is written set-based; when that fails,
-/// or with keys, each order runs in a savepoint of its own, so a failing one
-/// is rolled back alone. An `Err` means the transaction itself failed.
-pub async fn write_batch<D: Dialect>(
+/// Whether [`write_all`] can write the batch: no order carries an
+/// Idempotency-Key, whose lock and lookup go order by order.
+pub fn set_based(batch: &[&PendingOrder]) -> bool {
+    batch.iter().all(|pending| pending.idempotency.is_none())
+}
+
+/// Writes a [`set_based`] batch in `tx` with one statement per table, each
+/// order with the answer it would get alone. All or nothing: on `Err` the
+/// caller rolls the transaction back and can write the batch with
+/// [`write_each`] instead (an order failing on its own fails the statement).
+pub async fn write_all<D: Dialect>(
+    tx: &mut Transaction<'static, D>,
+    batch: &[&PendingOrder],
+) -> StoreResult<Vec<Written>> {
+    insert_set(tx, batch).await
+}
+
+/// Writes a batch in `tx` one order at a time, each in a savepoint of its
+/// own, so a failing one is rolled back alone. An `Err` means the
+/// transaction itself failed.
+pub async fn write_each<D: Dialect>(
     tx: &mut Transaction<'static, D>,
     batch: &[&PendingOrder],
 ) -> StoreResult<Vec<StoreResult<Written>>> {
-    if batch.len() > 1 && batch.iter().all(|pending| pending.idempotency.is_none()) {
-        savepoint(tx, "SAVEPOINT bulk").await?;
-        match insert_set(tx, batch).await {
-            Ok(written) => {
-                savepoint(tx, "RELEASE SAVEPOINT bulk").await?;
-                return Ok(written.into_iter().map(Ok).collect());
-            }
-            Err(error) => {
-                tracing::debug!(%error, "bulk insert failed; inserting one by one");
-                savepoint(tx, "ROLLBACK TO SAVEPOINT bulk").await?;
-                savepoint(tx, "RELEASE SAVEPOINT bulk").await?;
-            }
-        }
-    }
     let mut results = Vec::with_capacity(batch.len());
     for pending in batch {
         savepoint(tx, "SAVEPOINT job").await?;
