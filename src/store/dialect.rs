@@ -14,7 +14,7 @@
 //! - **the Idempotency-Key lock**: a transaction-scoped advisory lock on
 //!   PostgreSQL, nothing on SQLite (the one writer again);
 //! - **rows from one JSON parameter**, for inserts of many rows: SQLite's
-//!   `json_each`, PostgreSQL's `json_to_recordset`.
+//!   `jsonb_each`, PostgreSQL's `json_to_recordset`.
 //!
 //! Why a trait over [`sqlx::Database`] rather than `sqlx::Any` or a macro:
 //! `Any` would bind times and decimals as text and convert every row, and a
@@ -187,7 +187,10 @@ impl Dialect for Sqlite {
             .iter()
             .map(|(name, _)| format!("value ->> '{name}' AS {name}"))
             .collect();
-        format!("(SELECT {} FROM json_each($1)) AS r", fields.join(", "))
+        // jsonb_each: each row's object is handed on in SQLite's binary
+        // form, which `->>` reads as it is; json_each hands on text, which
+        // every `->>` would parse again.
+        format!("(SELECT {} FROM jsonb_each($1)) AS r", fields.join(", "))
     }
 
     bridge!();
