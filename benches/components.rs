@@ -1,6 +1,8 @@
 //! Criterion benchmarks of each part of a signed create, for the CPU floor in
 //! BENCHMARKS.md: JWT verify, RSA-2048 and RSA-4096 signature verify, body
-//! parse and validation (1 and 50 lines), and the SQLite store's insert.
+//! parse and validation (1 and 50 lines), and the store's insert: SQLite's,
+//! PostgreSQL's (with `BENCH_PG_SERVER`), and SQLite's without each
+//! secondary index.
 //!
 //!     cargo bench --bench components
 
@@ -102,23 +104,11 @@ fn parse_and_validate(c: &mut Criterion) {
     }
 }
 
-/// A fresh SQLite store holding the bench partner, after `alter` (SQL run
-/// on the migrated database, to measure what a part of the schema costs).
-fn sqlite_store(runtime: &tokio::runtime::Runtime, alter: &str) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = runtime.block_on(async {
-        let store = Store::connect(&DatabaseUrl::new(url.clone()), 4)
-            .await
-            .unwrap();
+/// The store at `url`, migrated, holding the bench partner.
+fn store_at(runtime: &tokio::runtime::Runtime, url: &str) -> Store {
+    runtime.block_on(async {
+        let store = Store::connect(&DatabaseUrl::new(url.to_owned()), 4).await.unwrap();
         store.migrate().await.unwrap();
-        if !alter.is_empty() {
-            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(alter.to_owned()))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-        }
         let pem = std::fs::read("tests/fixtures/keys/partner-b-public.pem").unwrap();
         let key = PublicKey::from_pem(&pem).unwrap();
         let client_id = ClientId::parse("bench-client").unwrap();
@@ -134,7 +124,24 @@ fn sqlite_store(runtime: &tokio::runtime::Runtime, alter: &str) -> (tempfile::Te
             .await
             .unwrap();
         store
-    });
+    })
+}
+
+/// A fresh SQLite store (see [`store_at`]), after `alter`: SQL run on the
+/// migrated database, to measure what a part of the schema costs.
+fn sqlite_store(runtime: &tokio::runtime::Runtime, alter: &str) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = store_at(runtime, &url);
+    if !alter.is_empty() {
+        runtime.block_on(async {
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(alter.to_owned()))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        });
+    }
     (dir, store)
 }
 
@@ -150,15 +157,18 @@ fn orders(template: &NewOrder, next: &mut u64, count: usize) -> Vec<NewOrder> {
         .collect()
 }
 
-/// 256 inserts at once, as under load: group commit writes them in one
-/// transaction and one fsync. Time per iteration / 256 = cost per order.
-fn insert_256_concurrent(c: &mut Criterion, name: &str, alter: &str) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (_dir, store) = sqlite_store(&runtime, alter);
+/// 256 inserts at once, as under load: group commit writes them in a few
+/// transactions with a commit each. Time per iteration / 256 = cost per order.
+fn insert_256_concurrent(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    store: &Store,
+) {
     let template = sales_order_api::http::order_body::parse(&order_body(1)).unwrap();
     let mut next = 0u64;
     c.bench_function(name, |b| {
-        b.to_async(&runtime).iter_batched(
+        b.to_async(runtime).iter_batched(
             || orders(&template, &mut next, 256),
             |orders| {
                 let store = store.clone();
@@ -193,23 +203,54 @@ fn store_insert(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    insert_256_concurrent(c, "sqlite_insert_256_concurrent_orders", "");
+    insert_256_concurrent(c, &runtime, "sqlite_insert_256_concurrent_orders", &store);
+}
+
+/// The same on PostgreSQL, in a database of its own on the server
+/// `BENCH_PG_SERVER` names (e.g. `postgres://postgres@127.0.0.1:5432`),
+/// dropped afterwards; skipped when it is unset. Its time includes
+/// PostgreSQL's own work and the round trips to it.
+fn postgres_insert(c: &mut Criterion) {
+    let Ok(server) = std::env::var("BENCH_PG_SERVER") else {
+        eprintln!("postgres_insert_256_concurrent_orders skipped: BENCH_PG_SERVER is not set");
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database = format!("soa_components_{}", std::process::id());
+    let admin = format!("{server}/postgres");
+    let run = |statement: String| {
+        runtime.block_on(async {
+            let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        })
+    };
+    run(format!("CREATE DATABASE {database}"));
+    let store = store_at(&runtime, &format!("{server}/{database}"));
+    insert_256_concurrent(c, &runtime, "postgres_insert_256_concurrent_orders", &store);
+    drop(store);
+    run(format!("DROP DATABASE {database} WITH (FORCE)"));
 }
 
 /// What each secondary index costs an insert: the same 256 concurrent
 /// inserts on a database without it (BENCHMARKS.md, "What an order insert
 /// costs"). Compare each with `sqlite_insert_256_concurrent_orders`.
 fn insert_anatomy(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     for index in [
         "sales_orders_client_seq",
         "sales_orders_client_status_seq",
         "sales_orders_client_created",
         "sales_order_history_order",
     ] {
+        let (_dir, store) = sqlite_store(&runtime, &format!("DROP INDEX {index}"));
         insert_256_concurrent(
             c,
+            &runtime,
             &format!("sqlite_insert_256_without_{index}"),
-            &format!("DROP INDEX {index}"),
+            &store,
         );
     }
 }
@@ -229,6 +270,7 @@ criterion_group!(
     rsa_verify,
     parse_and_validate,
     store_insert,
+    postgres_insert,
     insert_anatomy
 );
 criterion_main!(components);
