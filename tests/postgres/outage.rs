@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sqlx::Connection;
 
 use crate::helpers::*;
 
@@ -242,5 +243,46 @@ async fn while_the_database_is_down_calls_get_a_503_envelope_and_the_service_rec
         numbers,
         ["PO-AFTER", "PO-BEFORE"],
         "nothing half-written during the outage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_the_server_ended_while_idle_are_replaced_before_a_request_gets_them() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let response = app.create_order(&session, &order_body("PO-BEFORE")).await;
+    assert_eq!(response.status(), 201);
+
+    // What a server restart or an idle-session timeout does to the pool:
+    // every connection of this database ends while nobody uses it.
+    let mut admin = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        ended >= 2,
+        "the reader and writer connections were open: {ended}"
+    );
+    // Long enough for the pool to check a connection before handing it out.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let response = app.create_order(&session, &order_body("PO-AFTER")).await;
+    assert_eq!(
+        response.status(),
+        201,
+        "the writer's connection was replaced"
+    );
+    let response = app.get(&session, "/api/v1/sales-orders").await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the readers' connections were replaced"
     );
 }
