@@ -107,7 +107,9 @@ fn parse_and_validate(c: &mut Criterion) {
 /// The store at `url`, migrated, holding the bench partner.
 fn store_at(runtime: &tokio::runtime::Runtime, url: &str) -> Store {
     runtime.block_on(async {
-        let store = Store::connect(&DatabaseUrl::new(url.to_owned()), 4).await.unwrap();
+        let store = Store::connect(&DatabaseUrl::new(url.to_owned()), 4)
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         let pem = std::fs::read("tests/fixtures/keys/partner-b-public.pem").unwrap();
         let key = PublicKey::from_pem(&pem).unwrap();
