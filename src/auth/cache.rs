@@ -9,8 +9,10 @@
 //!
 //! Each entry is read by one caller: the requests that find it missing or
 //! expired at the same moment (every in-flight request of a busy partner,
-//! twice a second) wait for that one read instead of each making their own,
-//! which on PostgreSQL queued a hundred reads behind each other.
+//! twice a second) wait for that one read and share its outcome instead of
+//! each making their own. A failure is shared too, then forgotten: with the
+//! database down, every waiting request is answered after one read's
+//! timeout, not after one timeout each in turn.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,42 +30,44 @@ pub const FRESH_FOR: Duration = Duration::from_millis(500);
 /// Entries kept at most; beyond this the least used go first.
 const CAPACITY: u64 = 100_000;
 
-/// An entry: empty until its one reader has filled it. A failed read
-/// leaves it empty, so the next caller reads again.
-type Slot<V> = Arc<OnceCell<Arc<V>>>;
+/// An entry: the outcome of its one read, once that read is over.
+type Slot<V, E> = Arc<OnceCell<Result<Arc<V>, E>>>;
 
 #[derive(Clone)]
 pub struct AuthCache {
-    sessions: Cache<String, Slot<SessionState>>,
-    keys: Cache<String, Slot<Vec<ParsedPublicKey>>>,
+    sessions: Cache<String, Slot<SessionState, Miss>>,
+    keys: Cache<String, Slot<Vec<ParsedPublicKey>, Arc<StoreError>>>,
 }
 
-/// Why an entry could not be filled.
+/// Why a login's state could not be read.
+#[derive(Clone)]
 enum Miss {
-    /// No such login: nothing to keep.
+    /// No such login.
     Unknown,
-    Store(StoreError),
+    Store(Arc<StoreError>),
 }
 
-impl From<StoreError> for Miss {
-    fn from(error: StoreError) -> Self {
-        Self::Store(error)
-    }
-}
-
-/// The entry under `key`, read by `load` if nobody has yet.
+/// The entry under `key`, read by `load` if nobody has yet; callers that
+/// arrive while it is being read wait for it and get its outcome. A failed
+/// read is not kept: once its waiters have it, the next caller reads again.
 async fn read_once<V, E>(
-    cache: &Cache<String, Slot<V>>,
+    cache: &Cache<String, Slot<V, E>>,
     key: &str,
     load: impl AsyncFnOnce() -> Result<V, E>,
 ) -> Result<Arc<V>, E>
 where
     V: Send + Sync + 'static,
+    E: Clone + Send + Sync + 'static,
 {
     let slot = cache.get_with_by_ref(key, Slot::default);
-    slot.get_or_try_init(async || load().await.map(Arc::new))
+    let outcome = slot
+        .get_or_init(async || load().await.map(Arc::new))
         .await
-        .cloned()
+        .clone();
+    if outcome.is_err() {
+        cache.invalidate(key);
+    }
+    outcome
 }
 
 impl Default for AuthCache {
@@ -90,12 +94,16 @@ impl AuthCache {
         session_id: &str,
     ) -> StoreResult<Option<Arc<SessionState>>> {
         let read = read_once(&self.sessions, session_id, async || {
-            store.session_state(session_id).await?.ok_or(Miss::Unknown)
+            match store.session_state(session_id).await {
+                Ok(Some(state)) => Ok(state),
+                Ok(None) => Err(Miss::Unknown),
+                Err(error) => Err(Miss::Store(Arc::new(error))),
+            }
         });
         match read.await {
             Ok(state) => Ok(Some(state)),
             Err(Miss::Unknown) => Ok(None),
-            Err(Miss::Store(error)) => Err(error),
+            Err(Miss::Store(error)) => Err(error.same_kind("reading the login's state")),
         }
     }
 
@@ -106,10 +114,11 @@ impl AuthCache {
         client_id: &ClientId,
     ) -> StoreResult<Arc<Vec<ParsedPublicKey>>> {
         read_once(&self.keys, client_id.as_str(), async || {
-            let stored = store.active_keys(client_id).await?;
+            let stored = store.active_keys(client_id).await.map_err(Arc::new)?;
             Ok(signature::parse_keys(stored.iter().map(Vec::as_slice)))
         })
         .await
+        .map_err(|error| error.same_kind("reading the partner's keys"))
     }
 
     /// Forgets a login this instance has just revoked.
@@ -126,7 +135,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn callers_that_miss_at_once_wait_for_one_read() {
-        let cache = fresh_for_a_moment::<Slot<usize>>();
+        let cache = fresh_for_a_moment::<Slot<usize, ()>>();
         let reads = Arc::new(AtomicUsize::new(0));
         let callers: Vec<_> = (0..64)
             .map(|_| {
@@ -147,13 +156,33 @@ mod tests {
         assert_eq!(reads.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
-    async fn a_failed_read_is_not_kept() {
-        let cache = fresh_for_a_moment::<Slot<&str>>();
-        let failed = read_once(&cache, "k", async || Err::<&str, _>("down")).await;
-        assert_eq!(failed.unwrap_err(), "down");
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_read_is_shared_by_its_waiters_and_then_forgotten() {
+        let cache = fresh_for_a_moment::<Slot<&str, &str>>();
+        let reads = Arc::new(AtomicUsize::new(0));
+        let started = std::time::Instant::now();
+        let callers: Vec<_> = (0..64)
+            .map(|_| {
+                let (cache, reads) = (cache.clone(), reads.clone());
+                tokio::spawn(async move {
+                    read_once(&cache, "k", async || {
+                        reads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Err("down")
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap().unwrap_err(), "down");
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "one read for all waiters");
+        // One read's time, not one each in turn (64 × 50 ms).
+        assert!(started.elapsed() < Duration::from_millis(1_500));
+
         let read = read_once(&cache, "k", async || Ok::<_, &str>("up")).await;
-        assert_eq!(*read.unwrap(), "up");
+        assert_eq!(*read.unwrap(), "up", "the next caller reads again");
     }
 
     #[tokio::test]

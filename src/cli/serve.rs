@@ -31,7 +31,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SALES_ORDER_API_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<Secret>,
     /// Database connections this instance may hold; on PostgreSQL a quarter
-    /// of them (at most two) are the group-commit writers'. With PostgreSQL
+    /// of them (at least one, at most two) are the group-commit writers'. With PostgreSQL
     /// keep instances × this below the server's `max_connections`.
     #[arg(long, env = "SALES_ORDER_API_DATABASE_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     database_connections: u32,

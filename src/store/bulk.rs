@@ -3,6 +3,8 @@
 //! statement's text is the same for any number of rows and each database
 //! prepares it once per connection.
 //!
+//! Table and column names are constants (`&'static str`), never input.
+//!
 //! The rows of one statement are kept under [`MAX_JSON`] bytes, a batch
 //! taking as many statements as that needs. sqlx 0.9.0 does not set
 //! `TCP_NODELAY` on its sockets (launchbadge/sqlx#4335, fixed upstream after
@@ -24,7 +26,11 @@ pub const MAX_JSON: usize = 12 * 1024;
 /// `INSERT INTO table (columns) SELECT columns FROM` the rows of the JSON
 /// array bound as `$1` ([`Dialect::json_rows`]), then `tail`. A column
 /// named `i` is read but not inserted: the row's place, for `ORDER BY i`.
-pub fn insert_json_rows<D: Dialect>(table: &str, columns: &[(&str, &str)], tail: &str) -> String {
+pub fn insert_json_rows<D: Dialect>(
+    table: &'static str,
+    columns: &'static [(&'static str, &'static str)],
+    tail: &'static str,
+) -> String {
     let names: Vec<&str> = columns
         .iter()
         .map(|(name, _)| *name)

@@ -35,4 +35,19 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// The same kind of failure, for another caller that waited on the work
+    /// that failed (sqlx's errors cannot be cloned); `what` names that work.
+    pub fn same_kind(&self, what: &str) -> Self {
+        let message = format!("{what} failed: {self}");
+        match self {
+            Self::Unavailable(_) => {
+                Self::Unavailable(sqlx::Error::Io(std::io::Error::other(message)))
+            }
+            Self::Database(_) => Self::Database(sqlx::Error::Protocol(message)),
+            Self::Corrupt(_) => Self::Corrupt(message),
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -2,7 +2,7 @@
 //! inserts that queued up during the previous commit into one transaction
 //! (at most `max_batch`), so one commit makes a whole batch durable. The
 //! batch is written set-based when it can be ([`write_all`]: no savepoints,
-//! one statement per table), else, or when that fails, in a new transaction
+//! a statement or a few per table), else, or when that fails, in a new transaction
 //! one order at a time in savepoints ([`write_each`]). Callers are answered
 //! only after the batch's COMMIT returned, so a 201 still means the order is
 //! on disk. No batch waits on a timer: a
@@ -56,8 +56,9 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Starts `writers` writers on `pool`, the pool they take their
-    /// connections from; it should hold a connection for each, and serve
-    /// nothing else, so that a batch never waits behind other queries.
+    /// connections from. On PostgreSQL that pool is the writers' own, so a
+    /// batch never waits behind other queries; SQLite's is its one write
+    /// connection, which every write shares.
     pub fn start<D: Dialect>(pool: Pool<D>, writers: usize) -> Self {
         let (inserts, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
@@ -113,7 +114,10 @@ async fn run<D: Dialect>(
             Ok(results) => results,
             Err(error) => {
                 tracing::warn!(%error, inserts = batch.len(), "a group commit failed");
-                batch.iter().map(|_| Err(same_kind(&error))).collect()
+                batch
+                    .iter()
+                    .map(|_| Err(error.same_kind("the batch holding this insert")))
+                    .collect()
             }
         };
         for (job, result) in batch.drain(..).zip(results) {
@@ -151,7 +155,8 @@ async fn next_batch(
     batch.len()
 }
 
-/// One transaction for the whole batch; each job's own result, in the
+/// The whole batch in one transaction (two if the set-based insert fails
+/// and it is written again one by one); each job's own result, in the
 /// batch's order, valid once this returns `Ok` (the COMMIT succeeded).
 async fn write<D: Dialect>(
     writer: &Pool<D>,
@@ -169,6 +174,7 @@ async fn write<D: Dialect>(
         Some(written) => written.into_iter().map(Ok).collect(),
         None => write_sorted_each(writer, &sorted).await?,
     };
+    debug_assert_eq!(written.len(), batch.len(), "one result per order");
     let mut results: Vec<Option<StoreResult<Written>>> = batch.iter().map(|_| None).collect();
     for (position, result) in positions.into_iter().zip(written) {
         results[position] = Some(result);
@@ -176,7 +182,7 @@ async fn write<D: Dialect>(
     Ok(results.into_iter().flatten().collect())
 }
 
-/// The batch in one transaction with one statement per table, committed;
+/// The batch in one transaction, set-based, committed;
 /// `None` when it cannot be written that way (keys, or an order that fails
 /// on its own), after rolling back. Without savepoints, the common case
 /// costs two round trips fewer.
@@ -194,7 +200,9 @@ async fn write_sorted<D: Dialect>(
             Ok(Some(written))
         }
         Err(error) => {
-            tracing::debug!(%error, "bulk insert failed; inserting one by one");
+            // An order that fails on its own (its partner just deleted, say):
+            // rare, and it costs the batch a second transaction.
+            tracing::warn!(%error, "bulk insert failed; inserting one by one");
             tx.rollback().await?;
             Ok(None)
         }
@@ -222,18 +230,6 @@ async fn write_sorted_each<D: Dialect>(
     let written = write_each(&mut tx, sorted).await?;
     D::commit(tx).await?;
     Ok(written)
-}
-
-/// The failed batch's error, for each of its callers.
-fn same_kind(error: &StoreError) -> StoreError {
-    let message = format!("the batch holding this insert failed: {error}");
-    match error {
-        StoreError::Unavailable(_) => {
-            StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(message)))
-        }
-        StoreError::Database(_) => StoreError::Database(sqlx::Error::Protocol(message)),
-        StoreError::Corrupt(_) => StoreError::Corrupt(message),
-    }
 }
 
 #[cfg(test)]
@@ -387,7 +383,7 @@ mod tests {
         let mut batch: Vec<Job> = (0..300)
             .map(|i| job("p", &format!("PO-{i}"), None).0)
             .collect();
-        // The same number again, statements later than the first.
+        // The same number again: after sorting it sits beside the first.
         batch.push(job("p", "PO-3", None).0);
 
         let results = write(&store.sql.writer, &batch).await.unwrap();

@@ -99,7 +99,7 @@ pub fn set_based(batch: &[&PendingOrder]) -> bool {
     batch.iter().all(|pending| pending.idempotency.is_none())
 }
 
-/// Writes a [`set_based`] batch in `tx` with one statement per table, each
+/// Writes a [`set_based`] batch in `tx`, a statement or a few per table, each
 /// order with the answer it would get alone. All or nothing: on `Err` the
 /// caller rolls the transaction back and can write the batch with
 /// [`write_each`] instead (an order failing on its own fails the statement).
@@ -166,7 +166,7 @@ async fn write_one<D: Dialect>(
         .ok_or_else(|| StoreError::Corrupt("an insert of one order answered nothing".into()))
 }
 
-/// Inserts the batch with one statement per table. Of two orders with one
+/// Inserts the batch, a statement or a few per table ([`bulk`]). Of two orders with one
 /// purchase order number the earlier wins, as it would one at a time; an
 /// order whose number is already taken is answered with the order holding it.
 async fn insert_set<D: Dialect>(
@@ -270,7 +270,7 @@ async fn insert_set<D: Dialect>(
     Ok(written)
 }
 
-/// Inserts `(order seq, line)` rows in one statement.
+/// Inserts `(order seq, line)` rows, as few statements as [`bulk`] allows.
 async fn insert_lines<D: Dialect>(
     tx: &mut Transaction<'static, D>,
     lines: &[(i64, &OrderLine)],

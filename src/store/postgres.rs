@@ -57,7 +57,8 @@ impl PgStore {
 }
 
 /// Connects with at most `max_connections`: the group-commit writers get
-/// connections of their own (a quarter, at most [`MAX_WRITERS`]), so a
+/// connections of their own (a quarter, at least one and at most
+/// [`MAX_WRITERS`]), so a
 /// batch never queues behind the requests whose orders it holds; everything
 /// else shares the rest. With a single connection, everything shares it.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgStore> {
@@ -83,8 +84,10 @@ fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        // A connection that died with the server is found and replaced
-        // before a request gets it, which is how the pool heals on its own.
+        // How the pool heals on its own: a connection that died with the
+        // server while idle is found and replaced before a request gets it.
+        // One that dies while busy fails that request (503) and is closed
+        // when it comes back, by sqlx's own check.
         .test_before_acquire(false)
         .before_acquire(|connection, meta| {
             Box::pin(async move {
