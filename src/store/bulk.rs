@@ -48,7 +48,7 @@ pub fn insert_json_rows<D: Dialect>(
 /// Runs `statement` (an [`insert_json_rows`] insert) for `rows`, in as many
 /// statements as [`MAX_JSON`] needs, in order; the rows each returned.
 pub async fn insert<D: Dialect, T: Serialize>(
-    tx: &mut Transaction<'static, D>,
+    tx: &mut Transaction<'_, D>,
     statement: &str,
     rows: &[T],
 ) -> StoreResult<Vec<D::Row>> {

@@ -83,6 +83,9 @@ pub trait Dialect:
     /// locks; nothing where one writer already serialises every write.
     fn lock(clause: &'static str) -> &'static str;
 
+    /// The statement that opens a write transaction.
+    const BEGIN: &'static str;
+
     /// Opens a write transaction on `pool`.
     fn begin(
         pool: &Pool<Self>,
@@ -93,7 +96,7 @@ pub trait Dialect:
     /// Makes transactions that use the same Idempotency-Key take turns until
     /// this one ends.
     fn lock_idempotency_key(
-        tx: &mut Transaction<'static, Self>,
+        tx: &mut Transaction<'_, Self>,
         client_id: &ClientId,
         key: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
@@ -162,12 +165,14 @@ macro_rules! bridge {
 }
 
 impl Dialect for Sqlite {
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+
     fn lock(_clause: &'static str) -> &'static str {
         ""
     }
 
     async fn begin(pool: &Pool<Self>) -> StoreResult<Transaction<'static, Self>> {
-        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(pool.begin_with(Self::BEGIN).await?)
     }
 
     async fn commit(tx: Transaction<'static, Self>) -> StoreResult<()> {
@@ -175,7 +180,7 @@ impl Dialect for Sqlite {
     }
 
     async fn lock_idempotency_key(
-        _tx: &mut Transaction<'static, Self>,
+        _tx: &mut Transaction<'_, Self>,
         _client_id: &ClientId,
         _key: &str,
     ) -> StoreResult<()> {
@@ -197,6 +202,8 @@ impl Dialect for Sqlite {
 }
 
 impl Dialect for Postgres {
+    const BEGIN: &'static str = "BEGIN";
+
     fn lock(clause: &'static str) -> &'static str {
         clause
     }
@@ -219,7 +226,7 @@ impl Dialect for Postgres {
     }
 
     async fn lock_idempotency_key(
-        tx: &mut Transaction<'static, Self>,
+        tx: &mut Transaction<'_, Self>,
         client_id: &ClientId,
         key: &str,
     ) -> StoreResult<()> {

@@ -26,7 +26,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sqlx::Pool;
+use std::time::{Duration, Instant};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, Pool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::dialect::Dialect;
@@ -47,6 +50,55 @@ pub struct Job {
     pub reply: oneshot::Sender<StoreResult<Written>>,
 }
 
+/// Who else uses the writers' pool.
+#[derive(Debug, Clone, Copy)]
+pub enum Writers {
+    /// One writer, on a pool other writes use too (SQLite's one write
+    /// connection): it gives the connection back after each batch.
+    Shared,
+    /// This many writers, on a pool of their own with a connection for
+    /// each: each keeps its connection between batches.
+    Dedicated(usize),
+}
+
+/// How long a kept connection may sit idle before it is checked again
+/// before a batch, as the pools check theirs (`store::postgres`).
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// One writer's connection. Kept between batches where the pool is the
+/// writers' own: sqlx pings every connection that comes back to a pool, a
+/// round trip per batch that a busy writer need not pay.
+struct Writer<D: Dialect> {
+    pool: Pool<D>,
+    keep: bool,
+    held: Option<(PoolConnection<D>, Instant)>,
+}
+
+impl<D: Dialect> Writer<D> {
+    /// A connection for the next batch: the kept one if it is fresh or
+    /// still answers, else one from the pool.
+    async fn connection(&mut self) -> StoreResult<PoolConnection<D>> {
+        if let Some((mut connection, last_used)) = self.held.take() {
+            if last_used.elapsed() < CHECK_IDLE_AFTER || connection.ping().await.is_ok() {
+                return Ok(connection);
+            }
+            connection.close_on_drop();
+        }
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// Takes the connection back after a batch: kept if this writer keeps
+    /// its connection and the batch went through, else returned (or, after
+    /// a failure, closed, since it may be broken).
+    fn done(&mut self, mut connection: PoolConnection<D>, ok: bool) {
+        if !ok {
+            connection.close_on_drop();
+        } else if self.keep {
+            self.held = Some((connection, Instant::now()));
+        }
+    }
+}
+
 /// The handle of a store's group-commit writer.
 #[derive(Clone)]
 pub struct GroupCommit {
@@ -55,16 +107,25 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts `writers` writers on `pool`, the pool they take their
-    /// connections from. On PostgreSQL that pool is the writers' own, so a
-    /// batch never waits behind other queries; SQLite's is its one write
-    /// connection, which every write shares.
-    pub fn start<D: Dialect>(pool: Pool<D>, writers: usize) -> Self {
+    /// Starts the writers on `pool`, the pool they take their connections
+    /// from. On PostgreSQL that pool is the writers' own, so a batch never
+    /// waits behind other queries; SQLite's is its one write connection,
+    /// which every write shares.
+    pub fn start<D: Dialect>(pool: Pool<D>, writers: Writers) -> Self {
         let (inserts, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
         let max_batch = Arc::new(AtomicUsize::new(MAX_BATCH));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(run(pool.clone(), queue.clone(), max_batch.clone()));
+        let (count, keep) = match writers {
+            Writers::Shared => (1, false),
+            Writers::Dedicated(count) => (count.max(1), true),
+        };
+        for _ in 0..count {
+            let writer = Writer {
+                pool: pool.clone(),
+                keep,
+                held: None,
+            };
+            tokio::spawn(run(writer, queue.clone(), max_batch.clone()));
         }
         Self { inserts, max_batch }
     }
@@ -99,7 +160,7 @@ impl GroupCommit {
 /// so each batch holds what arrived while the one before it was taken), and
 /// writes it.
 async fn run<D: Dialect>(
-    writer: Pool<D>,
+    mut writer: Writer<D>,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_batch: Arc<AtomicUsize>,
 ) {
@@ -110,7 +171,15 @@ async fn run<D: Dialect>(
             return;
         }
         metrics::histogram!("order_commit_batch_size").record(batch.len() as f64);
-        let results = match write(&writer, &batch).await {
+        let written = match writer.connection().await {
+            Ok(mut connection) => {
+                let written = write::<D>(&mut connection, &batch).await;
+                writer.done(connection, written.is_ok());
+                written
+            }
+            Err(error) => Err(error),
+        };
+        let results = match written {
             Ok(results) => results,
             Err(error) => {
                 tracing::warn!(%error, inserts = batch.len(), "a group commit failed");
@@ -155,11 +224,14 @@ async fn next_batch(
     batch.len()
 }
 
-/// The whole batch in one transaction (two if the set-based insert fails
-/// and it is written again one by one); each job's own result, in the
-/// batch's order, valid once this returns `Ok` (the COMMIT succeeded).
+/// The whole batch in one transaction on `connection` (two if the
+/// set-based insert fails and it is written again one by one); each job's
+/// own result, in the batch's order, valid once this returns `Ok` (the
+/// COMMIT succeeded). The writer task is never cancelled, so its BEGIN and
+/// COMMIT need not be detached from it as other PostgreSQL writes are
+/// (sqlx#4393).
 async fn write<D: Dialect>(
-    writer: &Pool<D>,
+    connection: &mut D::Connection,
     batch: &[Job],
 ) -> StoreResult<Vec<StoreResult<Written>>> {
     // Stable, so of two orders with one number the earlier still wins.
@@ -170,9 +242,9 @@ async fn write<D: Dialect>(
         (pending.client_id.as_str(), po)
     });
     let sorted: Vec<&PendingOrder> = positions.iter().map(|&i| &batch[i].pending).collect();
-    let written = match write_sorted(writer, &sorted).await? {
+    let written = match write_sorted::<D>(connection, &sorted).await? {
         Some(written) => written.into_iter().map(Ok).collect(),
-        None => write_sorted_each(writer, &sorted).await?,
+        None => write_sorted_each::<D>(connection, &sorted).await?,
     };
     debug_assert_eq!(written.len(), batch.len(), "one result per order");
     let mut results: Vec<Option<StoreResult<Written>>> = batch.iter().map(|_| None).collect();
@@ -187,16 +259,16 @@ async fn write<D: Dialect>(
 /// on its own), after rolling back. Without savepoints, the common case
 /// costs two round trips fewer.
 async fn write_sorted<D: Dialect>(
-    writer: &Pool<D>,
+    connection: &mut D::Connection,
     sorted: &[&PendingOrder],
 ) -> StoreResult<Option<Vec<Written>>> {
     if !set_based(sorted) {
         return Ok(None);
     }
-    let mut tx = D::begin(writer).await?;
+    let mut tx = connection.begin_with(D::BEGIN).await?;
     match write_all(&mut tx, sorted).await {
         Ok(written) => {
-            D::commit(tx).await?;
+            tx.commit().await?;
             Ok(Some(written))
         }
         Err(error) => {
@@ -211,10 +283,10 @@ async fn write_sorted<D: Dialect>(
 
 /// The batch in one transaction, one order at a time, committed.
 async fn write_sorted_each<D: Dialect>(
-    writer: &Pool<D>,
+    connection: &mut D::Connection,
     sorted: &[&PendingOrder],
 ) -> StoreResult<Vec<StoreResult<Written>>> {
-    let mut tx = D::begin(writer).await?;
+    let mut tx = connection.begin_with(D::BEGIN).await?;
     let mut keys: Vec<_> = sorted
         .iter()
         .filter_map(|pending| {
@@ -228,7 +300,7 @@ async fn write_sorted_each<D: Dialect>(
         D::lock_idempotency_key(&mut tx, client_id, key).await?;
     }
     let written = write_each(&mut tx, sorted).await?;
-    D::commit(tx).await?;
+    tx.commit().await?;
     Ok(written)
 }
 
@@ -303,7 +375,9 @@ mod tests {
         ];
         let batch: Vec<Job> = jobs.into_iter().map(|(job, _)| job).collect();
 
-        let results = write(&store.sql.writer, &batch).await.unwrap();
+        let results = write::<sqlx::Sqlite>(&mut store.sql.writer.acquire().await.unwrap(), &batch)
+            .await
+            .unwrap();
 
         let first_id = match &results[0] {
             Ok(Written::Done(InsertOrder::Created(order))) => order.id.clone(),
@@ -353,7 +427,11 @@ mod tests {
     async fn a_batch_without_keys_is_written_in_bulk_with_the_answers_one_by_one_would_give() {
         let (_dir, store) = store().await;
         let (earlier, _) = job("p", "PO-0", None);
-        let earlier_id = created_id(&write(&store.sql.writer, &[earlier]).await.unwrap()[0]);
+        let earlier_id = created_id(
+            &write::<sqlx::Sqlite>(&mut store.sql.writer.acquire().await.unwrap(), &[earlier])
+                .await
+                .unwrap()[0],
+        );
         let batch: Vec<Job> = [
             job("p", "PO-1", None),
             job("p", "PO-1", None),
@@ -364,7 +442,9 @@ mod tests {
         .map(|(job, _)| job)
         .collect();
 
-        let results = write(&store.sql.writer, &batch).await.unwrap();
+        let results = write::<sqlx::Sqlite>(&mut store.sql.writer.acquire().await.unwrap(), &batch)
+            .await
+            .unwrap();
 
         let first = created_id(&results[0]);
         assert!(matches!(&results[1],
@@ -386,7 +466,9 @@ mod tests {
         // The same number again: after sorting it sits beside the first.
         batch.push(job("p", "PO-3", None).0);
 
-        let results = write(&store.sql.writer, &batch).await.unwrap();
+        let results = write::<sqlx::Sqlite>(&mut store.sql.writer.acquire().await.unwrap(), &batch)
+            .await
+            .unwrap();
 
         const {
             assert!(
@@ -425,7 +507,9 @@ mod tests {
         .map(|(job, _)| job)
         .collect();
 
-        let results = write(&store.sql.writer, &batch).await.unwrap();
+        let results = write::<sqlx::Sqlite>(&mut store.sql.writer.acquire().await.unwrap(), &batch)
+            .await
+            .unwrap();
 
         created_id(&results[0]);
         assert!(results[1].is_err());

@@ -104,7 +104,7 @@ pub fn set_based(batch: &[&PendingOrder]) -> bool {
 /// caller rolls the transaction back and can write the batch with
 /// [`write_each`] instead (an order failing on its own fails the statement).
 pub async fn write_all<D: Dialect>(
-    tx: &mut Transaction<'static, D>,
+    tx: &mut Transaction<'_, D>,
     batch: &[&PendingOrder],
 ) -> StoreResult<Vec<Written>> {
     insert_set(tx, batch).await
@@ -114,7 +114,7 @@ pub async fn write_all<D: Dialect>(
 /// own, so a failing one is rolled back alone. An `Err` means the
 /// transaction itself failed.
 pub async fn write_each<D: Dialect>(
-    tx: &mut Transaction<'static, D>,
+    tx: &mut Transaction<'_, D>,
     batch: &[&PendingOrder],
 ) -> StoreResult<Vec<StoreResult<Written>>> {
     let mut results = Vec::with_capacity(batch.len());
@@ -131,7 +131,7 @@ pub async fn write_each<D: Dialect>(
 }
 
 async fn savepoint<D: Dialect>(
-    tx: &mut Transaction<'static, D>,
+    tx: &mut Transaction<'_, D>,
     statement: &'static str,
 ) -> StoreResult<()> {
     sqlx::query::<D>(statement).execute(D::on(tx)).await?;
@@ -141,7 +141,7 @@ async fn savepoint<D: Dialect>(
 /// One order: its Idempotency-Key checked, then inserted. The caller makes
 /// sure no other transaction uses the key meanwhile.
 async fn write_one<D: Dialect>(
-    tx: &mut Transaction<'static, D>,
+    tx: &mut Transaction<'_, D>,
     pending: &PendingOrder,
 ) -> StoreResult<Written> {
     if let Some((key, request_hash)) = &pending.idempotency {
@@ -170,7 +170,7 @@ async fn write_one<D: Dialect>(
 /// purchase order number the earlier wins, as it would one at a time; an
 /// order whose number is already taken is answered with the order holding it.
 async fn insert_set<D: Dialect>(
-    tx: &mut Transaction<'static, D>,
+    tx: &mut Transaction<'_, D>,
     batch: &[&PendingOrder],
 ) -> StoreResult<Vec<Written>> {
     let prepared: Vec<(String, Timestamp)> = batch
@@ -272,7 +272,7 @@ async fn insert_set<D: Dialect>(
 
 /// Inserts `(order seq, line)` rows, as few statements as [`bulk`] allows.
 async fn insert_lines<D: Dialect>(
-    tx: &mut Transaction<'static, D>,
+    tx: &mut Transaction<'_, D>,
     lines: &[(i64, &OrderLine)],
 ) -> StoreResult<()> {
     let rows: Vec<LineRow> = lines

@@ -281,7 +281,7 @@ fn push_target<D: Dialect>(select: &mut QueryBuilder<D>, target: OrderRef<'_>) {
 /// One history row per `(order seq, time, from, change)`, in as few
 /// statements as [`bulk`] allows.
 pub(super) async fn insert_history<D: Dialect>(
-    tx: &mut Transaction<'static, D>,
+    tx: &mut Transaction<'_, D>,
     entries: &[(i64, Timestamp, Option<OrderStatus>, StatusChange<'_>)],
 ) -> StoreResult<()> {
     if entries.is_empty() {

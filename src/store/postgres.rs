@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres};
 
 use super::error::StoreResult;
-use super::group_commit::GroupCommit;
+use super::group_commit::{GroupCommit, Writers};
 use super::order_insert::{InsertOrder, PendingOrder};
 use super::sql::SqlStore;
 
@@ -69,10 +69,13 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgStore>
             .connect_with(options.clone())
             .await?;
         let writer = pool_options(writers).connect_lazy_with(options);
-        (pool, GroupCommit::start(writer, writers as usize))
+        (
+            pool,
+            GroupCommit::start(writer, Writers::Dedicated(writers as usize)),
+        )
     } else {
         let pool = pool_options(1).connect_with(options).await?;
-        (pool.clone(), GroupCommit::start(pool, 1))
+        (pool.clone(), GroupCommit::start(pool, Writers::Shared))
     };
     Ok(PgStore {
         orders,

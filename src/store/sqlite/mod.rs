@@ -14,7 +14,7 @@ use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::error::StoreResult;
-use super::group_commit::GroupCommit;
+use super::group_commit::{GroupCommit, Writers};
 use super::order_insert::{InsertOrder, PendingOrder};
 use super::sql::SqlStore;
 
@@ -114,7 +114,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options.read_only(true));
         Ok(Self {
-            orders: GroupCommit::start(writer.clone(), 1),
+            orders: GroupCommit::start(writer.clone(), Writers::Shared),
             sql: SqlStore::new(reader, writer),
         })
     }
