@@ -1,4 +1,4 @@
-//! Inserts of many rows in one statement: the rows travel as one JSON
+//! Inserts of many rows in a statement or a few: the rows travel as one JSON
 //! parameter, read back into rows by [`Dialect::json_rows`], so the
 //! statement's text is the same for any number of rows and each database
 //! prepares it once per connection.

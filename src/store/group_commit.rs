@@ -2,12 +2,12 @@
 //! inserts that queued up during the previous commit into one transaction
 //! (at most `max_batch`), so one commit makes a whole batch durable. The
 //! batch is written set-based when it can be ([`write_all`]: no savepoints,
-//! a statement or a few per table), else, or when that fails, in a new transaction
-//! one order at a time in savepoints ([`write_each`]). Callers are answered
-//! only after the batch's COMMIT returned, so a 201 still means the order is
-//! on disk. No batch waits on a timer: a
-//! lone insert is written at once, and batches grow while a commit is in
-//! progress and during the few yields before the next one starts.
+//! a statement or a few per table), else, or when that fails, in a new
+//! transaction one order at a time in savepoints ([`write_each`]). Callers
+//! are answered only after the batch's COMMIT returned, so a 201 still means
+//! the order is on disk. No batch waits on a timer: a lone insert is written
+//! at once, and batches grow while the writers are busy and during the few
+//! yields before the next one starts.
 //!
 //! The same writer serves both databases. SQLite has one write connection,
 //! so one batch is written at a time. PostgreSQL takes several writers, each
@@ -25,7 +25,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
