@@ -60,9 +60,13 @@ pub enum Writers {
     Dedicated(usize),
 }
 
-/// How long a kept connection may sit idle before it is checked again
-/// before a batch, as the pools check theirs (`store::postgres`).
-const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+/// A connection idle this long is checked before it is used: by a writer,
+/// the connection it kept; by the PostgreSQL pools (`store::postgres`),
+/// the one they hand out. sqlx already checks every connection when it
+/// comes back to a pool, so a busy connection is known to be alive; only
+/// one that sat idle may have lost its server since (a restart, an
+/// idle-session timeout). Checking on every use cost a round trip a query.
+pub(super) const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// One writer's connection. Kept between batches where the pool is the
 /// writers' own: sqlx pings every connection that comes back to a pool, a
@@ -355,6 +359,12 @@ mod tests {
         (job, answer)
     }
 
+    /// The batch written in one go on the store's write connection.
+    async fn write_on(store: &SqliteStore, batch: &[Job]) -> Vec<StoreResult<Written>> {
+        let mut connection = store.sql.writer.acquire().await.unwrap();
+        write::<sqlx::Sqlite>(&mut connection, batch).await.unwrap()
+    }
+
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         SqliteStore::with_partner_p().await
     }
@@ -374,9 +384,7 @@ mod tests {
         ];
         let batch: Vec<Job> = jobs.into_iter().map(|(job, _)| job).collect();
 
-        let results = write::<sqlx::Sqlite>(&mut store.sql.writer.acquire().await.unwrap(), &batch)
-            .await
-            .unwrap();
+        let results = write_on(&store, &batch).await;
 
         let first_id = match &results[0] {
             Ok(Written::Done(InsertOrder::Created(order))) => order.id.clone(),
@@ -426,11 +434,7 @@ mod tests {
     async fn a_batch_without_keys_is_written_in_bulk_with_the_answers_one_by_one_would_give() {
         let (_dir, store) = store().await;
         let (earlier, _) = job("p", "PO-0", None);
-        let earlier_id = created_id(
-            &write::<sqlx::Sqlite>(&mut store.sql.writer.acquire().await.unwrap(), &[earlier])
-                .await
-                .unwrap()[0],
-        );
+        let earlier_id = created_id(&write_on(&store, &[earlier]).await[0]);
         let batch: Vec<Job> = [
             job("p", "PO-1", None),
             job("p", "PO-1", None),
@@ -441,9 +445,7 @@ mod tests {
         .map(|(job, _)| job)
         .collect();
 
-        let results = write::<sqlx::Sqlite>(&mut store.sql.writer.acquire().await.unwrap(), &batch)
-            .await
-            .unwrap();
+        let results = write_on(&store, &batch).await;
 
         let first = created_id(&results[0]);
         assert!(matches!(&results[1],
@@ -465,9 +467,7 @@ mod tests {
         // The same number again: after sorting it sits beside the first.
         batch.push(job("p", "PO-3", None).0);
 
-        let results = write::<sqlx::Sqlite>(&mut store.sql.writer.acquire().await.unwrap(), &batch)
-            .await
-            .unwrap();
+        let results = write_on(&store, &batch).await;
 
         const {
             assert!(
@@ -506,9 +506,7 @@ mod tests {
         .map(|(job, _)| job)
         .collect();
 
-        let results = write::<sqlx::Sqlite>(&mut store.sql.writer.acquire().await.unwrap(), &batch)
-            .await
-            .unwrap();
+        let results = write_on(&store, &batch).await;
 
         created_id(&results[0]);
         assert!(results[1].is_err());

@@ -1,8 +1,8 @@
 //! Writing new orders: an order, its lines, its first history entry and its
 //! Idempotency-Key, in the caller's transaction.
 //!
-//! There is one insert, set-based ([`insert_set`]): a batch of orders in one
-//! statement per table. A single create is a batch of one. The policy around
+//! There is one insert, set-based ([`write_all`]): a batch of orders in a
+//! statement or a few per table. A single create is a batch of one. The policy around
 //! it (an Idempotency-Key already used, a purchase order number already
 //! taken) is decided here once, for both databases and for the SQLite
 //! group-commit writer, which only decides which orders share a transaction.
@@ -99,17 +99,6 @@ pub fn set_based(batch: &[&PendingOrder]) -> bool {
     batch.iter().all(|pending| pending.idempotency.is_none())
 }
 
-/// Writes a [`set_based`] batch in `tx`, a statement or a few per table, each
-/// order with the answer it would get alone. All or nothing: on `Err` the
-/// caller rolls the transaction back and can write the batch with
-/// [`write_each`] instead (an order failing on its own fails the statement).
-pub async fn write_all<D: Dialect>(
-    tx: &mut Transaction<'_, D>,
-    batch: &[&PendingOrder],
-) -> StoreResult<Vec<Written>> {
-    insert_set(tx, batch).await
-}
-
 /// Writes a batch in `tx` one order at a time, each in a savepoint of its
 /// own, so a failing one is rolled back alone. An `Err` means the
 /// transaction itself failed.
@@ -160,16 +149,20 @@ async fn write_one<D: Dialect>(
             return Ok(Written::Replay(D::get(&used, "order_seq")?));
         }
     }
-    let mut written = insert_set(tx, &[pending]).await?;
+    let mut written = write_all(tx, &[pending]).await?;
     written
         .pop()
         .ok_or_else(|| StoreError::Corrupt("an insert of one order answered nothing".into()))
 }
 
-/// Inserts the batch, a statement or a few per table ([`bulk`]). Of two orders with one
-/// purchase order number the earlier wins, as it would one at a time; an
-/// order whose number is already taken is answered with the order holding it.
-async fn insert_set<D: Dialect>(
+/// Writes a [`set_based`] batch in `tx`, a statement or a few per table
+/// ([`bulk`]), each order with the answer it would get alone: of two orders
+/// with one purchase order number the earlier wins, and an order whose
+/// number is already taken is answered with the order holding it. All or
+/// nothing: on `Err` the caller rolls the transaction back and can write
+/// the batch with [`write_each`] instead (an order failing on its own fails
+/// the statement).
+pub async fn write_all<D: Dialect>(
     tx: &mut Transaction<'_, D>,
     batch: &[&PendingOrder],
 ) -> StoreResult<Vec<Written>> {

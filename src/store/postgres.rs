@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres};
 
 use super::error::StoreResult;
-use super::group_commit::{GroupCommit, Writers};
+use super::group_commit::{CHECK_IDLE_AFTER, GroupCommit, Writers};
 use super::order_insert::{InsertOrder, PendingOrder};
 use super::sql::SqlStore;
 
@@ -25,12 +25,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// How long a request waits for a pooled connection before answering 503;
 /// well inside the request timeout, so an outage is reported, not waited out.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// A connection idle this long is checked before it is handed out. sqlx
-/// already checks every connection when it comes back to the pool, so a
-/// busy connection is known to be alive; only one that sat idle may have
-/// lost its server since (a restart, an idle-session timeout). Checking
-/// every checkout instead cost a round trip per query under load.
-const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Group-commit writers at most: while one batch waits for its commit to
 /// reach the disk the next one is written; more add connections, not speed.
 const MAX_WRITERS: u32 = 2;
