@@ -26,7 +26,16 @@ impl AppState {
         let retention =
             time::Duration::try_from(self.settings.audit_retention).unwrap_or(time::Duration::MAX);
         self.store
-            .purge_events(self.clock.now().saturating_sub(retention))
+            .purge_audit(self.clock.now().saturating_sub(retention))
+            .await
+    }
+
+    /// Forgets order events older than their retention period.
+    pub async fn purge_order_events(&self) -> Result<u64, crate::store::StoreError> {
+        let retention =
+            time::Duration::try_from(self.settings.event_retention).unwrap_or(time::Duration::MAX);
+        self.store
+            .purge_order_events(self.clock.now().saturating_sub(retention))
             .await
     }
 
@@ -61,7 +70,7 @@ fn max_connections(settings: &Settings) -> usize {
         .unwrap_or_else(|| ConnectionLimits::default_max_connections(settings.database_connections))
 }
 
-/// How often expired Idempotency-Keys and audit events are purged.
+/// How often expired Idempotency-Keys, audit events and order events are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub struct Application {
@@ -169,6 +178,7 @@ impl Application {
                 every.tick().await;
                 log_purge("idempotency keys", state.purge_idempotency_keys().await);
                 log_purge("audit events", state.purge_audit_events().await);
+                log_purge("order events", state.purge_order_events().await);
             }
         });
         let state = self.state.clone();

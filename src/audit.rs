@@ -143,7 +143,7 @@ impl AuditLog {
                 if batch.is_empty() {
                     continue;
                 }
-                if let Err(error) = store.record_events(&batch).await {
+                if let Err(error) = store.record_audit(&batch).await {
                     tracing::warn!(%error, lost = batch.len(), "audit events could not be written");
                 }
                 batch.clear();

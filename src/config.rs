@@ -46,6 +46,8 @@ pub struct Settings {
     pub login_limits: LoginLimits,
     /// How long activity-audit events are kept.
     pub audit_retention: Duration,
+    /// How long order events are kept (SPEC: at least 30 days).
+    pub event_retention: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Serve HTTPS with this certificate chain and key instead of plain HTTP.
@@ -74,7 +76,8 @@ impl Settings {
             absolute_lifetime: Duration::from_secs(30 * 24 * 3600),
             jwt_secret: None,
             body_limit: 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
+            // Above the 30 s an event long poll may hold (`http::events`).
+            request_timeout: Duration::from_secs(35),
             body_read_timeout: Duration::from_secs(20),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
@@ -85,6 +88,8 @@ impl Settings {
             idempotency_retention: Duration::from_secs(24 * 3600),
             login_limits: LoginLimits::default(),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
+            // A day over SPEC's 30, so the hourly purge never cuts it short.
+            event_retention: Duration::from_secs(31 * 24 * 3600),
             trusted_proxies: Vec::new(),
             tls: None,
             sqlite_max_batch: 256,

@@ -29,6 +29,10 @@ pub fn new_order_id() -> String {
     format!("so_{millis:012x}{}", hex::encode(random_bytes::<10>()))
 }
 
+pub fn new_event_id() -> String {
+    random_id("evt_")
+}
+
 pub fn new_key_id() -> String {
     random_id("key_")
 }

@@ -2,12 +2,14 @@
 
 pub mod audit;
 pub mod decimal;
+pub mod event;
 pub mod ids;
 pub mod order;
 pub mod partner;
 
 pub use audit::AuditKind;
 pub use decimal::Decimal;
+pub use event::{Event, EventType};
 pub use order::{
     Actor, Address, Code, NewOrder, NewOrderLine, Notes, Order, OrderEvent, OrderLine, OrderStatus,
     Quantity, SalesName, TextField, UnitPrice, Uom,

@@ -39,6 +39,13 @@ impl std::str::FromStr for ClientId {
     }
 }
 
+/// Hashes and compares as its text, so maps keyed by it can be searched with a `&str`.
+impl std::borrow::Borrow<str> for ClientId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for ClientId {
     fn as_ref(&self) -> &str {
         &self.0

@@ -47,6 +47,9 @@ pub enum ApiError {
     /// 404: no such order for this partner (also another partner's order).
     #[error("no sales order with id {0:?} exists for this client")]
     OrderNotFound(String),
+    /// 404: no such event for this partner (also another partner's, or one past its retention).
+    #[error("no event with id {0:?} exists for this client")]
+    EventNotFound(String),
     /// 409: the partner already sent an order with this purchase order number.
     #[error("a sales order with purchase_order_no {purchase_order_no:?} already exists")]
     DuplicatePurchaseOrder {
@@ -111,7 +114,7 @@ impl ApiError {
             | Self::InvalidQuery(_)
             | Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
-            Self::OrderNotFound(_) => StatusCode::NOT_FOUND,
+            Self::OrderNotFound(_) | Self::EventNotFound(_) => StatusCode::NOT_FOUND,
             Self::DuplicatePurchaseOrder { .. }
             | Self::IdempotencyKeyReused
             | Self::StatusConflict { .. } => StatusCode::CONFLICT,
@@ -131,6 +134,7 @@ impl ApiError {
             Self::InvalidQuery(_) => "INVALID_QUERY",
             Self::Auth(auth) => auth.code(),
             Self::OrderNotFound(_) => "ORDER_NOT_FOUND",
+            Self::EventNotFound(_) => "EVENT_NOT_FOUND",
             Self::DuplicatePurchaseOrder { .. } => "DUPLICATE_PURCHASE_ORDER",
             Self::InvalidIdempotencyKey => "INVALID_IDEMPOTENCY_KEY",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",

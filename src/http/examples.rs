@@ -12,16 +12,18 @@ use utoipa::openapi::{Content, OpenApi, RefOr};
 
 use super::error::ApiError;
 use super::error::FieldError;
+use super::events;
 use super::extract::JsonBody;
 use super::order_body::{self, OrderBodyError};
 use super::orders::parse_list_params;
 use crate::auth::AuthError;
 use crate::auth::diagnosis::{Diagnosis, KeyTried, Mistake};
-use crate::domain::OrderStatus;
+use crate::domain::{Event, EventType, OrderStatus};
 
 const CLIENT_ID: &str = "versuni-client-001";
 const ORDER_ID: &str = "so_019ab5f3c2a47e0b6d4c1a8e5f7a9b0c";
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJjbGllbnRfaWQiOiJ2ZXJzdW5pLWNsaWVudC0wMDEifQ.c2lnbmF0dXJl";
+const EVENT_ID: &str = "evt_4b1d7e0c9a2f4e8b6c3d5a7f9e1b2c3d";
 const CREATED_AT: &str = "2026-11-24T08:27:49.024Z";
 
 /// The create body every example uses.
@@ -50,6 +52,22 @@ fn order(status: OrderStatus) -> Value {
     order
 }
 
+/// An event as the server returns it: the example order, accepted.
+fn event() -> Value {
+    let order = order(OrderStatus::Accepted);
+    let data =
+        serde_json::value::to_raw_value(&json!({"order": order})).expect("an order serialises");
+    serde_json::to_value(Event {
+        id: EVENT_ID.into(),
+        kind: EventType::OrderAccepted,
+        sequence: 42,
+        created_at: CREATED_AT.into(),
+        livemode: true,
+        data,
+    })
+    .expect("an event serialises")
+}
+
 /// One sample of each error a partner can meet on `path`, with realistic
 /// contents: bad bodies go through the parser that route uses.
 fn errors(path: &str) -> Vec<ApiError> {
@@ -73,10 +91,18 @@ fn errors(path: &str) -> Vec<ApiError> {
             "address": "Jakarta", "purchase_order_number": "PO-1",
             "products": [{"product_code": "PRD-001", "quantity": 0}]}"#
     };
-    let invalid_query = serde_json::from_value(json!({"limit": "500", "status": "shipped"}))
-        .map_err(|e| ApiError::InvalidQuery(vec![FieldError::new("query", e.to_string())]))
-        .and_then(parse_list_params)
-        .expect_err("the example query is invalid");
+    let invalid_query = if path.starts_with("/api/v1/events") {
+        serde_json::from_value(json!({"limit": "1000", "wait": "60"}))
+            .map_err(|e| ApiError::InvalidQuery(vec![FieldError::new("query", e.to_string())]))
+            .and_then(|params| events::parse(&params).map(|_| ()))
+            .expect_err("the example query is invalid")
+    } else {
+        serde_json::from_value(json!({"limit": "500", "status": "shipped"}))
+            .map_err(|e| ApiError::InvalidQuery(vec![FieldError::new("query", e.to_string())]))
+            .and_then(parse_list_params)
+            .map(|_| ())
+            .expect_err("the example query is invalid")
+    };
     let signature_invalid = AuthError::SignatureInvalid {
         reason: "X-SIGNATURE does not verify against any active public key of this partner",
         string_to_sign: format!("{CLIENT_ID}|1795507882"),
@@ -95,6 +121,8 @@ fn errors(path: &str) -> Vec<ApiError> {
         invalid_query,
         ApiError::Auth(signature_invalid),
         ApiError::OrderNotFound(ORDER_ID.into()),
+        ApiError::EventNotFound(EVENT_ID.into()),
+        ApiError::Unavailable,
         ApiError::DuplicatePurchaseOrder {
             purchase_order_no: "PO-2026-00042".into(),
             existing_id: ORDER_ID.into(),
@@ -192,6 +220,18 @@ fn success_example(method: &str, path: &str) -> Option<(Value, Option<Value>)> {
         ("post", "/api/v1/sales-orders/{id}/cancel") => {
             (one("Sales order cancelled", OrderStatus::Cancelled), None)
         }
+        ("get", "/api/v1/events") => (
+            json!({
+                "message": "Events retrieved successfully",
+                "data": [event()],
+                "next_after": 42,
+            }),
+            None,
+        ),
+        ("get", "/api/v1/events/{id}") => (
+            json!({"message": "Event retrieved successfully", "data": event()}),
+            None,
+        ),
         _ => return None,
     })
 }

@@ -4,6 +4,7 @@ pub mod audit_note;
 pub mod auth;
 pub mod authenticate;
 pub mod error;
+pub mod events;
 mod examples;
 pub mod extract;
 mod json_fields;
@@ -48,6 +49,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::cancel_order))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::get_event))
 }
 
 /// `/metrics` alone, for its own listener: counts are for the operator, not

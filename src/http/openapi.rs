@@ -13,7 +13,7 @@ use crate::domain::order::{
     FRACTION_DIGITS, MAX_PRODUCTS, MAX_QUANTITY, ORDER_TEXT, PRICE_LIMIT, PRODUCT_TEXT, Text,
     WHITE_SPACE,
 };
-use crate::domain::{Order, OrderLine, OrderStatus};
+use crate::domain::{Event, EventType, Order, OrderLine, OrderStatus};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,10 +23,11 @@ use crate::domain::{Order, OrderLine, OrderStatus};
         description = include_str!("../../docs/api-guide.md"),
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(Order, OrderLine, OrderStatus, ErrorEnvelope, ErrorBody, FieldError)),
+    components(schemas(Order, OrderLine, OrderStatus, Event, EventType, ErrorEnvelope, ErrorBody, FieldError)),
     tags(
         (name = "Authentication", description = "Obtain and refresh access tokens."),
         (name = "Sales Orders", description = "Endpoints for creating and managing sales orders submitted by authorized partner applications."),
+        (name = "Events", description = "Every change to your orders, in order and without gaps: read the feed (with long polling), or receive it by webhook."),
     )
 )]
 pub struct ApiDoc;

@@ -105,6 +105,12 @@ pub struct ListParams {
     /// Only orders created before this instant (RFC 3339).
     #[param(format = DateTime)]
     created_to: Option<String>,
+    /// Only orders last changed at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
+    updated_from: Option<String>,
+    /// Only orders last changed before this instant (RFC 3339).
+    #[param(format = DateTime)]
+    updated_to: Option<String>,
 }
 
 /// The header that makes a create safe to retry.
@@ -405,10 +411,20 @@ pub(super) fn parse_list_params(params: ListParams) -> Result<OrderQuery, ApiErr
     };
     let created_from = instant("created_from", params.created_from.as_deref());
     let created_to = instant("created_to", params.created_to.as_deref());
-    if let (Some(from), Some(to)) = (created_from, created_to)
-        && from >= to
-    {
-        errors.push(FieldError::new("created_to", "must be after created_from"));
+    let updated_from = instant("updated_from", params.updated_from.as_deref());
+    let updated_to = instant("updated_to", params.updated_to.as_deref());
+    for (from, to, from_name, to_name) in [
+        (created_from, created_to, "created_from", "created_to"),
+        (updated_from, updated_to, "updated_from", "updated_to"),
+    ] {
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            errors.push(FieldError::new(
+                to_name,
+                format!("must be after {from_name}"),
+            ));
+        }
     }
     if !errors.is_empty() {
         return Err(ApiError::InvalidQuery(errors));
@@ -419,6 +435,8 @@ pub(super) fn parse_list_params(params: ListParams) -> Result<OrderQuery, ApiErr
         status,
         created_from,
         created_to,
+        updated_from,
+        updated_to,
         after_seq: before_seq,
         limit,
         ..OrderQuery::default()

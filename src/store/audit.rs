@@ -33,7 +33,7 @@ fn serialize_time<S: serde::Serializer>(at: &OffsetDateTime, s: S) -> Result<S::
 
 impl<D: Dialect> SqlStore<D> {
     /// Stores a batch of events in one transaction and one statement.
-    pub async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+    pub async fn record_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -61,7 +61,7 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// A partner's events, newest first, at or after `since`.
-    pub async fn events(
+    pub async fn audit_events(
         &self,
         client_id: &ClientId,
         since: Option<OffsetDateTime>,
@@ -103,7 +103,7 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// Forgets events older than `before`.
-    pub async fn purge_events(&self, before: OffsetDateTime) -> StoreResult<u64> {
+    pub async fn purge_audit(&self, before: OffsetDateTime) -> StoreResult<u64> {
         let mut delete = QueryBuilder::<D>::new("DELETE FROM audit_events WHERE at < ");
         delete.arg(Timestamp::new(before));
         let purged = delete
@@ -136,7 +136,7 @@ mod tests {
 
         let events = store
             .sql
-            .events(&ClientId::parse("p").unwrap(), None, 10)
+            .audit_events(&ClientId::parse("p").unwrap(), None, 10)
             .await
             .unwrap();
 

@@ -86,6 +86,12 @@ pub trait Dialect:
     /// The statement that opens a write transaction.
     const BEGIN: &'static str;
 
+    /// A statement that tells other instances, once the transaction commits,
+    /// that a partner's events grew: `$1` the channel, `$2` the client id.
+    /// `None` where there are no other instances to tell (SQLite is one
+    /// process's file).
+    const ANNOUNCE: Option<&'static str>;
+
     /// Opens a write transaction on `pool`.
     fn begin(
         pool: &Pool<Self>,
@@ -166,6 +172,7 @@ macro_rules! bridge {
 
 impl Dialect for Sqlite {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const ANNOUNCE: Option<&'static str> = None;
 
     fn lock(_clause: &'static str) -> &'static str {
         ""
@@ -203,6 +210,8 @@ impl Dialect for Sqlite {
 
 impl Dialect for Postgres {
     const BEGIN: &'static str = "BEGIN";
+    /// Delivered at COMMIT, and not at all on rollback.
+    const ANNOUNCE: Option<&'static str> = Some("SELECT pg_notify($1, $2)");
 
     fn lock(clause: &'static str) -> &'static str {
         clause

@@ -35,6 +35,7 @@ use super::dialect::Dialect;
 use super::error::{StoreError, StoreResult};
 use super::order_insert::{InsertOrder, PendingOrder, Written, set_based, write_all, write_each};
 use super::sql::SqlStore;
+use super::wakeups::Wakeups;
 use crate::domain::Code;
 
 /// Inserts that may wait for the writer; senders beyond this wait their turn.
@@ -114,7 +115,9 @@ impl GroupCommit {
     /// from. On PostgreSQL that pool is the writers' own, so a batch never
     /// waits behind other queries; SQLite's is its one write connection,
     /// which every write shares.
-    pub fn start<D: Dialect>(pool: Pool<D>, writers: Writers) -> Self {
+    /// Callers' partners' feed readers are woken through `wakeups` after
+    /// each commit.
+    pub fn start<D: Dialect>(pool: Pool<D>, writers: Writers, wakeups: Arc<Wakeups>) -> Self {
         let (inserts, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
         let max_batch = Arc::new(AtomicUsize::new(MAX_BATCH));
@@ -128,7 +131,12 @@ impl GroupCommit {
                 keep,
                 held: None,
             };
-            tokio::spawn(run(writer, queue.clone(), max_batch.clone()));
+            tokio::spawn(run(
+                writer,
+                queue.clone(),
+                max_batch.clone(),
+                wakeups.clone(),
+            ));
         }
         Self { inserts, max_batch }
     }
@@ -166,6 +174,7 @@ async fn run<D: Dialect>(
     mut writer: Writer<D>,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_batch: Arc<AtomicUsize>,
+    wakeups: Arc<Wakeups>,
 ) {
     let mut batch = Vec::new();
     loop {
@@ -192,6 +201,18 @@ async fn run<D: Dialect>(
                     .collect()
             }
         };
+        // Here, not in the callers: a caller that went away still wakes
+        // the readers of the event its order made.
+        let mut last_woken = None;
+        for (job, result) in batch.iter().zip(&results) {
+            let client_id = job.pending.client_id.as_str();
+            if matches!(result, Ok(Written::Done(InsertOrder::Created(_))))
+                && last_woken != Some(client_id)
+            {
+                wakeups.wake(client_id);
+                last_woken = Some(client_id);
+            }
+        }
         for (job, result) in batch.drain(..).zip(results) {
             // A caller that went away no longer needs its answer.
             let _ = job.reply.send(result);

@@ -11,6 +11,7 @@ mod bulk;
 pub mod dialect;
 pub mod encoding;
 mod error;
+mod feed;
 mod group_commit;
 mod order_insert;
 mod orders;
@@ -19,6 +20,7 @@ pub mod postgres;
 mod sessions;
 pub mod sql;
 pub mod sqlite;
+mod wakeups;
 
 use time::OffsetDateTime;
 
@@ -29,9 +31,10 @@ pub use order_insert::{Idempotency, InsertOrder, PendingOrder};
 pub use orders::{OrderKey, OrderPage, OrderQuery, OrderRef, StatusChange, Transition};
 pub use partners::{AddKey, KeyRecord, NewPartner, PartnerRecord, PartnerSettings};
 pub use sessions::{RefreshOutcome, SessionState, TokenRow};
+pub use wakeups::Subscription;
 
 use crate::config::DatabaseUrl;
-use crate::domain::{ClientId, NewOrder, Order, OrderEvent, PublicKey};
+use crate::domain::{ClientId, Event, NewOrder, Order, OrderEvent, PublicKey};
 
 /// The database behind the service, chosen by the URL's scheme.
 #[derive(Clone, Debug)]
@@ -287,20 +290,41 @@ impl Store {
         shared!(self, store => store.purge_idempotency_keys(before).await)
     }
 
-    pub async fn record_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
-        shared!(self, store => store.record_events(events).await)
+    pub async fn record_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        shared!(self, store => store.record_audit(events).await)
     }
 
-    pub async fn events(
+    pub async fn audit_events(
         &self,
         client_id: &ClientId,
         since: Option<OffsetDateTime>,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>> {
-        shared!(self, store => store.events(client_id, since, limit).await)
+        shared!(self, store => store.audit_events(client_id, since, limit).await)
     }
 
-    pub async fn purge_events(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        shared!(self, store => store.purge_events(before).await)
+    pub async fn purge_audit(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        shared!(self, store => store.purge_audit(before).await)
+    }
+
+    pub fn subscribe(&self, client_id: &ClientId) -> Subscription {
+        shared!(self, store => store.subscribe(client_id))
+    }
+
+    pub async fn events_after(
+        &self,
+        client_id: &ClientId,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        shared!(self, store => store.events_after(client_id, after, limit).await)
+    }
+
+    pub async fn event(&self, client_id: &ClientId, id: &str) -> StoreResult<Option<Event>> {
+        shared!(self, store => store.event(client_id, id).await)
+    }
+
+    pub async fn purge_order_events(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        shared!(self, store => store.purge_order_events(before).await)
     }
 }

@@ -1,5 +1,5 @@
-//! Writing new orders: an order, its lines, its first history entry and its
-//! Idempotency-Key, in the caller's transaction.
+//! Writing new orders: an order, its lines, its first history entry, its
+//! Idempotency-Key and its `order.created` event, in the caller's transaction.
 //!
 //! There is one insert, set-based ([`write_all`]): a batch of orders in a
 //! statement or a few per table. A single create is a batch of one. The policy around
@@ -17,9 +17,12 @@ use super::bulk::{self, insert_json_rows};
 use super::dialect::{Bind, Dialect, PushBind};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
+use super::feed::{self, NewEvent};
 use super::orders::{OrderRef, StatusChange, insert_history};
 use super::sql::SqlStore;
-use crate::domain::{Actor, ClientId, Code, NewOrder, Order, OrderLine, OrderStatus, ids};
+use crate::domain::{
+    Actor, ClientId, Code, EventType, NewOrder, Order, OrderLine, OrderStatus, ids,
+};
 
 #[derive(Debug, Clone)]
 pub enum InsertOrder {
@@ -260,6 +263,22 @@ pub async fn write_all<D: Dialect>(
         });
         insert.build().execute(D::on(tx)).await?;
     }
+    let events: Vec<NewEvent> = written
+        .iter()
+        .filter_map(|written| match written {
+            Written::Done(InsertOrder::Created(order)) => Some(order),
+            _ => None,
+        })
+        .zip(&created)
+        .map(|(order, (seq, pending, at))| NewEvent {
+            client_id: &pending.client_id,
+            kind: EventType::OrderCreated,
+            order_seq: *seq,
+            order,
+            at: *at,
+        })
+        .collect();
+    feed::append(tx, &events).await?;
     Ok(written)
 }
 

@@ -10,8 +10,11 @@ use super::bulk::{self, insert_json_rows};
 use super::dialect::{Bind, Dialect, PushBind, RowsAffected};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
+use super::feed::{self, NewEvent};
 use super::sql::SqlStore;
-use crate::domain::{Actor, ClientId, Decimal, Order, OrderEvent, OrderLine, OrderStatus, ids};
+use crate::domain::{
+    Actor, ClientId, Decimal, EventType, Order, OrderEvent, OrderLine, OrderStatus, ids,
+};
 
 /// Which order: by id or by order number, within one partner's orders or
 /// (for the operator) among all.
@@ -88,6 +91,10 @@ pub struct OrderQuery {
     pub created_from: Option<OffsetDateTime>,
     /// Created before this instant.
     pub created_to: Option<OffsetDateTime>,
+    /// Last changed at or after this instant.
+    pub updated_from: Option<OffsetDateTime>,
+    /// Last changed before this instant.
+    pub updated_to: Option<OffsetDateTime>,
     /// Oldest first (the export) instead of newest first (the API).
     pub oldest_first: bool,
     /// Continue after this position (from the previous page).
@@ -134,6 +141,16 @@ impl<D: Dialect> SqlStore<D> {
                 .push(" AND created_at < ")
                 .arg(Timestamp::at_or_after(to));
         }
+        if let Some(from) = query.updated_from {
+            select
+                .push(" AND updated_at >= ")
+                .arg(Timestamp::at_or_after(from));
+        }
+        if let Some(to) = query.updated_to {
+            select
+                .push(" AND updated_at < ")
+                .arg(Timestamp::at_or_after(to));
+        }
         let (after, order) = if query.oldest_first {
             (" AND seq > ", " ORDER BY seq ASC LIMIT ")
         } else {
@@ -159,7 +176,8 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Moves an order to another status if the state machine allows it from
     /// the status it has when the change is applied: of two racing changes,
-    /// the second sees the first's result.
+    /// the second sees the first's result. Writes the change's event with it;
+    /// the order answered is the one the event carries.
     pub async fn change_status(
         &self,
         target: OrderRef<'_>,
@@ -171,7 +189,7 @@ impl<D: Dialect> SqlStore<D> {
         // Racing changes of one order (a partner's cancel and an operator's
         // accept, on any instances) take turns, on the row lock or behind the
         // one writer; the second reads the first one's status.
-        let mut select = QueryBuilder::<D>::new("SELECT seq, status FROM sales_orders WHERE ");
+        let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_orders WHERE ");
         push_target(&mut select, target);
         select.push(D::lock(" FOR UPDATE"));
         let Some(row) = select.build().fetch_optional(D::on(&mut tx)).await? else {
@@ -179,10 +197,20 @@ impl<D: Dialect> SqlStore<D> {
         };
         let seq: i64 = D::get(&row, "seq")?;
         let current = parse_status(D::get(&row, "status")?)?;
-        drop(row);
         if !current.can_move_to(change.to) {
             return Ok(Transition::Refused { current });
         }
+        let lines = sqlx::query::<D>(
+            "SELECT * FROM sales_order_lines WHERE order_seq = $1 ORDER BY line_no",
+        )
+        .arg(seq)
+        .fetch_all(D::on(&mut tx))
+        .await?
+        .iter()
+        .map(line_from_row::<D>)
+        .collect::<StoreResult<_>>()?;
+        let mut order = order_from_row::<D>(&row, seq, lines)?;
+        drop(row);
         sqlx::query::<D>(
             "UPDATE sales_orders SET status = $1, status_reason = $2, updated_at = $3 WHERE seq = $4",
         )
@@ -192,13 +220,22 @@ impl<D: Dialect> SqlStore<D> {
         .arg(seq)
         .execute(D::on(&mut tx))
         .await?;
+        order.status = change.to;
+        order.status_reason = change.reason.map(str::to_owned);
+        order.updated_at = at.rfc3339();
         insert_history(&mut tx, &[(seq, at, Some(current), change)]).await?;
+        let client_id = ClientId::parse(&order.client_id).map_err(StoreError::Corrupt)?;
+        let event = NewEvent {
+            client_id: &client_id,
+            kind: EventType::entering(change.to),
+            order_seq: seq,
+            order: &order,
+            at,
+        };
+        feed::append(&mut tx, &[event]).await?;
         D::commit(tx).await?;
-        let changed = self
-            .order(OrderRef::seq(None, seq))
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("order {seq} vanished")))?;
-        Ok(Transition::Changed(Box::new(changed)))
+        self.wakeups.wake(client_id.as_str());
+        Ok(Transition::Changed(Box::new(order)))
     }
 
     /// The order's creation and status changes, oldest first.

@@ -10,15 +10,18 @@
 //! shared ones ([`super::sql`]).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres};
 
 use super::error::StoreResult;
+use super::feed;
 use super::group_commit::{CHECK_IDLE_AFTER, GroupCommit, Writers};
 use super::order_insert::{InsertOrder, PendingOrder};
 use super::sql::SqlStore;
+use super::wakeups::Wakeups;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -58,23 +61,69 @@ impl PgStore {
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgStore> {
     let options = PgConnectOptions::from_str(url)?.application_name("sales-order-api");
     let writers = (max_connections / 4).clamp(1, MAX_WRITERS);
+    let wakeups = Arc::new(Wakeups::default());
     let (pool, orders) = if max_connections >= 2 {
         let pool = pool_options(max_connections - writers)
             .connect_with(options.clone())
             .await?;
-        let writer = pool_options(writers).connect_lazy_with(options);
-        (
-            pool,
-            GroupCommit::start(writer, Writers::Dedicated(writers as usize)),
-        )
+        let writer = pool_options(writers).connect_lazy_with(options.clone());
+        let writers = Writers::Dedicated(writers as usize);
+        (pool, GroupCommit::start(writer, writers, wakeups.clone()))
     } else {
-        let pool = pool_options(1).connect_with(options).await?;
-        (pool.clone(), GroupCommit::start(pool, Writers::Shared))
+        let pool = pool_options(1).connect_with(options.clone()).await?;
+        let orders = GroupCommit::start(pool.clone(), Writers::Shared, wakeups.clone());
+        (pool, orders)
     };
+    tokio::spawn(listen(options, Arc::downgrade(&wakeups)));
     Ok(PgStore {
         orders,
-        sql: SqlStore::new(pool.clone(), pool),
+        sql: SqlStore::new(pool.clone(), pool, wakeups),
     })
+}
+
+/// Wakes this instance's feed readers when any instance commits events for
+/// their partner (`pg_notify` in the writing transaction, [`feed::append`]).
+/// On its own connection, outside the pools. When the connection is lost,
+/// notifications may have been missed: every reader is woken to look again,
+/// and the listener reconnects, a second apart while the server is away.
+/// Ends with the store.
+async fn listen(options: PgConnectOptions, wakeups: std::sync::Weak<Wakeups>) {
+    // A pool of one: how sqlx's listener reconnects.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options);
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(feed::CHANNEL).await {
+                Ok(()) => loop {
+                    let received = listener.try_recv().await;
+                    let Some(wakeups) = wakeups.upgrade() else {
+                        return;
+                    };
+                    match received {
+                        Ok(Some(notification)) => wakeups.wake(notification.payload()),
+                        // Reconnected by sqlx: notifications may be lost.
+                        Ok(None) => wakeups.wake_all(),
+                        Err(error) => {
+                            tracing::warn!(%error, "the event listener lost its connection");
+                            break;
+                        }
+                    }
+                },
+                Err(error) => tracing::warn!(%error, "the event listener cannot LISTEN"),
+            },
+            Err(error) => tracing::debug!(%error, "the event listener cannot connect"),
+        }
+        let Some(strong) = wakeups.upgrade() else {
+            return;
+        };
+        strong.wake_all();
+        drop(strong);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 fn pool_options(max_connections: u32) -> PgPoolOptions {

@@ -5,10 +5,14 @@
 //! tokens, used signatures), [`super::orders`] (reading and changing orders),
 //! [`super::order_insert`] (writing new ones), [`super::audit`].
 
+use std::sync::Arc;
+
 use sqlx::Pool;
 
 use super::dialect::{Bind, Dialect};
 use super::error::StoreResult;
+use super::wakeups::{Subscription, Wakeups};
+use crate::domain::ClientId;
 
 pub struct SqlStore<D: Dialect> {
     /// Reads. On SQLite a read-only pool beside the one writer, so reads
@@ -16,6 +20,8 @@ pub struct SqlStore<D: Dialect> {
     pub(super) reader: Pool<D>,
     /// Writes: on SQLite exactly one connection.
     pub(super) writer: Pool<D>,
+    /// This instance's waiting readers of event feeds.
+    pub(super) wakeups: Arc<Wakeups>,
 }
 
 impl<D: Dialect> std::fmt::Debug for SqlStore<D> {
@@ -29,13 +35,23 @@ impl<D: Dialect> Clone for SqlStore<D> {
         Self {
             reader: self.reader.clone(),
             writer: self.writer.clone(),
+            wakeups: self.wakeups.clone(),
         }
     }
 }
 
 impl<D: Dialect> SqlStore<D> {
-    pub(super) fn new(reader: Pool<D>, writer: Pool<D>) -> Self {
-        Self { reader, writer }
+    pub(super) fn new(reader: Pool<D>, writer: Pool<D>, wakeups: Arc<Wakeups>) -> Self {
+        Self {
+            reader,
+            writer,
+            wakeups,
+        }
+    }
+
+    /// Starts watching `client_id`'s event feed (see [`Wakeups`]).
+    pub fn subscribe(&self, client_id: &ClientId) -> Subscription {
+        self.wakeups.subscribe(client_id)
     }
 
     pub async fn ping(&self) -> StoreResult<()> {

@@ -11,6 +11,7 @@ mod auth;
 mod cancellation;
 mod cli;
 mod errors;
+mod events;
 mod export;
 mod hardening;
 mod instances;

@@ -35,6 +35,9 @@ mod cli;
 #[path = "../api/errors.rs"]
 mod errors;
 #[cfg(postgres_tests)]
+#[path = "../api/events.rs"]
+mod events;
+#[cfg(postgres_tests)]
 #[path = "../api/export.rs"]
 mod export;
 #[cfg(postgres_tests)]

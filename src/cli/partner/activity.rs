@@ -28,7 +28,7 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         .with_context(|| no_partner(&client_id))?;
     let events = operator
         .store
-        .events(&client_id, opts.since, opts.limit.clamp(1, 10_000))
+        .audit_events(&client_id, opts.since, opts.limit.clamp(1, 10_000))
         .await?;
     let mut text = format!(
         "{:<25} {:<22} {:<26} {:<16} {:<37} {}",

@@ -126,7 +126,7 @@ impl Operator<'_> {
             request_id: None,
             actor: format!("operator:{}", operator_name()),
         };
-        self.store.record_events(&[event]).await?;
+        self.store.record_audit(&[event]).await?;
         Ok(())
     }
 }

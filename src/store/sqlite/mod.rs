@@ -8,6 +8,7 @@
 //! queries themselves are the shared ones ([`super::sql`]).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Sqlite;
@@ -17,6 +18,7 @@ use super::error::StoreResult;
 use super::group_commit::{GroupCommit, Writers};
 use super::order_insert::{InsertOrder, PendingOrder};
 use super::sql::SqlStore;
+use super::wakeups::Wakeups;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -113,9 +115,11 @@ impl SqliteStore {
             .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options.read_only(true));
+        let wakeups = Arc::new(Wakeups::default());
+        tokio::spawn(watch_feeds(reader.clone(), Arc::downgrade(&wakeups)));
         Ok(Self {
-            orders: GroupCommit::start(writer.clone(), Writers::Shared),
-            sql: SqlStore::new(reader, writer),
+            orders: GroupCommit::start(writer.clone(), Writers::Shared, wakeups.clone()),
+            sql: SqlStore::new(reader, writer, wakeups),
         })
     }
 
@@ -164,6 +168,48 @@ impl SqliteStore {
     /// holding it is committed.
     pub async fn insert_order(&self, pending: PendingOrder) -> StoreResult<InsertOrder> {
         self.orders.insert(&self.sql, pending).await
+    }
+}
+
+/// How often the SQLite store looks for events written by another process.
+const WATCH_FEEDS_EVERY: Duration = Duration::from_millis(250);
+
+/// Wakes feed readers for events that another process committed (the
+/// operator's CLI, or another instance on the same file), which this
+/// process's writers cannot know of: every [`WATCH_FEEDS_EVERY`] it reads
+/// each partner's last event number (one row per partner) and wakes the
+/// partners whose number moved. Reads nothing while no one waits, so no
+/// reader connection opens before `migrate` (see `connect`); the numbers it
+/// remembers may then grow stale, which costs a needless wake, never a
+/// missed one. Ends with the store.
+async fn watch_feeds(reader: sqlx::SqlitePool, wakeups: std::sync::Weak<Wakeups>) {
+    let mut known: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let mut interval = tokio::time::interval(WATCH_FEEDS_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(wakeups) = wakeups.upgrade() else {
+            return;
+        };
+        if wakeups.waiting() == 0 {
+            continue;
+        }
+        let rows: Vec<(String, i64)> =
+            match sqlx::query_as("SELECT client_id, last FROM event_sequences")
+                .fetch_all(&reader)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::debug!(%error, "cannot read the event sequences");
+                    continue;
+                }
+            };
+        for (client_id, last) in rows {
+            if known.insert(client_id.clone(), last) != Some(last) {
+                wakeups.wake(&client_id);
+            }
+        }
     }
 }
 

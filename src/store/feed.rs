@@ -1,0 +1,173 @@
+//! Order events: written with the change that makes them ([`append`], in the
+//! caller's transaction), and read back as each partner's feed.
+//!
+//! Numbering: a partner's events take the next numbers from its row in
+//! `event_sequences`, by an upsert that holds the row until the transaction
+//! ends. The next transaction for that partner (on any instance) waits for
+//! this one, so numbers are handed out in commit order, and a rollback hands
+//! them on unused: 1, 2, 3, … without a gap. The row is taken last, just
+//! before COMMIT, so it is held as briefly as possible; partners never wait
+//! for each other. On SQLite the one writer gives the same order.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use sqlx::Transaction;
+use time::OffsetDateTime;
+
+use super::bulk::{self, insert_json_rows};
+use super::dialect::{Bind, Dialect};
+use super::encoding::Timestamp;
+use super::error::{StoreError, StoreResult};
+use super::sql::SqlStore;
+use crate::domain::event::EventData;
+use crate::domain::{ClientId, Event, EventType, Order, ids};
+
+/// The `NOTIFY` channel that tells every instance a partner's events committed.
+pub const CHANNEL: &str = "order_events";
+
+/// An event about to be written, for `order` as it is after the change.
+pub struct NewEvent<'a> {
+    pub client_id: &'a ClientId,
+    pub kind: EventType,
+    pub order_seq: i64,
+    pub order: &'a Order,
+    pub at: Timestamp,
+}
+
+/// Writes `events` in `tx`, numbered per partner in the order given. Call it
+/// last before COMMIT (see the module doc), and once committed wake the
+/// partners' readers ([`super::wakeups`]).
+pub async fn append<D: Dialect>(
+    tx: &mut Transaction<'_, D>,
+    events: &[NewEvent<'_>],
+) -> StoreResult<()> {
+    // Partners in one order, so two transactions that both write for two
+    // partners take their rows in the same order and cannot deadlock.
+    let mut counts: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for event in events {
+        counts.entry(event.client_id.as_str()).or_default().0 += 1;
+    }
+    for (client_id, (count, next)) in &mut counts {
+        let row = sqlx::query::<D>(
+            "INSERT INTO event_sequences (client_id, last) VALUES ($1, $2)
+             ON CONFLICT (client_id) DO UPDATE SET last = event_sequences.last + excluded.last
+             RETURNING last",
+        )
+        .arg(*client_id)
+        .arg(*count)
+        .fetch_one(D::on(tx))
+        .await?;
+        *next = D::get::<i64>(&row, "last")? - *count + 1;
+        if let Some(announce) = D::ANNOUNCE {
+            sqlx::query::<D>(announce)
+                .arg(CHANNEL)
+                .arg(*client_id)
+                .execute(D::on(tx))
+                .await?;
+        }
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        let (_, next) = counts
+            .get_mut(event.client_id.as_str())
+            .ok_or_else(|| StoreError::Corrupt("an event's partner was not counted".into()))?;
+        let data = serde_json::to_string(&EventData { order: event.order })
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        rows.push(EventRow {
+            id: ids::new_event_id(),
+            client_id: event.client_id.as_str(),
+            sequence: *next,
+            r#type: event.kind.as_str(),
+            order_seq: event.order_seq,
+            created_at: event.at.rfc3339(),
+            data,
+        });
+        *next += 1;
+    }
+    let statement = insert_json_rows::<D>("order_events", EVENT_COLUMNS, "");
+    bulk::insert(tx, &statement, &rows).await?;
+    Ok(())
+}
+
+const EVENT_COLUMNS: &[(&str, &str)] = &[
+    ("id", "text"),
+    ("client_id", "text"),
+    ("sequence", "bigint"),
+    ("type", "text"),
+    ("order_seq", "bigint"),
+    ("created_at", "timestamptz"),
+    ("data", "text"),
+];
+
+#[derive(Serialize)]
+struct EventRow<'a> {
+    id: String,
+    client_id: &'a str,
+    sequence: i64,
+    r#type: &'static str,
+    order_seq: i64,
+    created_at: String,
+    data: String,
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// The partner's events numbered above `after`, oldest first, at most `limit`.
+    pub async fn events_after(
+        &self,
+        client_id: &ClientId,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query::<D>(
+            "SELECT id, sequence, type, created_at, data FROM order_events
+             WHERE client_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+        )
+        .arg(client_id)
+        .arg(after)
+        .arg(i64::from(limit))
+        .fetch_all(D::pool(&self.reader))
+        .await?;
+        rows.iter().map(event_from_row::<D>).collect()
+    }
+
+    /// One of the partner's events, by id.
+    pub async fn event(&self, client_id: &ClientId, id: &str) -> StoreResult<Option<Event>> {
+        let row = sqlx::query::<D>(
+            "SELECT id, sequence, type, created_at, data FROM order_events
+             WHERE client_id = $1 AND id = $2",
+        )
+        .arg(client_id)
+        .arg(id)
+        .fetch_optional(D::pool(&self.reader))
+        .await?;
+        row.as_ref().map(event_from_row::<D>).transpose()
+    }
+
+    /// Forgets events made before `before`. Numbering goes on where it was.
+    pub async fn purge_order_events(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        use super::dialect::RowsAffected;
+        let purged = sqlx::query::<D>("DELETE FROM order_events WHERE created_at < $1")
+            .arg(Timestamp::new(before))
+            .execute(D::pool(&self.writer))
+            .await?
+            .rows_affected();
+        Ok(purged)
+    }
+}
+
+fn event_from_row<D: Dialect>(row: &D::Row) -> StoreResult<Event> {
+    let kind: &str = D::get(row, "type")?;
+    let data: String = D::get(row, "data")?;
+    Ok(Event {
+        id: D::get(row, "id")?,
+        kind: EventType::parse(kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad event type {kind:?}")))?,
+        sequence: D::get(row, "sequence")?,
+        created_at: D::get::<Timestamp>(row, "created_at")?.rfc3339(),
+        livemode: true,
+        data: RawValue::from_string(data)
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+    })
+}
