@@ -39,6 +39,15 @@ impl AppState {
             .await
     }
 
+    /// Forgets webhook delivery attempts as old as the events they delivered.
+    pub async fn purge_webhook_attempts(&self) -> Result<u64, crate::store::StoreError> {
+        let retention =
+            time::Duration::try_from(self.settings.event_retention).unwrap_or(time::Duration::MAX);
+        self.store
+            .purge_attempts(self.clock.now().saturating_sub(retention))
+            .await
+    }
+
     /// Forgets v2 signatures whose timestamp window has passed.
     pub async fn purge_signatures(&self) -> Result<u64, crate::store::StoreError> {
         self.store.purge_signatures(self.clock.now()).await
@@ -179,6 +188,7 @@ impl Application {
                 log_purge("idempotency keys", state.purge_idempotency_keys().await);
                 log_purge("audit events", state.purge_audit_events().await);
                 log_purge("order events", state.purge_order_events().await);
+                log_purge("webhook attempts", state.purge_webhook_attempts().await);
             }
         });
         let state = self.state.clone();
@@ -195,6 +205,13 @@ impl Application {
                 log_purge("used v2 signatures", state.purge_signatures().await);
             }
         });
+        let state = &self.state;
+        let webhooks = crate::webhook::delivery::start(
+            state.store.clone(),
+            state.clock.clone(),
+            state.audit.clone(),
+            state.settings.webhooks.clone(),
+        )?;
         let settings = self.state.settings.clone();
         let limits = ConnectionLimits {
             max_connections: max_connections(&settings),
@@ -204,8 +221,12 @@ impl Application {
         let metrics_router = crate::http::metrics_router(self.state.clone());
         let router = crate::http::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+        // No new webhook attempt once stopping: one cut short is retried
+        // when its lease ends, by this instance or another.
+        let webhooks_stop = webhooks.abort_handle();
         tokio::spawn(async move {
             shutdown.await;
+            webhooks_stop.abort();
             let _ = stopping_tx.send(true);
         });
         if let Some(listener) = self.metrics_listener {
@@ -240,6 +261,7 @@ impl Application {
         }
         purger.abort();
         signature_purger.abort();
+        webhooks.abort();
         Ok(())
     }
 }

@@ -48,6 +48,8 @@ pub struct Settings {
     pub audit_retention: Duration,
     /// How long order events are kept (SPEC: at least 30 days).
     pub event_retention: Duration,
+    /// How webhooks are delivered.
+    pub webhooks: crate::webhook::delivery::Options,
     /// Reverse proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Serve HTTPS with this certificate chain and key instead of plain HTTP.
@@ -90,6 +92,7 @@ impl Settings {
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             // A day over SPEC's 30, so the hourly purge never cuts it short.
             event_retention: Duration::from_secs(31 * 24 * 3600),
+            webhooks: crate::webhook::delivery::Options::default(),
             trusted_proxies: Vec::new(),
             tls: None,
             sqlite_max_batch: 256,

@@ -17,6 +17,7 @@ pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod usecase;
+pub mod webhook;
 
 pub use app::Application;
 pub use config::Settings;

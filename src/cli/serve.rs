@@ -69,6 +69,11 @@ pub struct ServeArgs {
     /// A connection with no request in flight for this long is closed.
     #[arg(long, env = "SALES_ORDER_API_IDLE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     idle_timeout: Duration,
+    /// Lets partners register http:// webhook URLs and URLs that reach
+    /// loopback, private or link-local addresses. For tests and closed
+    /// networks only: it lets a partner make this server call inside its network.
+    #[arg(long, env = "SALES_ORDER_API_ALLOW_INSECURE_WEBHOOKS")]
+    allow_insecure_webhooks: bool,
 }
 
 /// A duration of more than zero, e.g. `10s` (zero would close every connection).
@@ -108,6 +113,12 @@ pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<(
     settings.max_connections = args.max_connections.map(|cap| cap as usize);
     settings.header_read_timeout = args.header_read_timeout;
     settings.idle_timeout = args.idle_timeout;
+    settings.webhooks.allow_insecure = args.allow_insecure_webhooks;
+    if args.allow_insecure_webhooks {
+        tracing::warn!(
+            "--allow-insecure-webhooks: partners may register http:// and private-network webhook URLs"
+        );
+    }
     settings.tls = args
         .tls_cert
         .zip(args.tls_key)

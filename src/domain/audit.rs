@@ -27,10 +27,14 @@ pub enum AuditKind {
     KeyAdded,
     KeyRevoked,
     SettingsChanged,
+    // Webhook endpoints: disabled by the server after failing for days, or
+    // disabled and enabled again by the partner or the operator.
+    WebhookEndpointDisabled,
+    WebhookEndpointEnabled,
 }
 
 impl AuditKind {
-    const ALL: [Self; 18] = [
+    const ALL: [Self; 20] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -49,6 +53,8 @@ impl AuditKind {
         Self::KeyAdded,
         Self::KeyRevoked,
         Self::SettingsChanged,
+        Self::WebhookEndpointDisabled,
+        Self::WebhookEndpointEnabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +77,8 @@ impl AuditKind {
             Self::KeyAdded => "key_added",
             Self::KeyRevoked => "key_revoked",
             Self::SettingsChanged => "settings_changed",
+            Self::WebhookEndpointDisabled => "webhook_endpoint_disabled",
+            Self::WebhookEndpointEnabled => "webhook_endpoint_enabled",
         }
     }
 

@@ -33,6 +33,10 @@ pub fn new_event_id() -> String {
     random_id("evt_")
 }
 
+pub fn new_endpoint_id() -> String {
+    random_id("we_")
+}
+
 pub fn new_key_id() -> String {
     random_id("key_")
 }

@@ -6,6 +6,7 @@ pub mod event;
 pub mod ids;
 pub mod order;
 pub mod partner;
+pub mod webhook;
 
 pub use audit::AuditKind;
 pub use decimal::Decimal;

@@ -50,6 +50,9 @@ pub enum ApiError {
     /// 404: no such event for this partner (also another partner's, or one past its retention).
     #[error("no event with id {0:?} exists for this client")]
     EventNotFound(String),
+    /// 404: no such webhook endpoint for this partner.
+    #[error("no webhook endpoint with id {0:?} exists for this client")]
+    WebhookEndpointNotFound(String),
     /// 409: the partner already sent an order with this purchase order number.
     #[error("a sales order with purchase_order_no {purchase_order_no:?} already exists")]
     DuplicatePurchaseOrder {
@@ -114,7 +117,9 @@ impl ApiError {
             | Self::InvalidQuery(_)
             | Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
-            Self::OrderNotFound(_) | Self::EventNotFound(_) => StatusCode::NOT_FOUND,
+            Self::OrderNotFound(_) | Self::EventNotFound(_) | Self::WebhookEndpointNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             Self::DuplicatePurchaseOrder { .. }
             | Self::IdempotencyKeyReused
             | Self::StatusConflict { .. } => StatusCode::CONFLICT,
@@ -135,6 +140,7 @@ impl ApiError {
             Self::Auth(auth) => auth.code(),
             Self::OrderNotFound(_) => "ORDER_NOT_FOUND",
             Self::EventNotFound(_) => "EVENT_NOT_FOUND",
+            Self::WebhookEndpointNotFound(_) => "WEBHOOK_ENDPOINT_NOT_FOUND",
             Self::DuplicatePurchaseOrder { .. } => "DUPLICATE_PURCHASE_ORDER",
             Self::InvalidIdempotencyKey => "INVALID_IDEMPOTENCY_KEY",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",

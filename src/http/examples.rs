@@ -23,6 +23,7 @@ use crate::domain::{Event, EventType, OrderStatus};
 const CLIENT_ID: &str = "versuni-client-001";
 const ORDER_ID: &str = "so_019ab5f3c2a47e0b6d4c1a8e5f7a9b0c";
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJjbGllbnRfaWQiOiJ2ZXJzdW5pLWNsaWVudC0wMDEifQ.c2lnbmF0dXJl";
+const ENDPOINT_ID: &str = "we_8c1f0e2d9b7a4c3e5f6a7b8c9d0e1f2a";
 const EVENT_ID: &str = "evt_4b1d7e0c9a2f4e8b6c3d5a7f9e1b2c3d";
 const CREATED_AT: &str = "2026-11-24T08:27:49.024Z";
 
@@ -68,11 +69,49 @@ fn event() -> Value {
     .expect("an event serialises")
 }
 
+/// A webhook endpoint as the server returns it; the secret only where shown.
+fn endpoint(with_secret: bool) -> Value {
+    let mut endpoint = json!({
+        "id": ENDPOINT_ID,
+        "url": "https://erp.example.com/hooks/sales-orders",
+        "types": ["order.accepted", "order.rejected", "order.fulfilled"],
+        "description": "ERP order status sync",
+        "enabled": true,
+        "disabled_reason": null,
+        "created_at": CREATED_AT,
+    });
+    if with_secret {
+        endpoint["secret"] = json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    }
+    endpoint
+}
+
 /// One sample of each error a partner can meet on `path`, with realistic
 /// contents: bad bodies go through the parser that route uses.
 fn errors(path: &str) -> Vec<ApiError> {
     let auth_route = path.starts_with("/api/v1/auth/");
+    let webhook_route = path.starts_with("/api/v1/webhook-endpoints");
     let invalid_body = |body: &str| {
+        if webhook_route {
+            return match serde_json::from_str::<Value>(body) {
+                Err(error) => {
+                    ApiError::InvalidJson(format!("request body is not valid JSON: {error}"))
+                }
+                Ok(_) => ApiError::Validation(vec![
+                    FieldError::new(
+                        "url",
+                        "host hooks.internal resolves to 10.0.0.12, which is not a public address",
+                    ),
+                    FieldError::new(
+                        "types[0]",
+                        format!(
+                            "must be one of {}",
+                            EventType::ALL.map(EventType::as_str).join(", ")
+                        ),
+                    ),
+                ]),
+            };
+        }
         if auth_route {
             let body = JsonBody(body.to_owned().into_bytes().into());
             let error = body.string_fields(["client_id", "client_secret"]);
@@ -122,6 +161,7 @@ fn errors(path: &str) -> Vec<ApiError> {
         ApiError::Auth(signature_invalid),
         ApiError::OrderNotFound(ORDER_ID.into()),
         ApiError::EventNotFound(EVENT_ID.into()),
+        ApiError::WebhookEndpointNotFound(ENDPOINT_ID.into()),
         ApiError::Unavailable,
         ApiError::DuplicatePurchaseOrder {
             purchase_order_no: "PO-2026-00042".into(),
@@ -220,6 +260,46 @@ fn success_example(method: &str, path: &str) -> Option<(Value, Option<Value>)> {
         ("post", "/api/v1/sales-orders/{id}/cancel") => {
             (one("Sales order cancelled", OrderStatus::Cancelled), None)
         }
+        ("post", "/api/v1/webhook-endpoints") => (
+            json!({"message": "Webhook endpoint created", "data": endpoint(true)}),
+            Some(json!({
+                "url": "https://erp.example.com/hooks/sales-orders",
+                "types": ["order.accepted", "order.rejected", "order.fulfilled"],
+                "description": "ERP order status sync",
+            })),
+        ),
+        ("get", "/api/v1/webhook-endpoints") => (
+            json!({"message": "Webhook endpoints retrieved successfully", "data": [endpoint(false)]}),
+            None,
+        ),
+        ("get", "/api/v1/webhook-endpoints/{id}") => {
+            let mut detail = endpoint(false);
+            detail["attempts"] = json!([
+                {"at": "2026-11-24T08:27:54.310Z", "event_id": EVENT_ID, "status": 200, "error": null, "duration_ms": 83},
+                {"at": "2026-11-24T08:27:49.101Z", "event_id": EVENT_ID, "status": null,
+                 "error": "no answer within 15 s", "duration_ms": 15000},
+            ]);
+            (
+                json!({"message": "Webhook endpoint retrieved successfully", "data": detail}),
+                None,
+            )
+        }
+        ("delete", "/api/v1/webhook-endpoints/{id}") => (
+            json!({"message": "Webhook endpoint deleted", "data": endpoint(false)}),
+            None,
+        ),
+        ("post", "/api/v1/webhook-endpoints/{id}/rotate-secret") => (
+            json!({"message": "Webhook secret rotated; the old one also signs for 24 hours", "data": endpoint(true)}),
+            None,
+        ),
+        ("post", "/api/v1/webhook-endpoints/{id}/test") => (
+            json!({"message": "Ping queued", "data": {"event_id": EVENT_ID}}),
+            None,
+        ),
+        ("post", "/api/v1/webhook-endpoints/{id}/enable") => (
+            json!({"message": "Webhook endpoint enabled", "data": endpoint(false)}),
+            None,
+        ),
         ("get", "/api/v1/events") => (
             json!({
                 "message": "Events retrieved successfully",

@@ -16,6 +16,7 @@ pub mod server;
 pub mod service;
 mod state;
 pub mod tls;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -51,6 +52,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::cancel_order))
         .routes(routes!(events::list_events))
         .routes(routes!(events::get_event))
+        .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+        .routes(routes!(webhooks::get_endpoint, webhooks::delete_endpoint))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::test_endpoint))
+        .routes(routes!(webhooks::enable_endpoint))
 }
 
 /// `/metrics` alone, for its own listener: counts are for the operator, not

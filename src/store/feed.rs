@@ -157,7 +157,7 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
-fn event_from_row<D: Dialect>(row: &D::Row) -> StoreResult<Event> {
+pub(super) fn event_from_row<D: Dialect>(row: &D::Row) -> StoreResult<Event> {
     let kind: &str = D::get(row, "type")?;
     let data: String = D::get(row, "data")?;
     Ok(Event {

@@ -21,6 +21,7 @@ mod sessions;
 pub mod sql;
 pub mod sqlite;
 mod wakeups;
+mod webhooks;
 
 use time::OffsetDateTime;
 
@@ -31,9 +32,11 @@ pub use order_insert::{Idempotency, InsertOrder, PendingOrder};
 pub use orders::{OrderKey, OrderPage, OrderQuery, OrderRef, StatusChange, Transition};
 pub use partners::{AddKey, KeyRecord, NewPartner, PartnerRecord, PartnerSettings};
 pub use sessions::{RefreshOutcome, SessionState, TokenRow};
-pub use wakeups::Subscription;
+pub use wakeups::{AnyEvent, Subscription};
+pub use webhooks::{AfterAttempt, Attempted, Claimed, EndpointRecord, NewEndpoint};
 
 use crate::config::DatabaseUrl;
+use crate::domain::webhook::{DeliveryAttempt, WebhookSecret};
 use crate::domain::{ClientId, Event, NewOrder, Order, OrderEvent, PublicKey};
 
 /// The database behind the service, chosen by the URL's scheme.
@@ -326,5 +329,107 @@ impl Store {
 
     pub async fn purge_order_events(&self, before: OffsetDateTime) -> StoreResult<u64> {
         shared!(self, store => store.purge_order_events(before).await)
+    }
+
+    pub async fn insert_endpoint(
+        &self,
+        endpoint: &NewEndpoint<'_>,
+        max: usize,
+    ) -> StoreResult<Option<EndpointRecord>> {
+        shared!(self, store => store.insert_endpoint(endpoint, max).await)
+    }
+
+    pub async fn endpoints(&self, client_id: &ClientId) -> StoreResult<Vec<EndpointRecord>> {
+        shared!(self, store => store.endpoints(client_id).await)
+    }
+
+    pub async fn endpoint(
+        &self,
+        client_id: Option<&ClientId>,
+        id: &str,
+    ) -> StoreResult<Option<EndpointRecord>> {
+        shared!(self, store => store.endpoint(client_id, id).await)
+    }
+
+    pub async fn delete_endpoint(&self, client_id: &ClientId, id: &str) -> StoreResult<bool> {
+        shared!(self, store => store.delete_endpoint(client_id, id).await)
+    }
+
+    pub async fn rotate_endpoint_secret(
+        &self,
+        client_id: &ClientId,
+        id: &str,
+        secret: &WebhookSecret,
+        old_until: OffsetDateTime,
+    ) -> StoreResult<Option<EndpointRecord>> {
+        shared!(self, store => store.rotate_endpoint_secret(client_id, id, secret, old_until).await)
+    }
+
+    pub async fn set_endpoint_enabled(
+        &self,
+        client_id: Option<&ClientId>,
+        id: &str,
+        enabled: bool,
+        reason: Option<&str>,
+    ) -> StoreResult<bool> {
+        shared!(self, store => store.set_endpoint_enabled(client_id, id, enabled, reason).await)
+    }
+
+    pub async fn enqueue_delivery(
+        &self,
+        endpoint_id: &str,
+        event_id: &str,
+        payload: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        shared!(self, store => store.enqueue_delivery(endpoint_id, event_id, payload, now).await)
+    }
+
+    pub async fn redeliver(&self, event_id: &str, now: OffsetDateTime) -> StoreResult<u64> {
+        shared!(self, store => store.redeliver(event_id, now).await)
+    }
+
+    pub async fn dispatch(
+        &self,
+        now: OffsetDateTime,
+        endpoints: u32,
+        per_endpoint: u32,
+    ) -> StoreResult<usize> {
+        shared!(self, store => store.dispatch(now, endpoints, per_endpoint).await)
+    }
+
+    pub async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+        busy: &[String],
+    ) -> StoreResult<Vec<Claimed>> {
+        shared!(self, store => store.claim_deliveries(now, lease_until, limit, busy).await)
+    }
+
+    pub async fn release_delivery(&self, delivery_id: i64, at: OffsetDateTime) -> StoreResult<()> {
+        shared!(self, store => store.release_delivery(delivery_id, at).await)
+    }
+
+    pub async fn record_attempt(&self, attempt: &Attempted<'_>) -> StoreResult<AfterAttempt> {
+        shared!(self, store => store.record_attempt(attempt).await)
+    }
+
+    pub async fn attempts(
+        &self,
+        endpoint_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryAttempt>> {
+        shared!(self, store => store.attempts(endpoint_id, limit).await)
+    }
+
+    pub async fn purge_attempts(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        shared!(self, store => store.purge_attempts(before).await)
+    }
+
+    /// Whether any event committed since the last call returned (see [`Wakeups::changed`]).
+    pub fn any_event(&self) -> AnyEvent {
+        shared!(self, store => store.any_event())
     }
 }

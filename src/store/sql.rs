@@ -11,7 +11,7 @@ use sqlx::Pool;
 
 use super::dialect::{Bind, Dialect};
 use super::error::StoreResult;
-use super::wakeups::{Subscription, Wakeups};
+use super::wakeups::{AnyEvent, Subscription, Wakeups};
 use crate::domain::ClientId;
 
 pub struct SqlStore<D: Dialect> {
@@ -47,6 +47,11 @@ impl<D: Dialect> SqlStore<D> {
             writer,
             wakeups,
         }
+    }
+
+    /// Starts watching every partner's events (see [`Wakeups`]).
+    pub fn any_event(&self) -> AnyEvent {
+        self.wakeups.any_event()
     }
 
     /// Starts watching `client_id`'s event feed (see [`Wakeups`]).

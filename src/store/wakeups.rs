@@ -18,9 +18,20 @@ use tokio::sync::watch;
 
 use crate::domain::ClientId;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Wakeups {
     waiting: Mutex<HashMap<ClientId, watch::Sender<()>>>,
+    /// Any partner's events: what the webhook dispatcher waits for.
+    any: watch::Sender<()>,
+}
+
+impl Default for Wakeups {
+    fn default() -> Self {
+        Self {
+            waiting: Mutex::default(),
+            any: watch::channel(()).0,
+        }
+    }
 }
 
 impl Wakeups {
@@ -40,14 +51,21 @@ impl Wakeups {
 
     /// Wakes whoever waits for `client_id`'s events.
     pub fn wake(&self, client_id: &str) {
+        self.any.send_replace(());
         if let Some(sender) = self.lock().get(client_id) {
             sender.send_replace(());
         }
     }
 
+    /// Watches every partner's events at once.
+    pub fn any_event(&self) -> AnyEvent {
+        AnyEvent(self.any.subscribe())
+    }
+
     /// Wakes every waiter: notifications may have been lost (the PostgreSQL
     /// listener reconnected), so each looks again.
     pub fn wake_all(&self) {
+        self.any.send_replace(());
         for sender in self.lock().values() {
             sender.send_replace(());
         }
@@ -63,6 +81,18 @@ impl Wakeups {
         self.waiting
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// Interest in every partner's events (the webhook dispatcher's).
+pub struct AnyEvent(watch::Receiver<()>);
+
+impl AnyEvent {
+    /// Returns once any event committed since the last call returned.
+    pub async fn changed(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

@@ -87,6 +87,8 @@ pub struct TestApp {
     pub database_url: String,
     /// Shared with sibling instances; the database goes when the last one does.
     database: Arc<TestDatabase>,
+    /// Stops this instance ([`TestApp::stop`]).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Which store this test binary runs the suite on.
@@ -267,6 +269,16 @@ impl TestApp {
         Self::start(self.database.clone(), self.database_url.clone(), |_| {}).await
     }
 
+    /// Another instance on `other`'s database, with settings of its own.
+    pub async fn start_on(other: &TestApp, configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::start(
+            other.database.clone(),
+            other.database_url.clone(),
+            configure,
+        )
+        .await
+    }
+
     /// Starts an instance on `database_url`, which `database` keeps alive.
     pub async fn start(
         database: Arc<TestDatabase>,
@@ -288,7 +300,13 @@ impl TestApp {
         let address = app.local_addr();
         let metrics_address = app.metrics_addr();
         let state = app.state().clone();
-        tokio::spawn(app.run_until(std::future::pending()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            // A dropped sender (the test ended) does not stop the instance.
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -301,6 +319,15 @@ impl TestApp {
             state,
             database_url,
             database,
+            stop: Some(stop),
+        }
+    }
+
+    /// Shuts this instance down as SIGTERM would: it stops taking requests
+    /// and its webhook worker stops at once.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 

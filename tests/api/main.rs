@@ -23,3 +23,4 @@ mod service;
 mod signing;
 mod tls;
 mod unicode;
+mod webhooks;

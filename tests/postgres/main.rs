@@ -64,6 +64,9 @@ mod signing;
 #[cfg(postgres_tests)]
 #[path = "../api/unicode.rs"]
 mod unicode;
+#[cfg(postgres_tests)]
+#[path = "../api/webhooks.rs"]
+mod webhooks;
 
 #[cfg(postgres_tests)]
 mod migrations;

@@ -1,0 +1,316 @@
+//! The delivery worker: fills the outbox from new events, claims due
+//! deliveries and POSTs them, signed, recording every attempt.
+//!
+//! Each instance runs one. Work is shared across instances through the
+//! database (see `store::webhooks`): a delivery is claimed by one instance
+//! for one attempt. Attempts run concurrently up to a bound, with at most a
+//! few per endpoint, so a slow or dead endpoint holds only its own share of
+//! the workers and never delays another endpoint's deliveries, nor order
+//! intake, which does not wait for any of this.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore};
+
+use super::{address, signature};
+use crate::audit::AuditLog;
+use crate::clock::Clock;
+use crate::domain::AuditKind;
+use crate::domain::ids::random_bytes;
+use crate::domain::webhook::{DELIVERY_TIMEOUT, DISABLE_AFTER, retry_after};
+use crate::store::{AfterAttempt, Attempted, AuditEvent, Claimed, Store};
+
+/// How the worker delivers.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--allow-insecure-webhooks`: http:// and private addresses allowed.
+    pub allow_insecure: bool,
+    /// An attempt without a 2xx answer by then has failed.
+    pub timeout: Duration,
+    /// Attempts in flight at once, in all.
+    pub concurrency: usize,
+    /// Attempts in flight at once to one endpoint.
+    pub per_endpoint: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            allow_insecure: false,
+            timeout: DELIVERY_TIMEOUT,
+            concurrency: 32,
+            per_endpoint: 4,
+        }
+    }
+}
+
+/// The worker looks for due deliveries at least this often (retries come
+/// due with time, and another process's events wake no one here).
+const POLL: Duration = Duration::from_secs(1);
+/// Endpoints whose cursors one dispatch moves, and events each.
+const DISPATCH_ENDPOINTS: u32 = 100;
+const DISPATCH_EVENTS: u32 = 500;
+
+/// The client deliveries are sent with: no redirects, no proxy from the
+/// environment, names resolved only to allowed addresses (unless insecure).
+pub fn client(options: &Options) -> anyhow::Result<reqwest::Client> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_static(concat!("sales-order-api/", env!("CARGO_PKG_VERSION"))),
+    );
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(options.timeout)
+        .connect_timeout(options.timeout)
+        .default_headers(headers);
+    if !options.allow_insecure {
+        builder = builder.dns_resolver(Arc::new(address::Guarded));
+    }
+    Ok(builder.build()?)
+}
+
+struct Worker {
+    store: Store,
+    clock: Arc<Clock>,
+    audit: AuditLog,
+    options: Options,
+    client: reqwest::Client,
+    permits: Arc<Semaphore>,
+    /// Attempts in flight per endpoint.
+    in_flight: Mutex<HashMap<String, usize>>,
+    finished: Notify,
+}
+
+/// Starts this instance's worker; it runs until the task is aborted.
+pub fn start(
+    store: Store,
+    clock: Arc<Clock>,
+    audit: AuditLog,
+    options: Options,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let worker = Arc::new(Worker {
+        client: client(&options)?,
+        permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
+        in_flight: Mutex::default(),
+        finished: Notify::new(),
+        store,
+        clock,
+        audit,
+        options,
+    });
+    Ok(tokio::spawn(worker.run()))
+}
+
+impl Worker {
+    async fn run(self: Arc<Self>) {
+        let mut events = self.store.any_event();
+        loop {
+            let now = self.clock.now();
+            if let Err(error) = self
+                .store
+                .dispatch(now, DISPATCH_ENDPOINTS, DISPATCH_EVENTS)
+                .await
+            {
+                tracing::warn!(%error, "queueing webhook deliveries failed");
+            }
+            if let Err(error) = self.claim_and_send(now).await {
+                tracing::warn!(%error, "claiming webhook deliveries failed");
+            }
+            tokio::select! {
+                () = events.changed() => {}
+                () = self.finished.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    async fn claim_and_send(self: &Arc<Self>, now: OffsetDateTime) -> anyhow::Result<()> {
+        let free = self.permits.available_permits();
+        if free == 0 {
+            return Ok(());
+        }
+        let busy: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, count)| **count >= self.options.per_endpoint)
+            .map(|(endpoint, _)| endpoint.clone())
+            .collect();
+        // The lease outlasts the attempt: its timeout, and time to record it.
+        let lease = self.options.timeout + Duration::from_secs(30);
+        let claimed = self
+            .store
+            .claim_deliveries(
+                now,
+                now + lease,
+                u32::try_from(free).unwrap_or(u32::MAX),
+                &busy,
+            )
+            .await?;
+        for delivery in claimed {
+            let admitted = {
+                let mut in_flight = self.lock();
+                let count = in_flight.entry(delivery.endpoint_id.clone()).or_default();
+                let admitted = *count < self.options.per_endpoint;
+                if admitted {
+                    *count += 1;
+                }
+                admitted
+            };
+            if !admitted {
+                // Its endpoint has its share in flight: due again at once,
+                // for the next round.
+                self.store
+                    .release_delivery(delivery.delivery_id, now)
+                    .await?;
+                continue;
+            }
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                self.finish(&delivery.endpoint_id);
+                self.store
+                    .release_delivery(delivery.delivery_id, now)
+                    .await?;
+                continue;
+            };
+            let worker = self.clone();
+            tokio::spawn(async move {
+                worker.attempt(&delivery).await;
+                worker.finish(&delivery.endpoint_id);
+                drop(permit);
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(&self, endpoint_id: &str) {
+        let mut in_flight = self.lock();
+        if let Some(count) = in_flight.get_mut(endpoint_id) {
+            *count -= 1;
+            if *count == 0 {
+                in_flight.remove(endpoint_id);
+            }
+        }
+        drop(in_flight);
+        self.finished.notify_one();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// One attempt, recorded whatever its outcome.
+    async fn attempt(&self, delivery: &Claimed) {
+        let started = Instant::now();
+        let outcome = self.send(delivery).await;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now = self.clock.now();
+        let (status, error) = match &outcome {
+            Ok(status) => (Some(*status), None),
+            Err(error) => (None, Some(error.as_str())),
+        };
+        let succeeded = status.is_some_and(|status| (200..300).contains(&status));
+        let retry_at = if succeeded {
+            None
+        } else {
+            retry_after(delivery.attempts + 1, jitter()).map(|wait| now + wait)
+        };
+        let label = match (succeeded, retry_at) {
+            (true, _) => "delivered",
+            (false, Some(_)) => "retrying",
+            (false, None) => "given_up",
+        };
+        metrics::counter!("webhook_attempts_total", "outcome" => label).increment(1);
+        metrics::histogram!("webhook_attempt_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        let attempted = Attempted {
+            claimed: delivery,
+            at: now,
+            status,
+            error,
+            duration_ms,
+            retry_at,
+            disable_if_failing_since: now - DISABLE_AFTER,
+        };
+        match self.store.record_attempt(&attempted).await {
+            Ok(AfterAttempt::Recorded) => {}
+            Ok(AfterAttempt::Disabled) => {
+                tracing::warn!(endpoint = %delivery.endpoint_id, "webhook endpoint disabled after failing for 5 days");
+                self.audit.record(AuditEvent {
+                    at: now,
+                    client_id: Some(delivery.client_id.clone()),
+                    kind: AuditKind::WebhookEndpointDisabled,
+                    code: None,
+                    reason: Some(format!(
+                        "endpoint {} disabled: every delivery failed for 5 days",
+                        delivery.endpoint_id
+                    )),
+                    source: None,
+                    request_id: None,
+                    actor: "server".into(),
+                });
+            }
+            // The lease runs out and another attempt is made: at least once.
+            Err(error) => tracing::warn!(%error, "recording a webhook attempt failed"),
+        }
+    }
+
+    /// POSTs the delivery; its status, or why there was none.
+    async fn send(&self, delivery: &Claimed) -> Result<u16, String> {
+        let url = Url::parse(&delivery.url).map_err(|error| format!("invalid URL: {error}"))?;
+        address::check_url(&url, self.options.allow_insecure)?;
+        // Receivers compare this with their own clocks, so it is the real
+        // time even when tests move the server's clock.
+        let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+        let secrets: Vec<_> = delivery.secrets.iter().collect();
+        let body = delivery.payload.as_bytes();
+        let signature = signature::header(&secrets, &delivery.event_id, timestamp, body);
+        let response = self
+            .client
+            .post(url)
+            .header("webhook-id", &delivery.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(delivery.payload.clone())
+            .send()
+            .await
+            .map_err(|error| self.describe(&error))?;
+        Ok(response.status().as_u16())
+    }
+
+    /// Why a request got no answer, in words for the partner.
+    fn describe(&self, error: &reqwest::Error) -> String {
+        if error.is_timeout() {
+            return format!(
+                "no answer within {}",
+                humantime::format_duration(self.options.timeout)
+            );
+        }
+        let mut text = String::from(if error.is_connect() {
+            "could not connect"
+        } else {
+            "request failed"
+        });
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}
+
+/// A number from -1 to 1, to spread retries.
+fn jitter() -> f64 {
+    let [byte] = random_bytes::<1>();
+    f64::from(byte) / 127.5 - 1.0
+}
