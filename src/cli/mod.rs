@@ -1,5 +1,6 @@
 //! The `sales-order-api` command line: one module per command.
 
+mod event;
 mod kit;
 mod order;
 mod partner;
@@ -40,6 +41,8 @@ pub enum Command {
     Partner(partner::PartnerArgs),
     /// Look at orders, move them through their statuses, export them to the ERP.
     Order(order::OrderArgs),
+    /// Order events' webhook deliveries: send one again.
+    Event(event::EventArgs),
     /// Partner side: make an RSA key pair (private.pem stays, public.pem goes to the operator).
     Keygen(kit::KeygenArgs),
     /// Partner side: print the signature headers for a request.
@@ -66,6 +69,13 @@ impl Cli {
             }
             Command::Order(args) => {
                 order::run(
+                    args,
+                    &open_store(&self.database_url, Upgrade::Refused).await?,
+                )
+                .await
+            }
+            Command::Event(args) => {
+                event::run(
                     args,
                     &open_store(&self.database_url, Upgrade::Refused).await?,
                 )

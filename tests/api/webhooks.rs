@@ -17,6 +17,7 @@ use sales_order_api::domain::webhook::WebhookSecret;
 use sales_order_api::store::NewEndpoint;
 use serde_json::{Value, json};
 
+use crate::cli::{cli, json_of};
 use crate::helpers::*;
 
 const ENDPOINTS: &str = "/api/v1/webhook-endpoints";
@@ -700,4 +701,71 @@ async fn with_two_instances_each_event_is_delivered_once() {
     let received = receiver.received();
     let ids: std::collections::BTreeSet<&str> = received.iter().map(|r| r.id.as_str()).collect();
     assert_eq!((received.len(), ids.len()), (40, 40), "each once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_lists_disables_enables_and_redelivers() {
+    let app = insecure_app().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let receiver = Receiver::start(&[]).await;
+    let created = endpoint(&app, &session, &receiver.url()).await;
+    let id = created["id"].as_str().unwrap();
+    order(&app, &session, "PO-1").await;
+    let first = receiver.wait_for(1, Duration::from_secs(5)).await[0].clone();
+    attempts(&app, &session, id, 1).await;
+    let url = app.database_url.clone();
+
+    let listed = json_of(&cli(
+        &url,
+        &["partner", "webhooks", "versuni-client-001", "--json"],
+    ));
+    assert_eq!(listed[0]["endpoint"]["id"], id);
+    assert_eq!(listed[0]["last_attempt"]["status"], 200);
+    assert!(!listed.to_string().contains("whsec_"), "{listed}");
+    let text = cli(&url, &["partner", "webhooks", "versuni-client-001"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("HTTP 200"));
+
+    let args = [
+        "partner",
+        "webhook-disable",
+        "versuni-client-001",
+        id,
+        "--reason",
+        "ERP upgrade",
+    ];
+    json_of(&cli(&url, &[&args[..], &["--json"]].concat()));
+    let shown = detail(&app, &session, id).await;
+    assert_eq!(
+        (shown["enabled"].clone(), shown["disabled_reason"].clone()),
+        (json!(false), json!("ERP upgrade"))
+    );
+    order(&app, &session, "PO-2").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 1, "nothing while disabled");
+    json_of(&cli(
+        &url,
+        &[
+            "partner",
+            "webhook-enable",
+            "versuni-client-001",
+            id,
+            "--json",
+        ],
+    ));
+    receiver.wait_for(2, Duration::from_secs(5)).await;
+
+    let redelivered = json_of(&cli(&url, &["event", "redeliver", &first.id, "--json"]));
+    assert_eq!(redelivered["deliveries"], 1);
+    let received = receiver.wait_for(3, Duration::from_secs(5)).await;
+    assert_eq!(received[2].id, first.id);
+    assert_eq!(received[2].body, first.body);
+
+    let unknown = cli(&url, &["event", "redeliver", "evt_nope"]);
+    assert!(!unknown.status.success());
+    let wrong = cli(
+        &url,
+        &["partner", "webhook-enable", "versuni-client-001", "we_nope"],
+    );
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("no webhook endpoint"));
 }

@@ -14,6 +14,7 @@ mod revoke_sessions;
 mod rotate_secret;
 mod set;
 mod show;
+mod webhooks;
 
 use std::path::Path;
 
@@ -60,6 +61,13 @@ enum PartnerCommand {
     Activity(activity::Opts),
     /// Change a partner's settings.
     Set(set::Opts),
+    /// A partner's webhook endpoints, with each one's last delivery attempt.
+    Webhooks(webhooks::ListOpts),
+    /// Enable a partner's webhook endpoint again (e.g. one the server
+    /// disabled after 5 days of failures, once it is fixed).
+    WebhookEnable(webhooks::SwitchOpts),
+    /// Stop deliveries to a partner's webhook endpoint.
+    WebhookDisable(webhooks::SwitchOpts),
 }
 
 pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
@@ -80,6 +88,9 @@ pub async fn run(args: PartnerArgs, store: &Store) -> anyhow::Result<()> {
         PartnerCommand::RevokeKey(opts) => revoke_key::run(opts, &operator).await,
         PartnerCommand::Activity(opts) => activity::run(opts, &operator).await,
         PartnerCommand::Set(opts) => set::run(opts, &operator).await,
+        PartnerCommand::Webhooks(opts) => webhooks::list(opts, &operator).await,
+        PartnerCommand::WebhookEnable(opts) => webhooks::switch(opts, true, &operator).await,
+        PartnerCommand::WebhookDisable(opts) => webhooks::switch(opts, false, &operator).await,
     }
 }
 
