@@ -412,8 +412,11 @@ impl Store {
         shared!(self, store => store.release_delivery(delivery_id, at).await)
     }
 
-    pub async fn record_attempt(&self, attempt: &Attempted<'_>) -> StoreResult<AfterAttempt> {
-        shared!(self, store => store.record_attempt(attempt).await)
+    pub async fn record_attempts(
+        &self,
+        attempts: &[Attempted<'_>],
+    ) -> StoreResult<Vec<AfterAttempt>> {
+        shared!(self, store => store.record_attempts(attempts).await)
     }
 
     pub async fn attempts(

@@ -301,6 +301,18 @@ impl<D: Dialect> SqlStore<D> {
         endpoints: u32,
         per_endpoint: u32,
     ) -> StoreResult<usize> {
+        // Looked for first on a reader: most calls find nothing to do, and
+        // on SQLite a write transaction would hold the one writer.
+        let any_behind = sqlx::query::<D>(
+            "SELECT 1 AS behind FROM webhook_endpoints e
+             JOIN event_sequences s ON s.client_id = e.client_id
+             WHERE e.enabled AND s.last > e.last_sequence LIMIT 1",
+        )
+        .fetch_optional(D::pool(&self.reader))
+        .await?;
+        if any_behind.is_none() {
+            return Ok(0);
+        }
         let mut tx = D::begin(&self.writer).await?;
         let behind = sqlx::query::<D>(AssertSqlSafe(format!(
             "SELECT e.id, e.client_id, e.types, e.last_sequence FROM webhook_endpoints e
@@ -370,6 +382,16 @@ impl<D: Dialect> SqlStore<D> {
         busy: &[String],
     ) -> StoreResult<Vec<Claimed>> {
         let now = Timestamp::new(now);
+        // As in `dispatch`: a reader first, the writer only when there is work.
+        let any_due = sqlx::query::<D>(
+            "SELECT 1 AS due FROM webhook_deliveries WHERE next_attempt_at <= $1 LIMIT 1",
+        )
+        .arg(now)
+        .fetch_optional(D::pool(&self.reader))
+        .await?;
+        if any_due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = D::begin(&self.writer).await?;
         let mut select = sqlx::QueryBuilder::<D>::new(
             "SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
@@ -448,72 +470,22 @@ impl<D: Dialect> SqlStore<D> {
         Ok(())
     }
 
-    /// Records an attempt and what follows from it: the delivery done,
-    /// retried or given up; the endpoint's failure run reset or extended,
-    /// and the endpoint disabled when that run is too long.
-    pub async fn record_attempt(&self, attempt: &Attempted<'_>) -> StoreResult<AfterAttempt> {
-        let at = Timestamp::new(attempt.at);
-        let claimed = attempt.claimed;
-        let succeeded = attempt
-            .status
-            .is_some_and(|status| (200..300).contains(&status));
+    /// Records attempts, in one transaction (one commit for many attempts:
+    /// the worker hands them over in batches), and what follows from each:
+    /// the delivery done, retried or given up; its endpoint's failure run
+    /// reset or extended, and the endpoint disabled when that run is too
+    /// long. One result per attempt, in order.
+    pub async fn record_attempts(
+        &self,
+        attempts: &[Attempted<'_>],
+    ) -> StoreResult<Vec<AfterAttempt>> {
         let mut tx = D::begin(&self.writer).await?;
-        sqlx::query::<D>(
-            "INSERT INTO webhook_attempts (endpoint_id, event_id, at, status, error, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .arg(&claimed.endpoint_id)
-        .arg(&claimed.event_id)
-        .arg(at)
-        .arg(attempt.status.map(i32::from))
-        .arg(attempt.error)
-        .arg(i32::try_from(attempt.duration_ms).unwrap_or(i32::MAX))
-        .execute(D::on(&mut tx))
-        .await?;
-        let (next, outcome) = match (succeeded, attempt.retry_at) {
-            (true, _) => (None, DELIVERED),
-            (false, Some(retry_at)) => (Some(Timestamp::new(retry_at)), PENDING),
-            (false, None) => (None, FAILED),
-        };
-        sqlx::query::<D>(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $1, outcome = $2
-             WHERE id = $3",
-        )
-        .arg(next)
-        .arg(outcome)
-        .arg(claimed.delivery_id)
-        .execute(D::on(&mut tx))
-        .await?;
-        let mut after = AfterAttempt::Recorded;
-        if succeeded {
-            sqlx::query::<D>("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
-                .arg(&claimed.endpoint_id)
-                .execute(D::on(&mut tx))
-                .await?;
-        } else {
-            sqlx::query::<D>(
-                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
-            )
-            .arg(at)
-            .arg(&claimed.endpoint_id)
-            .execute(D::on(&mut tx))
-            .await?;
-            let disabled = sqlx::query::<D>(
-                "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $1
-                 WHERE id = $2 AND enabled AND failing_since <= $3",
-            )
-            .arg(DISABLED_FOR_FAILING)
-            .arg(&claimed.endpoint_id)
-            .arg(Timestamp::new(attempt.disable_if_failing_since))
-            .execute(D::on(&mut tx))
-            .await?
-            .rows_affected();
-            if disabled > 0 {
-                after = AfterAttempt::Disabled;
-            }
+        let mut results = Vec::with_capacity(attempts.len());
+        for attempt in attempts {
+            results.push(record_attempt(&mut tx, attempt).await?);
         }
         D::commit(tx).await?;
-        Ok(after)
+        Ok(results)
     }
 
     /// An endpoint's latest attempts, newest first.
@@ -553,6 +525,76 @@ impl<D: Dialect> SqlStore<D> {
             .rows_affected();
         Ok(purged)
     }
+}
+
+/// One attempt, in `tx` (see [`SqlStore::record_attempts`]).
+async fn record_attempt<D: Dialect>(
+    tx: &mut sqlx::Transaction<'_, D>,
+    attempt: &Attempted<'_>,
+) -> StoreResult<AfterAttempt> {
+    let at = Timestamp::new(attempt.at);
+    let claimed = attempt.claimed;
+    let succeeded = attempt
+        .status
+        .is_some_and(|status| (200..300).contains(&status));
+    sqlx::query::<D>(
+        "INSERT INTO webhook_attempts (endpoint_id, event_id, at, status, error, duration_ms)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .arg(&claimed.endpoint_id)
+    .arg(&claimed.event_id)
+    .arg(at)
+    .arg(attempt.status.map(i32::from))
+    .arg(attempt.error)
+    .arg(i32::try_from(attempt.duration_ms).unwrap_or(i32::MAX))
+    .execute(D::on(tx))
+    .await?;
+    let (next, outcome) = match (succeeded, attempt.retry_at) {
+        (true, _) => (None, DELIVERED),
+        (false, Some(retry_at)) => (Some(Timestamp::new(retry_at)), PENDING),
+        (false, None) => (None, FAILED),
+    };
+    sqlx::query::<D>(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $1, outcome = $2
+         WHERE id = $3",
+    )
+    .arg(next)
+    .arg(outcome)
+    .arg(claimed.delivery_id)
+    .execute(D::on(tx))
+    .await?;
+    if succeeded {
+        sqlx::query::<D>(
+            "UPDATE webhook_endpoints SET failing_since = NULL
+             WHERE id = $1 AND failing_since IS NOT NULL",
+        )
+        .arg(&claimed.endpoint_id)
+        .execute(D::on(tx))
+        .await?;
+        return Ok(AfterAttempt::Recorded);
+    }
+    sqlx::query::<D>(
+        "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
+    )
+    .arg(at)
+    .arg(&claimed.endpoint_id)
+    .execute(D::on(tx))
+    .await?;
+    let disabled = sqlx::query::<D>(
+        "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $1
+         WHERE id = $2 AND enabled AND failing_since <= $3",
+    )
+    .arg(DISABLED_FOR_FAILING)
+    .arg(&claimed.endpoint_id)
+    .arg(Timestamp::new(attempt.disable_if_failing_since))
+    .execute(D::on(tx))
+    .await?
+    .rows_affected();
+    Ok(if disabled > 0 {
+        AfterAttempt::Disabled
+    } else {
+        AfterAttempt::Recorded
+    })
 }
 
 /// The reason an endpoint disabled by the server gives.

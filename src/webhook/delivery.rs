@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use super::{address, signature};
 use crate::audit::AuditLog;
@@ -52,6 +52,8 @@ impl Default for Options {
 /// The worker looks for due deliveries at least this often (retries come
 /// due with time, and another process's events wake no one here).
 const POLL: Duration = Duration::from_secs(1);
+/// How long the worker waits after an event before its next round.
+const GATHER: Duration = Duration::from_millis(5);
 /// Endpoints whose cursors one dispatch moves, and events each.
 const DISPATCH_ENDPOINTS: u32 = 100;
 const DISPATCH_EVENTS: u32 = 500;
@@ -87,7 +89,22 @@ struct Worker {
     /// Attempts in flight per endpoint.
     in_flight: Mutex<HashMap<String, usize>>,
     finished: Notify,
+    /// Finished attempts, to the recorder.
+    outcomes: mpsc::UnboundedSender<Outcome>,
 }
+
+/// A finished attempt, on its way to the database.
+struct Outcome {
+    delivery: Claimed,
+    at: OffsetDateTime,
+    status: Option<u16>,
+    error: Option<String>,
+    duration_ms: u64,
+    retry_at: Option<OffsetDateTime>,
+}
+
+/// Attempts recorded in one transaction at most.
+const RECORD_BATCH: usize = 256;
 
 /// Starts this instance's worker; it runs until the task is aborted.
 pub fn start(
@@ -96,17 +113,34 @@ pub fn start(
     audit: AuditLog,
     options: Options,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let (outcomes, recorded) = mpsc::unbounded_channel();
     let worker = Arc::new(Worker {
         client: client(&options)?,
         permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
         in_flight: Mutex::default(),
         finished: Notify::new(),
+        outcomes,
         store,
         clock,
         audit,
         options,
     });
-    Ok(tokio::spawn(worker.run()))
+    let recorder = tokio::spawn(worker.clone().record(recorded));
+    let run = worker.run();
+    // One handle for both: aborting it stops the recorder too.
+    Ok(tokio::spawn(async move {
+        let _recorder = AbortOnDrop(recorder);
+        run.await;
+    }))
+}
+
+/// Aborts a task when dropped (when the task holding it is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Worker {
@@ -125,7 +159,9 @@ impl Worker {
                 tracing::warn!(%error, "claiming webhook deliveries failed");
             }
             tokio::select! {
-                () = events.changed() => {}
+                // Under load events commit hundreds of times a second: a
+                // moment's wait gathers them into one round.
+                () = events.changed() => tokio::time::sleep(GATHER).await,
                 () = self.finished.notified() => {}
                 () = tokio::time::sleep(POLL) => {}
             }
@@ -181,8 +217,9 @@ impl Worker {
             };
             let worker = self.clone();
             tokio::spawn(async move {
-                worker.attempt(&delivery).await;
-                worker.finish(&delivery.endpoint_id);
+                let endpoint_id = delivery.endpoint_id.clone();
+                worker.attempt(delivery).await;
+                worker.finish(&endpoint_id);
                 drop(permit);
             });
         }
@@ -207,15 +244,15 @@ impl Worker {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// One attempt, recorded whatever its outcome.
-    async fn attempt(&self, delivery: &Claimed) {
+    /// One attempt; its outcome goes to the recorder whatever it is.
+    async fn attempt(&self, delivery: Claimed) {
         let started = Instant::now();
-        let outcome = self.send(delivery).await;
+        let outcome = self.send(&delivery).await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let now = self.clock.now();
-        let (status, error) = match &outcome {
-            Ok(status) => (Some(*status), None),
-            Err(error) => (None, Some(error.as_str())),
+        let (status, error) = match outcome {
+            Ok(status) => (Some(status), None),
+            Err(error) => (None, Some(error)),
         };
         let succeeded = status.is_some_and(|status| (200..300).contains(&status));
         let retry_at = if succeeded {
@@ -231,36 +268,67 @@ impl Worker {
         metrics::counter!("webhook_attempts_total", "outcome" => label).increment(1);
         metrics::histogram!("webhook_attempt_duration_seconds")
             .record(started.elapsed().as_secs_f64());
-        let attempted = Attempted {
-            claimed: delivery,
+        // The recorder lives as long as the worker.
+        let _ = self.outcomes.send(Outcome {
+            delivery,
             at: now,
             status,
             error,
             duration_ms,
             retry_at,
-            disable_if_failing_since: now - DISABLE_AFTER,
-        };
-        match self.store.record_attempt(&attempted).await {
-            Ok(AfterAttempt::Recorded) => {}
-            Ok(AfterAttempt::Disabled) => {
-                tracing::warn!(endpoint = %delivery.endpoint_id, "webhook endpoint disabled after failing for 5 days");
-                self.audit.record(AuditEvent {
-                    at: now,
-                    client_id: Some(delivery.client_id.clone()),
-                    kind: AuditKind::WebhookEndpointDisabled,
-                    code: None,
-                    reason: Some(format!(
-                        "endpoint {} disabled: every delivery failed for 5 days",
-                        delivery.endpoint_id
-                    )),
-                    source: None,
-                    request_id: None,
-                    actor: "server".into(),
-                });
+        });
+    }
+
+    /// Records finished attempts, as many as are waiting in one transaction:
+    /// one commit for many deliveries. An attempt that fails to be recorded
+    /// is made again when its lease ends: at least once.
+    async fn record(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<Outcome>) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            let attempts: Vec<Attempted> = batch
+                .iter()
+                .map(|outcome| Attempted {
+                    claimed: &outcome.delivery,
+                    at: outcome.at,
+                    status: outcome.status,
+                    error: outcome.error.as_deref(),
+                    duration_ms: outcome.duration_ms,
+                    retry_at: outcome.retry_at,
+                    disable_if_failing_since: outcome.at - DISABLE_AFTER,
+                })
+                .collect();
+            match self.store.record_attempts(&attempts).await {
+                Ok(results) => {
+                    for (outcome, result) in batch.iter().zip(results) {
+                        if result == AfterAttempt::Disabled {
+                            self.disabled(&outcome.delivery, outcome.at);
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, attempts = batch.len(), "recording webhook attempts failed")
+                }
             }
-            // The lease runs out and another attempt is made: at least once.
-            Err(error) => tracing::warn!(%error, "recording a webhook attempt failed"),
+            drop(attempts);
+            batch.clear();
         }
+    }
+
+    fn disabled(&self, delivery: &Claimed, at: OffsetDateTime) {
+        tracing::warn!(endpoint = %delivery.endpoint_id, "webhook endpoint disabled after failing for 5 days");
+        self.audit.record(AuditEvent {
+            at,
+            client_id: Some(delivery.client_id.clone()),
+            kind: AuditKind::WebhookEndpointDisabled,
+            code: None,
+            reason: Some(format!(
+                "endpoint {} disabled: every delivery failed for 5 days",
+                delivery.endpoint_id
+            )),
+            source: None,
+            request_id: None,
+            actor: "server".into(),
+        });
     }
 
     /// POSTs the delivery; its status, or why there was none.
