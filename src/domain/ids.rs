@@ -24,13 +24,28 @@ fn random_id(prefix: &str) -> String {
 /// instead of a random page each: a group commit then writes far fewer index
 /// pages to the WAL.
 pub fn new_order_id() -> String {
-    let millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-    let millis = u64::try_from(millis).unwrap_or_default() & 0xFFFF_FFFF_FFFF;
-    format!("so_{millis:012x}{}", hex::encode(random_bytes::<10>()))
+    time_ordered_id("so_")
 }
 
+/// `prefix` + 48 bits of Unix milliseconds + 80 random bits, in hex: see
+/// [`new_order_id`].
+fn time_ordered_id(prefix: &str) -> String {
+    let millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let millis = u64::try_from(millis).unwrap_or_default() & 0xFFFF_FFFF_FFFF;
+    format!("{prefix}{millis:012x}{}", hex::encode(random_bytes::<10>()))
+}
+
+/// The smallest event id made at `at` or later: ids below it were made before.
+pub fn event_id_bound(at: time::OffsetDateTime) -> String {
+    let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or_default();
+    format!("evt_{:012x}", millis & 0xFFFF_FFFF_FFFF)
+}
+
+/// Time-ordered for the same reason as an order's id: events are written
+/// in the group commit with their orders, and a random id would touch a
+/// random page of the id index per event.
 pub fn new_event_id() -> String {
-    random_id("evt_")
+    time_ordered_id("evt_")
 }
 
 pub fn new_endpoint_id() -> String {
@@ -71,6 +86,16 @@ pub fn parse_order_number(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_sort_by_time_so_the_purge_bound_splits_them_exactly() {
+        let now = time::OffsetDateTime::now_utc();
+        let id = new_event_id();
+        assert!(id.starts_with("evt_") && id.len() == 4 + 12 + 20, "{id}");
+        assert!(id.as_str() >= event_id_bound(now).as_str());
+        assert!(id < event_id_bound(now + time::Duration::seconds(1)));
+        assert!(event_id_bound(now - time::Duration::days(31)) < event_id_bound(now));
+    }
 
     #[test]
     fn client_secrets_carry_256_bits() {

@@ -36,7 +36,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The example clients of `examples/`, built into the binary so that a
 /// partner who has only the `/docs` page can download and run one.
-const EXAMPLES: [(&str, &str, &str); 5] = [
+const EXAMPLES: [(&str, &str, &str); 8] = [
     (
         "client.sh",
         "text/x-shellscript",
@@ -61,6 +61,21 @@ const EXAMPLES: [(&str, &str, &str); 5] = [
         "client.mjs",
         "text/javascript",
         include_str!("../../examples/node/client.mjs"),
+    ),
+    (
+        "webhook_receiver.py",
+        "text/x-python",
+        include_str!("../../examples/python/webhook_receiver.py"),
+    ),
+    (
+        "webhook-receiver.mjs",
+        "text/javascript",
+        include_str!("../../examples/node/webhook-receiver.mjs"),
+    ),
+    (
+        "package.json",
+        "application/json",
+        include_str!("../../examples/node/package.json"),
     ),
 ];
 

@@ -5,13 +5,16 @@
 //!
 //! Table and column names are constants (`&'static str`), never input.
 //!
-//! The rows of one statement are kept under [`MAX_JSON`] bytes, a batch
-//! taking as many statements as that needs. sqlx 0.9.0 does not set
+//! On PostgreSQL the rows of one statement are kept under [`MAX_JSON`]
+//! bytes ([`Dialect::MAX_BULK_JSON`]), a batch taking as many statements as
+//! that needs. sqlx 0.9.0 does not set
 //! `TCP_NODELAY` on its sockets (launchbadge/sqlx#4335, fixed upstream after
 //! that release): a message it writes in more than one piece (over TLS, one
 //! record per 16 KiB) waits for the server's delayed ACK of the first piece,
 //! 40 ms on Linux. A 128-order batch paid that on each of its statements;
-//! under the limit each statement goes out in one piece.
+//! under the limit each statement goes out in one piece. SQLite has no
+//! socket, and each statement costs a trip to its connection's thread, so
+//! its limit is large.
 
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Transaction};
@@ -53,7 +56,7 @@ pub async fn insert<D: Dialect, T: Serialize>(
     rows: &[T],
 ) -> StoreResult<Vec<D::Row>> {
     let mut returned = Vec::new();
-    for chunk in json_chunks(rows)? {
+    for chunk in json_chunks(rows, D::MAX_BULK_JSON)? {
         let rows = sqlx::query::<D>(AssertSqlSafe(statement.to_owned()))
             .arg(chunk)
             .fetch_all(D::on(tx))
@@ -63,15 +66,15 @@ pub async fn insert<D: Dialect, T: Serialize>(
     Ok(returned)
 }
 
-/// `rows` as JSON arrays in order, each at most [`MAX_JSON`] bytes unless it
+/// `rows` as JSON arrays in order, each at most `max` bytes unless it
 /// holds a single row that is larger.
-fn json_chunks<T: Serialize>(rows: &[T]) -> StoreResult<Vec<String>> {
+fn json_chunks<T: Serialize>(rows: &[T], max: usize) -> StoreResult<Vec<String>> {
     let mut chunks = Vec::new();
     let mut chunk = String::from("[");
     for row in rows {
         let row =
             serde_json::to_string(row).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        if chunk.len() > 1 && chunk.len() + row.len() + 2 > MAX_JSON {
+        if chunk.len() > 1 && chunk.len() + row.len() + 2 > max {
             chunk.push(']');
             chunks.push(std::mem::replace(&mut chunk, String::from("[")));
         }
@@ -95,7 +98,7 @@ mod tests {
     fn rows_are_split_in_order_into_arrays_under_the_limit() {
         let rows: Vec<String> = (0..1000).map(|i| format!("{i:0>40}")).collect();
 
-        let chunks = json_chunks(&rows).unwrap();
+        let chunks = json_chunks(&rows, MAX_JSON).unwrap();
 
         assert!(chunks.len() > 1);
         assert!(chunks.iter().all(|chunk| chunk.len() <= MAX_JSON));
@@ -110,9 +113,9 @@ mod tests {
     fn a_row_larger_than_the_limit_goes_alone_and_no_rows_make_no_statement() {
         let rows = ["a".repeat(MAX_JSON), "b".into(), "c".repeat(MAX_JSON)];
 
-        let chunks = json_chunks(&rows).unwrap();
+        let chunks = json_chunks(&rows, MAX_JSON).unwrap();
 
         assert_eq!(chunks.len(), 3);
-        assert!(json_chunks::<String>(&[]).unwrap().is_empty());
+        assert!(json_chunks::<String>(&[], MAX_JSON).unwrap().is_empty());
     }
 }

@@ -115,6 +115,9 @@ pub trait Dialect:
     /// and planned again, for each count, and slower to plan the longer it is.
     fn json_rows(columns: &[(&str, &str)]) -> String;
 
+    /// The most JSON one bulk statement binds ([`super::bulk`]).
+    const MAX_BULK_JSON: usize;
+
     // The driver calls below are the identity on both databases; they exist
     // so generic code can name the bounds each database satisfies.
 
@@ -173,6 +176,7 @@ macro_rules! bridge {
 impl Dialect for Sqlite {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
     const ANNOUNCE: Option<&'static str> = None;
+    const MAX_BULK_JSON: usize = 1024 * 1024;
 
     fn lock(_clause: &'static str) -> &'static str {
         ""
@@ -212,6 +216,7 @@ impl Dialect for Postgres {
     const BEGIN: &'static str = "BEGIN";
     /// Delivered at COMMIT, and not at all on rollback.
     const ANNOUNCE: Option<&'static str> = Some("SELECT pg_notify($1, $2)");
+    const MAX_BULK_JSON: usize = super::bulk::MAX_JSON;
 
     fn lock(clause: &'static str) -> &'static str {
         clause

@@ -280,6 +280,9 @@ async fn the_example_clients_the_guide_links_to_are_served_as_they_are_in_exampl
         ("requirements.txt", "examples/python/requirements.txt"),
         ("Client.java", "examples/java/Client.java"),
         ("client.mjs", "examples/node/client.mjs"),
+        ("webhook_receiver.py", "examples/python/webhook_receiver.py"),
+        ("webhook-receiver.mjs", "examples/node/webhook-receiver.mjs"),
+        ("package.json", "examples/node/package.json"),
     ] {
         assert!(
             guide.contains(&format!("(/examples/{file})")),
