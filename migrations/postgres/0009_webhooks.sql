@@ -40,6 +40,9 @@ CREATE TABLE webhook_deliveries (
     created_at      timestamptz NOT NULL,
     CONSTRAINT webhook_deliveries_once UNIQUE (endpoint_id, event_id)
 );
+-- `event redeliver` finds an event's deliveries; the purge, old finished ones.
+CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
+CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
     WHERE next_attempt_at IS NOT NULL;
 

@@ -523,6 +523,13 @@ async fn parse(body: &[u8], allow_insecure: bool) -> Result<EndpointRequest, Api
             ));
             None
         }
+        Some(Value::String(text)) if text.chars().any(char::is_control) => {
+            errors.push(FieldError::new(
+                "description",
+                "must not contain control characters (newlines, tabs, NUL)",
+            ));
+            None
+        }
         Some(Value::String(text)) => Some(text.clone()),
         Some(_) => {
             errors.push(FieldError::new("description", "must be a string"));

@@ -119,7 +119,42 @@ pub async fn write_each<D: Dialect>(
         savepoint(tx, "RELEASE SAVEPOINT job").await?;
         results.push(result);
     }
+    // The events last, after every savepoint: the partner's numbering row
+    // is then held only until COMMIT (see `feed`), not while later orders'
+    // inserts wait on other transactions, which could wait on it.
+    let created: Vec<(&PendingOrder, &Order)> = batch
+        .iter()
+        .zip(&results)
+        .filter_map(|(pending, result)| match result {
+            Ok(Written::Done(InsertOrder::Created(order))) => Some((*pending, &**order)),
+            _ => None,
+        })
+        .collect();
+    append_created(tx, &created).await?;
     Ok(results)
+}
+
+/// The `order.created` event of each order just inserted.
+async fn append_created<D: Dialect>(
+    tx: &mut Transaction<'_, D>,
+    created: &[(&PendingOrder, &Order)],
+) -> StoreResult<()> {
+    let events = created
+        .iter()
+        .map(|(pending, order)| {
+            let order_seq = ids::parse_order_number(&order.order_number).ok_or_else(|| {
+                StoreError::Corrupt(format!("bad order number {}", order.order_number))
+            })?;
+            Ok(NewEvent {
+                client_id: &pending.client_id,
+                kind: EventType::OrderCreated,
+                order_seq,
+                order,
+                at: Timestamp::new(pending.now),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    feed::append(tx, &events).await
 }
 
 async fn savepoint<D: Dialect>(
@@ -152,7 +187,7 @@ async fn write_one<D: Dialect>(
             return Ok(Written::Replay(D::get(&used, "order_seq")?));
         }
     }
-    let mut written = write_all(tx, &[pending]).await?;
+    let mut written = insert_all(tx, &[pending]).await?;
     written
         .pop()
         .ok_or_else(|| StoreError::Corrupt("an insert of one order answered nothing".into()))
@@ -166,6 +201,24 @@ async fn write_one<D: Dialect>(
 /// the batch with [`write_each`] instead (an order failing on its own fails
 /// the statement).
 pub async fn write_all<D: Dialect>(
+    tx: &mut Transaction<'_, D>,
+    batch: &[&PendingOrder],
+) -> StoreResult<Vec<Written>> {
+    let written = insert_all(tx, batch).await?;
+    let created: Vec<(&PendingOrder, &Order)> = batch
+        .iter()
+        .zip(&written)
+        .filter_map(|(pending, written)| match written {
+            Written::Done(InsertOrder::Created(order)) => Some((*pending, &**order)),
+            _ => None,
+        })
+        .collect();
+    append_created(tx, &created).await?;
+    Ok(written)
+}
+
+/// [`write_all`] without the events.
+async fn insert_all<D: Dialect>(
     tx: &mut Transaction<'_, D>,
     batch: &[&PendingOrder],
 ) -> StoreResult<Vec<Written>> {
@@ -263,22 +316,6 @@ pub async fn write_all<D: Dialect>(
         });
         insert.build().execute(D::on(tx)).await?;
     }
-    let events: Vec<NewEvent> = written
-        .iter()
-        .filter_map(|written| match written {
-            Written::Done(InsertOrder::Created(order)) => Some(order),
-            _ => None,
-        })
-        .zip(&created)
-        .map(|(order, (seq, pending, at))| NewEvent {
-            client_id: &pending.client_id,
-            kind: EventType::OrderCreated,
-            order_seq: *seq,
-            order,
-            at: *at,
-        })
-        .collect();
-    feed::append(tx, &events).await?;
     Ok(written)
 }
 

@@ -83,9 +83,9 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgStore>
 
 /// Wakes this instance's feed readers when any instance commits events for
 /// their partner (`pg_notify` in the writing transaction, [`feed::append`]).
-/// On its own connection, outside the pools. When the connection is lost,
-/// notifications may have been missed: every reader is woken to look again,
-/// and the listener reconnects, a second apart while the server is away.
+/// On its own connection, outside the pools. Each time it starts listening
+/// (again), notifications may have been missed: every reader is woken to
+/// look again. It reconnects a second apart while the server is away.
 /// Ends with the store.
 async fn listen(options: PgConnectOptions, wakeups: std::sync::Weak<Wakeups>) {
     // A pool of one: how sqlx's listener reconnects.
@@ -98,30 +98,37 @@ async fn listen(options: PgConnectOptions, wakeups: std::sync::Weak<Wakeups>) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => match listener.listen(feed::CHANNEL).await {
-                Ok(()) => loop {
-                    let received = listener.try_recv().await;
-                    let Some(wakeups) = wakeups.upgrade() else {
-                        return;
-                    };
-                    match received {
-                        Ok(Some(notification)) => wakeups.wake(notification.payload()),
-                        // Reconnected by sqlx: notifications may be lost.
-                        Ok(None) => wakeups.wake_all(),
-                        Err(error) => {
-                            tracing::warn!(%error, "the event listener lost its connection");
-                            break;
+                Ok(()) => {
+                    // Listening (again): whatever committed while this
+                    // instance was not may have been missed, so every reader
+                    // looks once more. From here on, only what is announced.
+                    if let Some(wakeups) = wakeups.upgrade() {
+                        wakeups.wake_all();
+                    }
+                    loop {
+                        let received = listener.try_recv().await;
+                        let Some(wakeups) = wakeups.upgrade() else {
+                            return;
+                        };
+                        match received {
+                            Ok(Some(notification)) => wakeups.wake(notification.payload()),
+                            // Reconnected and listening again (sqlx's eager
+                            // reconnect): notifications may be lost.
+                            Ok(None) => wakeups.wake_all(),
+                            Err(error) => {
+                                tracing::warn!(%error, "the event listener lost its connection");
+                                break;
+                            }
                         }
                     }
-                },
+                }
                 Err(error) => tracing::warn!(%error, "the event listener cannot LISTEN"),
             },
             Err(error) => tracing::debug!(%error, "the event listener cannot connect"),
         }
-        let Some(strong) = wakeups.upgrade() else {
+        if wakeups.strong_count() == 0 {
             return;
-        };
-        strong.wake_all();
-        drop(strong);
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -86,6 +86,9 @@ pub struct Claimed {
     pub payload: String,
     /// Attempts made before this one.
     pub attempts: u32,
+    /// The lease this claim holds: its outcome is recorded only while the
+    /// delivery still carries it (not claimed again, not redelivered).
+    pub lease_until: OffsetDateTime,
     pub url: String,
     /// The secrets to sign with, the current one first.
     pub secrets: Vec<WebhookSecret>,
@@ -126,7 +129,9 @@ impl<D: Dialect> SqlStore<D> {
         // on its row, so the count below stays true until COMMIT.
         sqlx::query::<D>(AssertSqlSafe(format!(
             "SELECT client_id FROM partners WHERE client_id = $1{}",
-            D::lock(" FOR UPDATE")
+            // Not FOR UPDATE: that would also block the foreign-key checks
+            // of the partner's order inserts.
+            D::lock(" FOR NO KEY UPDATE")
         )))
         .arg(endpoint.client_id)
         .fetch_optional(D::on(&mut tx))
@@ -315,7 +320,7 @@ impl<D: Dialect> SqlStore<D> {
         }
         let mut tx = D::begin(&self.writer).await?;
         let behind = sqlx::query::<D>(AssertSqlSafe(format!(
-            "SELECT e.id, e.client_id, e.types, e.last_sequence FROM webhook_endpoints e
+            "SELECT e.id, e.client_id, e.types, e.last_sequence, s.last FROM webhook_endpoints e
              JOIN event_sequences s ON s.client_id = e.client_id
              WHERE e.enabled AND s.last > e.last_sequence
              ORDER BY e.id LIMIT $1{}",
@@ -332,8 +337,12 @@ impl<D: Dialect> SqlStore<D> {
             let after: i64 = D::get(row, "last_sequence")?;
             let client_id = ClientId::parse(&client_id).map_err(StoreError::Corrupt)?;
             let events = events_in(&mut tx, &client_id, after, per_endpoint).await?;
-            let Some(last) = events.last().map(|event| event.sequence) else {
-                continue;
+            // None left (purged while the endpoint was disabled): the cursor
+            // moves to the partner's latest, or this endpoint would look
+            // behind for ever.
+            let last = match events.last() {
+                Some(event) => event.sequence,
+                None => D::get(row, "last")?,
             };
             let rows: Vec<DeliveryRow> = events
                 .iter()
@@ -384,7 +393,8 @@ impl<D: Dialect> SqlStore<D> {
         let now = Timestamp::new(now);
         // As in `dispatch`: a reader first, the writer only when there is work.
         let any_due = sqlx::query::<D>(
-            "SELECT 1 AS due FROM webhook_deliveries WHERE next_attempt_at <= $1 LIMIT 1",
+            "SELECT 1 AS due FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+             WHERE d.next_attempt_at <= $1 AND e.enabled LIMIT 1",
         )
         .arg(now)
         .fetch_optional(D::pool(&self.reader))
@@ -452,6 +462,7 @@ impl<D: Dialect> SqlStore<D> {
                 event_id,
                 payload,
                 attempts: u32::try_from(attempts).unwrap_or_default(),
+                lease_until,
                 url: D::get(&endpoint, "url")?,
                 secrets,
             });
@@ -479,10 +490,20 @@ impl<D: Dialect> SqlStore<D> {
         &self,
         attempts: &[Attempted<'_>],
     ) -> StoreResult<Vec<AfterAttempt>> {
+        // By endpoint: two instances recording for the same endpoints lock
+        // their rows in one order, so they cannot deadlock.
+        let mut order: Vec<usize> = (0..attempts.len()).collect();
+        order.sort_by_key(|&i| {
+            (
+                &attempts[i].claimed.endpoint_id,
+                attempts[i].claimed.delivery_id,
+            )
+        });
+        let mut results: Vec<AfterAttempt> =
+            attempts.iter().map(|_| AfterAttempt::Recorded).collect();
         let mut tx = D::begin(&self.writer).await?;
-        let mut results = Vec::with_capacity(attempts.len());
-        for attempt in attempts {
-            results.push(record_attempt(&mut tx, attempt).await?);
+        for i in order {
+            results[i] = record_attempt(&mut tx, &attempts[i]).await?;
         }
         D::commit(tx).await?;
         Ok(results)
@@ -516,14 +537,22 @@ impl<D: Dialect> SqlStore<D> {
             .collect()
     }
 
-    /// Forgets attempts made before `before`.
+    /// Forgets attempts made before `before`, and finished deliveries
+    /// (delivered or given up) queued before it.
     pub async fn purge_attempts(&self, before: OffsetDateTime) -> StoreResult<u64> {
-        let purged = sqlx::query::<D>("DELETE FROM webhook_attempts WHERE at < $1")
+        let attempts = sqlx::query::<D>("DELETE FROM webhook_attempts WHERE at < $1")
             .arg(Timestamp::new(before))
             .execute(D::pool(&self.writer))
             .await?
             .rows_affected();
-        Ok(purged)
+        let deliveries = sqlx::query::<D>(
+            "DELETE FROM webhook_deliveries WHERE next_attempt_at IS NULL AND created_at < $1",
+        )
+        .arg(Timestamp::new(before))
+        .execute(D::pool(&self.writer))
+        .await?
+        .rows_affected();
+        Ok(attempts + deliveries)
     }
 }
 
@@ -537,9 +566,12 @@ async fn record_attempt<D: Dialect>(
     let succeeded = attempt
         .status
         .is_some_and(|status| (200..300).contains(&status));
+    // The endpoint may have been deleted meanwhile: then there is nothing
+    // to record, and the batch's other attempts must not fail with it.
     sqlx::query::<D>(
         "INSERT INTO webhook_attempts (endpoint_id, event_id, at, status, error, duration_ms)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         SELECT $1, $2, $3, $4, $5, $6
+         WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1)",
     )
     .arg(&claimed.endpoint_id)
     .arg(&claimed.event_id)
@@ -554,13 +586,17 @@ async fn record_attempt<D: Dialect>(
         (false, Some(retry_at)) => (Some(Timestamp::new(retry_at)), PENDING),
         (false, None) => (None, FAILED),
     };
+    // Only while the delivery still carries this claim's lease: one claimed
+    // again after the lease ran out, or redelivered by the operator, is
+    // another attempt's to record.
     sqlx::query::<D>(
         "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $1, outcome = $2
-         WHERE id = $3",
+         WHERE id = $3 AND next_attempt_at = $4",
     )
     .arg(next)
     .arg(outcome)
     .arg(claimed.delivery_id)
+    .arg(Timestamp::new(claimed.lease_until))
     .execute(D::on(tx))
     .await?;
     if succeeded {
@@ -574,7 +610,7 @@ async fn record_attempt<D: Dialect>(
         return Ok(AfterAttempt::Recorded);
     }
     sqlx::query::<D>(
-        "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
+        "UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL",
     )
     .arg(at)
     .arg(&claimed.endpoint_id)

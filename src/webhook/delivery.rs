@@ -155,7 +155,8 @@ impl Worker {
             {
                 tracing::warn!(%error, "queueing webhook deliveries failed");
             }
-            if let Err(error) = self.claim_and_send(now).await {
+            // Now again: the lease must not count the dispatch's time.
+            if let Err(error) = self.claim_and_send(self.clock.now()).await {
                 tracing::warn!(%error, "claiming webhook deliveries failed");
             }
             tokio::select! {
