@@ -49,7 +49,7 @@ pub struct Settings {
     /// How long order events are kept (SPEC: at least 30 days).
     pub event_retention: Duration,
     /// How webhooks are delivered.
-    pub webhooks: crate::webhook::delivery::Options,
+    pub webhooks: WebhookSettings,
     /// Reverse proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Serve HTTPS with this certificate chain and key instead of plain HTTP.
@@ -92,7 +92,7 @@ impl Settings {
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             // A day over SPEC's 30, so the hourly purge never cuts it short.
             event_retention: Duration::from_secs(31 * 24 * 3600),
-            webhooks: crate::webhook::delivery::Options::default(),
+            webhooks: WebhookSettings::default(),
             trusted_proxies: Vec::new(),
             tls: None,
             sqlite_max_batch: 256,
@@ -221,5 +221,29 @@ mod tests {
     #[test]
     fn secret_debug_is_redacted() {
         assert_eq!(format!("{:?}", Secret::new("s3cr3t")), "Secret(***)");
+    }
+}
+
+/// How webhooks are delivered (`webhook::delivery`).
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// `--allow-insecure-webhooks`: http:// and private addresses allowed.
+    pub allow_insecure: bool,
+    /// An attempt without a 2xx answer by then has failed.
+    pub timeout: Duration,
+    /// Attempts in flight at once, in all.
+    pub concurrency: usize,
+    /// Attempts in flight at once to one endpoint.
+    pub per_endpoint: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_insecure: false,
+            timeout: crate::domain::webhook::DELIVERY_TIMEOUT,
+            concurrency: 32,
+            per_endpoint: 4,
+        }
     }
 }

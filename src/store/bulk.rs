@@ -5,8 +5,8 @@
 //!
 //! Table and column names are constants (`&'static str`), never input.
 //!
-//! On PostgreSQL the rows of one statement are kept under [`MAX_JSON`]
-//! bytes ([`Dialect::MAX_BULK_JSON`]), a batch taking as many statements as
+//! On PostgreSQL the rows of one statement are kept under 12 KiB
+//! ([`Dialect::MAX_BULK_JSON`]), a batch taking as many statements as
 //! that needs. sqlx 0.9.0 does not set
 //! `TCP_NODELAY` on its sockets (launchbadge/sqlx#4335, fixed upstream after
 //! that release): a message it writes in more than one piece (over TLS, one
@@ -21,10 +21,6 @@ use sqlx::{AssertSqlSafe, Transaction};
 
 use super::dialect::{Bind, Dialect};
 use super::error::{StoreError, StoreResult};
-
-/// The most JSON one statement binds: under a TLS record (16 KiB) with room
-/// for the statement's text and the protocol's framing.
-pub const MAX_JSON: usize = 12 * 1024;
 
 /// `INSERT INTO table (columns) SELECT columns FROM` the rows of the JSON
 /// array bound as `$1` ([`Dialect::json_rows`]), then `tail`. A column
@@ -93,6 +89,8 @@ fn json_chunks<T: Serialize>(rows: &[T], max: usize) -> StoreResult<Vec<String>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MAX_JSON: usize = <sqlx::Postgres as Dialect>::MAX_BULK_JSON;
 
     #[test]
     fn rows_are_split_in_order_into_arrays_under_the_limit() {

@@ -216,7 +216,9 @@ impl Dialect for Postgres {
     const BEGIN: &'static str = "BEGIN";
     /// Delivered at COMMIT, and not at all on rollback.
     const ANNOUNCE: Option<&'static str> = Some("SELECT pg_notify($1, $2)");
-    const MAX_BULK_JSON: usize = super::bulk::MAX_JSON;
+    /// Under a TLS record (16 KiB) with room for the statement's text and
+    /// the protocol's framing (see `bulk` for why).
+    const MAX_BULK_JSON: usize = 12 * 1024;
 
     fn lock(clause: &'static str) -> &'static str {
         clause

@@ -481,8 +481,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_larger_than_one_statement_holds_is_written_whole_and_in_order() {
+        // Order rows are over 200 bytes of JSON each: more than one statement's worth.
+        const ORDERS: usize = 6000;
         let (_dir, store) = store().await;
-        let mut batch: Vec<Job> = (0..300)
+        let mut batch: Vec<Job> = (0..ORDERS)
             .map(|i| job("p", &format!("PO-{i}"), None).0)
             .collect();
         // The same number again: after sorting it sits beside the first.
@@ -492,22 +494,22 @@ mod tests {
 
         const {
             assert!(
-                crate::store::bulk::MAX_JSON < 300 * 200,
+                <sqlx::Sqlite as Dialect>::MAX_BULK_JSON < ORDERS * 200,
                 "the batch spans statements"
             )
         };
         let first = created_id(&results[3]);
-        assert!(matches!(&results[300],
+        assert!(matches!(&results[ORDERS],
             Ok(Written::Done(InsertOrder::DuplicatePurchaseOrder { existing_id })) if *existing_id == first));
-        assert_eq!(count(&store, "sales_orders").await, 300);
-        assert_eq!(count(&store, "sales_order_lines").await, 300);
-        assert_eq!(count(&store, "sales_order_history").await, 300);
+        assert_eq!(count(&store, "sales_orders").await, ORDERS as i64);
+        assert_eq!(count(&store, "sales_order_lines").await, ORDERS as i64);
+        assert_eq!(count(&store, "sales_order_history").await, ORDERS as i64);
         let order: Vec<String> =
             sqlx::query_scalar("SELECT purchase_order_no FROM sales_orders ORDER BY seq")
                 .fetch_all(&store.sql.reader)
                 .await
                 .unwrap();
-        let mut sorted: Vec<String> = (0..300).map(|i| format!("PO-{i}")).collect();
+        let mut sorted: Vec<String> = (0..ORDERS).map(|i| format!("PO-{i}")).collect();
         sorted.sort();
         assert_eq!(
             order, sorted,

@@ -22,32 +22,11 @@ use crate::audit::AuditLog;
 use crate::clock::Clock;
 use crate::domain::AuditKind;
 use crate::domain::ids::random_bytes;
-use crate::domain::webhook::{DELIVERY_TIMEOUT, DISABLE_AFTER, retry_after};
+use crate::domain::webhook::{DISABLE_AFTER, retry_after};
 use crate::store::{AfterAttempt, Attempted, AuditEvent, Claimed, Store};
 
-/// How the worker delivers.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// `--allow-insecure-webhooks`: http:// and private addresses allowed.
-    pub allow_insecure: bool,
-    /// An attempt without a 2xx answer by then has failed.
-    pub timeout: Duration,
-    /// Attempts in flight at once, in all.
-    pub concurrency: usize,
-    /// Attempts in flight at once to one endpoint.
-    pub per_endpoint: usize,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            allow_insecure: false,
-            timeout: DELIVERY_TIMEOUT,
-            concurrency: 32,
-            per_endpoint: 4,
-        }
-    }
-}
+/// How the worker delivers (`--allow-insecure-webhooks`, the timeout, the bounds).
+pub use crate::config::WebhookSettings as Options;
 
 /// The worker looks for due deliveries at least this often (retries come
 /// due with time, and another process's events wake no one here).
