@@ -235,6 +235,9 @@ pub struct WebhookSettings {
     pub concurrency: usize,
     /// Attempts in flight at once to one endpoint.
     pub per_endpoint: usize,
+    /// Attempts in flight at once to one partner's endpoints, so one
+    /// partner's slow endpoints cannot take every slot.
+    pub per_partner: usize,
 }
 
 impl Default for WebhookSettings {
@@ -244,6 +247,7 @@ impl Default for WebhookSettings {
             timeout: crate::domain::webhook::DELIVERY_TIMEOUT,
             concurrency: 32,
             per_endpoint: 4,
+            per_partner: 8,
         }
     }
 }

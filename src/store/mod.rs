@@ -403,9 +403,10 @@ impl Store {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
-        busy: &[String],
+        busy_endpoints: &[String],
+        busy_partners: &[String],
     ) -> StoreResult<Vec<Claimed>> {
-        shared!(self, store => store.claim_deliveries(now, lease_until, limit, busy).await)
+        shared!(self, store => store.claim_deliveries(now, lease_until, limit, busy_endpoints, busy_partners).await)
     }
 
     pub async fn release_delivery(&self, delivery_id: i64, at: OffsetDateTime) -> StoreResult<()> {

@@ -382,13 +382,15 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// Claims up to `limit` deliveries due at `now` of enabled endpoints not
-    /// in `busy`, leasing each until `lease_until`.
+    /// in `busy_endpoints` nor of partners in `busy_partners`, leasing each
+    /// until `lease_until`.
     pub async fn claim_deliveries(
         &self,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
-        busy: &[String],
+        busy_endpoints: &[String],
+        busy_partners: &[String],
     ) -> StoreResult<Vec<Claimed>> {
         let now = Timestamp::new(now);
         // As in `dispatch`: a reader first, the writer only when there is work.
@@ -408,11 +410,17 @@ impl<D: Dialect> SqlStore<D> {
              WHERE d.next_attempt_at <= ",
         );
         select.arg(now).push(" AND e.enabled");
-        if !busy.is_empty() {
-            select.push(" AND d.endpoint_id NOT IN (");
+        for (column, busy) in [
+            (" AND d.endpoint_id NOT IN (", busy_endpoints),
+            (" AND e.client_id NOT IN (", busy_partners),
+        ] {
+            if busy.is_empty() {
+                continue;
+            }
+            select.push(column);
             let mut separated = select.separated(", ");
-            for endpoint in busy {
-                separated.arg(endpoint.as_str());
+            for id in busy {
+                separated.arg(id.as_str());
             }
             select.push(")");
         }

@@ -4,9 +4,9 @@
 //! Each instance runs one. Work is shared across instances through the
 //! database (see `store::webhooks`): a delivery is claimed by one instance
 //! for one attempt. Attempts run concurrently up to a bound, with at most a
-//! few per endpoint, so a slow or dead endpoint holds only its own share of
-//! the workers and never delays another endpoint's deliveries, nor order
-//! intake, which does not wait for any of this.
+//! few per endpoint and per partner, so slow or dead endpoints hold only
+//! their share of the workers and never delay another partner's deliveries,
+//! nor order intake, which does not wait for any of this.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -65,11 +65,62 @@ struct Worker {
     options: Options,
     client: reqwest::Client,
     permits: Arc<Semaphore>,
-    /// Attempts in flight per endpoint.
-    in_flight: Mutex<HashMap<String, usize>>,
+    /// Attempts in flight per endpoint and per partner.
+    in_flight: Mutex<InFlight>,
     finished: Notify,
     /// Finished attempts, to the recorder.
     outcomes: mpsc::UnboundedSender<Outcome>,
+}
+
+/// Attempts in flight, counted per endpoint and per partner; an entry goes
+/// with its last attempt.
+#[derive(Default)]
+struct InFlight {
+    endpoints: HashMap<String, usize>,
+    partners: HashMap<String, usize>,
+}
+
+impl InFlight {
+    /// Counts the delivery in unless its endpoint or partner has its share.
+    fn admit(&mut self, delivery: &Claimed, options: &Options) -> bool {
+        let endpoint = self
+            .endpoints
+            .get(&delivery.endpoint_id)
+            .copied()
+            .unwrap_or(0);
+        let partner = self.partners.get(&delivery.client_id).copied().unwrap_or(0);
+        if endpoint >= options.per_endpoint || partner >= options.per_partner {
+            return false;
+        }
+        *self
+            .endpoints
+            .entry(delivery.endpoint_id.clone())
+            .or_default() += 1;
+        *self.partners.entry(delivery.client_id.clone()).or_default() += 1;
+        true
+    }
+
+    fn release(&mut self, endpoint_id: &str, client_id: &str) {
+        for (map, key) in [
+            (&mut self.endpoints, endpoint_id),
+            (&mut self.partners, client_id),
+        ] {
+            if let Some(count) = map.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    map.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Those at their share, to leave out of the next claim.
+    fn full(map: &HashMap<String, usize>, share: usize) -> Vec<String> {
+        map.iter()
+            .filter(|(_, count)| **count >= share)
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
 }
 
 /// A finished attempt, on its way to the database.
@@ -153,12 +204,13 @@ impl Worker {
         if free == 0 {
             return Ok(());
         }
-        let busy: Vec<String> = self
-            .lock()
-            .iter()
-            .filter(|(_, count)| **count >= self.options.per_endpoint)
-            .map(|(endpoint, _)| endpoint.clone())
-            .collect();
+        let (busy_endpoints, busy_partners) = {
+            let in_flight = self.lock();
+            (
+                InFlight::full(&in_flight.endpoints, self.options.per_endpoint),
+                InFlight::full(&in_flight.partners, self.options.per_partner),
+            )
+        };
         // The lease outlasts the attempt: its timeout, and time to record it.
         let lease = self.options.timeout + Duration::from_secs(30);
         let claimed = self
@@ -167,29 +219,22 @@ impl Worker {
                 now,
                 now + lease,
                 u32::try_from(free).unwrap_or(u32::MAX),
-                &busy,
+                &busy_endpoints,
+                &busy_partners,
             )
             .await?;
         for delivery in claimed {
-            let admitted = {
-                let mut in_flight = self.lock();
-                let count = in_flight.entry(delivery.endpoint_id.clone()).or_default();
-                let admitted = *count < self.options.per_endpoint;
-                if admitted {
-                    *count += 1;
-                }
-                admitted
-            };
+            let admitted = self.lock().admit(&delivery, &self.options);
             if !admitted {
-                // Its endpoint has its share in flight: due again at once,
-                // for the next round.
+                // Its endpoint or partner has its share in flight: due again
+                // at once, for the next round.
                 self.store
                     .release_delivery(delivery.delivery_id, now)
                     .await?;
                 continue;
             }
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-                self.finish(&delivery.endpoint_id);
+                self.finish(&delivery.endpoint_id, &delivery.client_id);
                 self.store
                     .release_delivery(delivery.delivery_id, now)
                     .await?;
@@ -197,28 +242,22 @@ impl Worker {
             };
             let worker = self.clone();
             tokio::spawn(async move {
-                let endpoint_id = delivery.endpoint_id.clone();
+                let (endpoint_id, client_id) =
+                    (delivery.endpoint_id.clone(), delivery.client_id.clone());
                 worker.attempt(delivery).await;
-                worker.finish(&endpoint_id);
+                worker.finish(&endpoint_id, &client_id);
                 drop(permit);
             });
         }
         Ok(())
     }
 
-    fn finish(&self, endpoint_id: &str) {
-        let mut in_flight = self.lock();
-        if let Some(count) = in_flight.get_mut(endpoint_id) {
-            *count -= 1;
-            if *count == 0 {
-                in_flight.remove(endpoint_id);
-            }
-        }
-        drop(in_flight);
+    fn finish(&self, endpoint_id: &str, client_id: &str) {
+        self.lock().release(endpoint_id, client_id);
         self.finished.notify_one();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlight> {
         self.in_flight
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())

@@ -774,3 +774,44 @@ async fn the_operator_lists_disables_enables_and_redelivers() {
     );
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("no webhook endpoint"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_partners_stalled_endpoints_take_only_its_share_of_the_delivery_slots() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.webhooks.allow_insecure = true;
+        settings.webhooks.timeout = Duration::from_secs(10);
+        settings.webhooks.concurrency = 8;
+        settings.webhooks.per_endpoint = 4;
+        settings.webhooks.per_partner = 4;
+    })
+    .await;
+    let slow = app.register("slow-partner", TestKey::vectors()).await;
+    let quick = app.register("quick-partner", TestKey::partner_b()).await;
+    let slow_session = app.session(&slow).await;
+    let quick_session = app.session(&quick).await;
+    let script = [Reply::Stall(Duration::from_secs(8)); 20];
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        stalled.push(Receiver::start(&script).await);
+    }
+    for receiver in &stalled {
+        endpoint(&app, &slow_session, &receiver.url()).await;
+    }
+    let healthy = Receiver::start(&[]).await;
+    endpoint(&app, &quick_session, &healthy.url()).await;
+
+    // Without a share per partner, three stalled endpoints at four each
+    // would hold all eight slots.
+    for n in 0..5 {
+        order(&app, &slow_session, &format!("PO-{n}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    for n in 0..5 {
+        order(&app, &quick_session, &format!("PO-{n}")).await;
+    }
+    healthy.wait_for(5, Duration::from_secs(4)).await;
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let in_flight: usize = stalled.iter().map(|r| r.received().len()).sum();
+    assert!(in_flight <= 4, "the slow partner's share is 4: {in_flight}");
+}
