@@ -21,7 +21,6 @@ CREATE TABLE order_events (
     client_id  text NOT NULL,
     sequence   bigint NOT NULL,
     type       text NOT NULL,
-    order_seq  bigint NOT NULL,
     created_at timestamptz NOT NULL,
     -- `{"order": ...}` as the API shows it, kept as written.
     data       text NOT NULL,

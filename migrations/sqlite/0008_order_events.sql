@@ -18,7 +18,6 @@ CREATE TABLE order_events (
     client_id  TEXT NOT NULL,
     sequence   INTEGER NOT NULL,
     type       TEXT NOT NULL,
-    order_seq  INTEGER NOT NULL,
     created_at TEXT NOT NULL, -- RFC 3339 UTC, fixed width (as every time here)
     -- `{"order": ...}` as the API shows it, kept as written.
     data       TEXT NOT NULL,

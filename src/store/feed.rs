@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use sqlx::Transaction;
+use sqlx::{Executor, Transaction};
 use time::OffsetDateTime;
 
 use super::bulk::{self, insert_json_rows};
@@ -31,7 +31,6 @@ pub const CHANNEL: &str = "order_events";
 pub struct NewEvent<'a> {
     pub client_id: &'a ClientId,
     pub kind: EventType,
-    pub order_seq: i64,
     pub order: &'a Order,
     pub at: Timestamp,
 }
@@ -82,7 +81,6 @@ pub async fn append<D: Dialect>(
             client_id: event.client_id.as_str(),
             sequence: *next,
             r#type: event.kind.as_str(),
-            order_seq: event.order_seq,
             created_at: event.at.rfc3339(),
             data,
         });
@@ -98,7 +96,6 @@ const EVENT_COLUMNS: &[(&str, &str)] = &[
     ("client_id", "text"),
     ("sequence", "bigint"),
     ("type", "text"),
-    ("order_seq", "bigint"),
     ("created_at", "timestamptz"),
     ("data", "text"),
 ];
@@ -109,7 +106,6 @@ struct EventRow<'a> {
     client_id: &'a str,
     sequence: i64,
     r#type: &'static str,
-    order_seq: i64,
     created_at: String,
     data: Box<RawValue>,
 }
@@ -122,16 +118,7 @@ impl<D: Dialect> SqlStore<D> {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>> {
-        let rows = sqlx::query::<D>(
-            "SELECT id, sequence, type, created_at, data FROM order_events
-             WHERE client_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
-        )
-        .arg(client_id)
-        .arg(after)
-        .arg(i64::from(limit))
-        .fetch_all(D::pool(&self.reader))
-        .await?;
-        rows.iter().map(event_from_row::<D>).collect()
+        events_after(D::pool(&self.reader), client_id, after, limit).await
     }
 
     /// One of the partner's events, by id.
@@ -161,7 +148,28 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
-pub(super) fn event_from_row<D: Dialect>(row: &D::Row) -> StoreResult<Event> {
+/// The partner's events numbered above `after`, oldest first, at most
+/// `limit`, read on `executor`: a pool, or (for the webhook dispatcher) the
+/// transaction that moves a cursor over them.
+pub(super) async fn events_after<'c, D: Dialect>(
+    executor: impl Executor<'c, Database = D>,
+    client_id: &ClientId,
+    after: i64,
+    limit: u32,
+) -> StoreResult<Vec<Event>> {
+    let rows = sqlx::query::<D>(
+        "SELECT id, sequence, type, created_at, data FROM order_events
+         WHERE client_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+    )
+    .arg(client_id)
+    .arg(after)
+    .arg(i64::from(limit))
+    .fetch_all(executor)
+    .await?;
+    rows.iter().map(event_from_row::<D>).collect()
+}
+
+fn event_from_row<D: Dialect>(row: &D::Row) -> StoreResult<Event> {
     let kind: &str = D::get(row, "type")?;
     let data: String = D::get(row, "data")?;
     Ok(Event {

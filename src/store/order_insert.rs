@@ -139,21 +139,15 @@ async fn append_created<D: Dialect>(
     tx: &mut Transaction<'_, D>,
     created: &[(&PendingOrder, &Order)],
 ) -> StoreResult<()> {
-    let events = created
+    let events: Vec<NewEvent> = created
         .iter()
-        .map(|(pending, order)| {
-            let order_seq = ids::parse_order_number(&order.order_number).ok_or_else(|| {
-                StoreError::Corrupt(format!("bad order number {}", order.order_number))
-            })?;
-            Ok(NewEvent {
-                client_id: &pending.client_id,
-                kind: EventType::OrderCreated,
-                order_seq,
-                order,
-                at: Timestamp::new(pending.now),
-            })
+        .map(|(pending, order)| NewEvent {
+            client_id: &pending.client_id,
+            kind: EventType::OrderCreated,
+            order,
+            at: Timestamp::new(pending.now),
         })
-        .collect::<StoreResult<Vec<_>>>()?;
+        .collect();
     feed::append(tx, &events).await
 }
 

@@ -228,7 +228,6 @@ impl<D: Dialect> SqlStore<D> {
         let event = NewEvent {
             client_id: &client_id,
             kind: EventType::entering(change.to),
-            order_seq: seq,
             order: &order,
             at,
         };

@@ -21,6 +21,7 @@ use super::bulk::{self, insert_json_rows};
 use super::dialect::{Bind, Dialect, PushBind, RowsAffected};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
+use super::feed::events_after;
 use super::sql::SqlStore;
 use crate::domain::webhook::{DeliveryAttempt, Endpoint, WebhookSecret};
 use crate::domain::{ClientId, EventType};
@@ -336,7 +337,7 @@ impl<D: Dialect> SqlStore<D> {
             let types = parse_types(D::get(row, "types")?)?;
             let after: i64 = D::get(row, "last_sequence")?;
             let client_id = ClientId::parse(&client_id).map_err(StoreError::Corrupt)?;
-            let events = events_in(&mut tx, &client_id, after, per_endpoint).await?;
+            let events = events_after(D::on(&mut tx), &client_id, after, per_endpoint).await?;
             // None left (purged while the endpoint was disabled): the cursor
             // moves to the partner's latest, or this endpoint would look
             // behind for ever.
@@ -644,25 +645,6 @@ async fn record_attempt<D: Dialect>(
 /// The reason an endpoint disabled by the server gives.
 pub const DISABLED_FOR_FAILING: &str =
     "every delivery failed for 5 days; fix the endpoint, then enable it again";
-
-/// The partner's events after `after`, at most `limit`, read in `tx`.
-async fn events_in<D: Dialect>(
-    tx: &mut sqlx::Transaction<'_, D>,
-    client_id: &ClientId,
-    after: i64,
-    limit: u32,
-) -> StoreResult<Vec<crate::domain::Event>> {
-    let rows = sqlx::query::<D>(
-        "SELECT id, sequence, type, created_at, data FROM order_events
-         WHERE client_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
-    )
-    .arg(client_id)
-    .arg(after)
-    .arg(i64::from(limit))
-    .fetch_all(D::on(tx))
-    .await?;
-    rows.iter().map(super::feed::event_from_row::<D>).collect()
-}
 
 const DELIVERY_COLUMNS: &[(&str, &str)] = &[
     ("endpoint_id", "text"),

@@ -20,13 +20,11 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use super::{address, signature};
 use crate::audit::AuditLog;
 use crate::clock::Clock;
+use crate::config::WebhookSettings;
 use crate::domain::AuditKind;
 use crate::domain::ids::random_bytes;
 use crate::domain::webhook::{DISABLE_AFTER, retry_after};
 use crate::store::{AfterAttempt, Attempted, AuditEvent, Claimed, Store};
-
-/// How the worker delivers (`--allow-insecure-webhooks`, the timeout, the bounds).
-pub use crate::config::WebhookSettings as Options;
 
 /// The worker looks for due deliveries at least this often (retries come
 /// due with time, and another process's events wake no one here).
@@ -39,7 +37,7 @@ const DISPATCH_EVENTS: u32 = 500;
 
 /// The client deliveries are sent with: no redirects, no proxy from the
 /// environment, names resolved only to allowed addresses (unless insecure).
-pub fn client(options: &Options) -> anyhow::Result<reqwest::Client> {
+pub fn client(options: &WebhookSettings) -> anyhow::Result<reqwest::Client> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(
@@ -62,7 +60,7 @@ struct Worker {
     store: Store,
     clock: Arc<Clock>,
     audit: AuditLog,
-    options: Options,
+    options: WebhookSettings,
     client: reqwest::Client,
     permits: Arc<Semaphore>,
     /// Attempts in flight per endpoint and per partner.
@@ -82,7 +80,7 @@ struct InFlight {
 
 impl InFlight {
     /// Counts the delivery in unless its endpoint or partner has its share.
-    fn admit(&mut self, delivery: &Claimed, options: &Options) -> bool {
+    fn admit(&mut self, delivery: &Claimed, options: &WebhookSettings) -> bool {
         let endpoint = self
             .endpoints
             .get(&delivery.endpoint_id)
@@ -141,7 +139,7 @@ pub fn start(
     store: Store,
     clock: Arc<Clock>,
     audit: AuditLog,
-    options: Options,
+    options: WebhookSettings,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let (outcomes, recorded) = mpsc::unbounded_channel();
     let worker = Arc::new(Worker {
