@@ -99,7 +99,10 @@ fn parse_and_validate(c: &mut Criterion) {
     for lines in [1, 50] {
         let body = order_body(lines);
         c.bench_function(&format!("order_parse_validate_{lines}_lines"), |b| {
-            b.iter(|| sales_order_api::http::order_body::parse(black_box(&body)).unwrap())
+            b.iter(|| {
+                sales_order_api::http::order_body::parse(black_box(&body), &Default::default())
+                    .unwrap()
+            })
         });
     }
 }
@@ -167,7 +170,8 @@ fn insert_256_concurrent(
     name: &str,
     store: &Store,
 ) {
-    let template = sales_order_api::http::order_body::parse(&order_body(1)).unwrap();
+    let template =
+        sales_order_api::http::order_body::parse(&order_body(1), &Default::default()).unwrap();
     let mut next = 0u64;
     c.bench_function(name, |b| {
         b.to_async(runtime).iter_batched(
@@ -192,7 +196,8 @@ fn insert_256_concurrent(
 fn store_insert(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (_dir, store) = sqlite_store(&runtime, "");
-    let template = sales_order_api::http::order_body::parse(&order_body(1)).unwrap();
+    let template =
+        sales_order_api::http::order_body::parse(&order_body(1), &Default::default()).unwrap();
     let mut next = 0u64;
     // One durable insert, alone: the per-order cost without group commit.
     c.bench_function("sqlite_insert_order_1_line", |b| {

@@ -4,6 +4,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::domain::Currency;
+
+/// A batch's body limit: 100 orders of 1 000 lines whose every field holds a
+/// typical value (a line of about 150 bytes) is about 15 MB. A batch over
+/// it is refused with 413 naming the limit; split it.
+pub const BATCH_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
 /// Everything `serve` needs. Built from CLI flags and environment by `cli::serve`,
 /// and directly by the test suite.
 #[derive(Debug, Clone)]
@@ -21,6 +28,10 @@ pub struct Settings {
     /// HS256 key for access tokens; generated and kept in the database when absent.
     pub jwt_secret: Option<Secret>,
     pub body_limit: usize,
+    /// The body limit of a batch of orders (`POST /api/v1/sales-orders/batch`).
+    pub batch_body_limit: usize,
+    /// The currency of orders that do not name one.
+    pub default_currency: Currency,
     /// The whole request, handler included; past it the answer is 503.
     pub request_timeout: Duration,
     /// Time for a request body to arrive whole; past it the answer is 408
@@ -78,6 +89,8 @@ impl Settings {
             absolute_lifetime: Duration::from_secs(30 * 24 * 3600),
             jwt_secret: None,
             body_limit: 1024 * 1024,
+            batch_body_limit: BATCH_BODY_LIMIT,
+            default_currency: Currency::default(),
             // Above the 30 s an event long poll may hold (`http::events`).
             request_timeout: Duration::from_secs(35),
             body_read_timeout: Duration::from_secs(20),

@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::Application;
 use crate::config::{DatabaseUrl, Secret, Settings, TlsFiles};
+use crate::domain::Currency;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -74,6 +75,9 @@ pub struct ServeArgs {
     /// networks only: it lets a partner make this server call inside its network.
     #[arg(long, env = "SALES_ORDER_API_ALLOW_INSECURE_WEBHOOKS")]
     allow_insecure_webhooks: bool,
+    /// The currency (ISO 4217) of orders that do not name one.
+    #[arg(long, env = "SALES_ORDER_API_DEFAULT_CURRENCY", default_value = "IDR", value_parser = Currency::parse)]
+    default_currency: Currency,
 }
 
 /// A duration of more than zero, e.g. `10s` (zero would close every connection).
@@ -114,6 +118,7 @@ pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<(
     settings.header_read_timeout = args.header_read_timeout;
     settings.idle_timeout = args.idle_timeout;
     settings.webhooks.allow_insecure = args.allow_insecure_webhooks;
+    settings.default_currency = args.default_currency;
     if args.allow_insecure_webhooks {
         tracing::warn!(
             "--allow-insecure-webhooks: partners may register http:// and private-network webhook URLs"

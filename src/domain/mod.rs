@@ -12,7 +12,7 @@ pub use audit::AuditKind;
 pub use decimal::Decimal;
 pub use event::{Event, EventType};
 pub use order::{
-    Actor, Address, Code, NewOrder, NewOrderLine, Notes, Order, OrderEvent, OrderLine, OrderStatus,
-    Quantity, SalesName, TextField, UnitPrice, Uom,
+    Actor, Address, Amendment, Code, Currency, NewOrder, NewOrderLine, Notes, Order, OrderEvent,
+    OrderLine, OrderStatus, Quantity, SalesName, TextField, UnitPrice, Uom,
 };
 pub use partner::{ClientId, PublicKey};

@@ -54,7 +54,11 @@ impl FromRequest<AppState> for AuthenticatedPartner {
         // without is refused for its headers alone.
         let body = if parts.headers.contains_key(X_SIGNATURE) {
             let settings = &state.settings;
-            super::extract::read_body(body, settings.body_limit, settings.body_read_timeout)
+            let limit = match parts.extensions.get::<super::order_batch::BatchBody>() {
+                Some(_) => settings.batch_body_limit,
+                None => settings.body_limit,
+            };
+            super::extract::read_body(body, limit, settings.body_read_timeout)
                 .await
                 .map_err(|error| Audited(None, error))?
         } else {

@@ -73,6 +73,20 @@ pub enum ApiError {
         current: crate::domain::OrderStatus,
         requested: crate::domain::OrderStatus,
     },
+    /// 409: the order is past `received`, so its content is final.
+    #[error("the sales order is {current}; only a received order can be amended")]
+    OrderNotAmendable { current: crate::domain::OrderStatus },
+    /// 412: `If-Match` named a version the order is no longer at.
+    #[error(
+        "the sales order is at version {current}, not the one If-Match names; read it again and decide"
+    )]
+    VersionMismatch { current: i64 },
+    /// 400: the `If-Match` header is not one entity tag.
+    #[error("the If-Match header must hold one entity tag: the order's ETag, such as \"3\"")]
+    InvalidIfMatch,
+    /// 409: an atomic batch had failing orders, so none was stored.
+    #[error("the batch is atomic and some of its orders failed, so none was stored")]
+    BatchRejected(Vec<Value>),
     /// 429: too many failed logins for this client id or from this address.
     #[error("too many failed logins; retry after {retry_after} seconds")]
     LoginThrottled { retry_after: u64 },
@@ -115,14 +129,18 @@ impl ApiError {
             Self::InvalidJson(_)
             | Self::Validation(_)
             | Self::InvalidQuery(_)
-            | Self::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            | Self::InvalidIdempotencyKey
+            | Self::InvalidIfMatch => StatusCode::BAD_REQUEST,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::OrderNotFound(_) | Self::EventNotFound(_) | Self::WebhookEndpointNotFound(_) => {
                 StatusCode::NOT_FOUND
             }
             Self::DuplicatePurchaseOrder { .. }
             | Self::IdempotencyKeyReused
-            | Self::StatusConflict { .. } => StatusCode::CONFLICT,
+            | Self::StatusConflict { .. }
+            | Self::OrderNotAmendable { .. }
+            | Self::BatchRejected(_) => StatusCode::CONFLICT,
+            Self::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             Self::LoginThrottled { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -148,6 +166,10 @@ impl ApiError {
                 crate::domain::OrderStatus::Cancelled => "ORDER_NOT_CANCELLABLE",
                 _ => "ILLEGAL_STATUS_CHANGE",
             },
+            Self::OrderNotAmendable { .. } => "ORDER_NOT_AMENDABLE",
+            Self::VersionMismatch { .. } => "VERSION_MISMATCH",
+            Self::InvalidIfMatch => "INVALID_IF_MATCH",
+            Self::BatchRejected(_) => "BATCH_REJECTED",
             Self::LoginThrottled { .. } => "LOGIN_THROTTLED",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
@@ -168,7 +190,8 @@ impl ApiError {
         })
     }
 
-    fn details(&self) -> Vec<Value> {
+    /// Offending fields or other specifics, as the envelope's `details`.
+    pub fn details(&self) -> Vec<Value> {
         let fields = |errors: &[FieldError]| errors.iter().map(|e| serde_json::json!(e)).collect();
         match self {
             Self::Validation(errors) | Self::InvalidQuery(errors) => fields(errors),
@@ -187,6 +210,17 @@ impl ApiError {
                 "requested": requested,
                 "message": format!("no move from {current} to {requested}"),
             })],
+            Self::OrderNotAmendable { current } => vec![serde_json::json!({
+                "field": "status",
+                "status": current,
+                "message": format!("the order is {current}; cancel and resend it only while it is received, or ask the operator"),
+            })],
+            Self::VersionMismatch { current } => vec![serde_json::json!({
+                "header": "If-Match",
+                "current_version": current,
+                "message": format!("the order is at version {current}"),
+            })],
+            Self::BatchRejected(items) => items.clone(),
             Self::Auth(AuthError::MissingHeaders(headers)) => headers
                 .iter()
                 .map(|h| serde_json::json!({"header": h, "message": "is required"}))
@@ -247,6 +281,10 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        if let Self::VersionMismatch { current } = &self {
+            // The version the order is at, as a single-order answer carries it.
+            response.headers_mut().insert(header::ETAG, etag(*current));
+        }
         if let Self::LoginThrottled { retry_after } | Self::RateLimited { retry_after } = &self {
             response
                 .headers_mut()
@@ -259,6 +297,12 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(body);
         response
     }
+}
+
+/// An order version as an entity tag: `"3"`.
+pub fn etag(version: i64) -> HeaderValue {
+    HeaderValue::try_from(format!("\"{version}\""))
+        .expect("digits in quotes are a valid header value")
 }
 
 /// The envelope every error is sent in (documentation of the wire shape).

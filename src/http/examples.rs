@@ -44,7 +44,7 @@ fn order_request() -> Value {
 
 /// The order as the server returns it, through the same parser and serialiser.
 fn order(status: OrderStatus) -> Value {
-    let parsed = order_body::parse(order_request().to_string().as_bytes())
+    let parsed = order_body::parse(order_request().to_string().as_bytes(), &Default::default())
         .expect("the example order is valid");
     let mut order =
         serde_json::to_value(parsed.received(ORDER_ID.into(), 42, CLIENT_ID, CREATED_AT.into()))
@@ -117,7 +117,7 @@ fn errors(path: &str) -> Vec<ApiError> {
             let error = body.string_fields(["client_id", "client_secret"]);
             return error.expect_err("the example body is invalid");
         }
-        match order_body::parse(body.as_bytes()) {
+        match order_body::parse(body.as_bytes(), &Default::default()) {
             Err(OrderBodyError::Syntax(message)) => ApiError::InvalidJson(message),
             Err(OrderBodyError::Invalid(fields)) => ApiError::Validation(fields),
             Ok(_) => unreachable!("the example body is invalid"),
@@ -173,6 +173,23 @@ fn errors(path: &str) -> Vec<ApiError> {
             current: OrderStatus::Accepted,
             requested: OrderStatus::Cancelled,
         },
+        ApiError::OrderNotAmendable {
+            current: OrderStatus::Accepted,
+        },
+        ApiError::VersionMismatch { current: 3 },
+        ApiError::InvalidIfMatch,
+        ApiError::BatchRejected(vec![json!({
+            "index": 1,
+            "status": 409,
+            "error": {
+                "code": "DUPLICATE_PURCHASE_ORDER",
+                "message": "a sales order with purchase_order_no \"PO-2026-00042\" already exists",
+                "details": ApiError::DuplicatePurchaseOrder {
+                    purchase_order_no: "PO-2026-00042".into(),
+                    existing_id: ORDER_ID.into(),
+                }.details(),
+            },
+        })]),
         ApiError::LoginThrottled { retry_after: 42 },
         ApiError::RateLimited { retry_after: 1 },
         ApiError::UnsupportedMediaType,
@@ -259,6 +276,40 @@ fn success_example(method: &str, path: &str) -> Option<(Value, Option<Value>)> {
         ),
         ("post", "/api/v1/sales-orders/{id}/cancel") => {
             (one("Sales order cancelled", OrderStatus::Cancelled), None)
+        }
+        ("put", "/api/v1/sales-orders/{id}") => {
+            let mut amended = order_request();
+            amended["products"][0]["quantity"] = json!(3);
+            let mut answer = one("Sales order amended", OrderStatus::Received);
+            answer["data"]["products"][0]["quantity"] = json!(3);
+            answer["data"]["products"][0]["line_amount"] = json!(450001.5);
+            answer["data"]["version"] = json!(2);
+            answer["data"]["updated_at"] = json!("2026-11-24T09:02:11.530Z");
+            (answer, Some(amended))
+        }
+        ("post", "/api/v1/sales-orders/batch") => {
+            let mut second = order_request();
+            second["purchase_order_no"] = json!("PO-2026-00042");
+            let mut first = order_request();
+            first["purchase_order_no"] = json!("PO-2026-00042");
+            let duplicate = ApiError::DuplicatePurchaseOrder {
+                purchase_order_no: "PO-2026-00042".into(),
+                existing_id: ORDER_ID.into(),
+            };
+            (
+                json!({
+                    "message": "Batch processed: 1 created, 1 refused",
+                    "data": [
+                        {"index": 0, "status": 201, "data": order(OrderStatus::Received)},
+                        {"index": 1, "status": 409, "error": {
+                            "code": duplicate.code(),
+                            "message": duplicate.to_string(),
+                            "details": duplicate.details(),
+                        }},
+                    ],
+                }),
+                Some(json!({"orders": [first, second], "atomic": false})),
+            )
         }
         ("post", "/api/v1/webhook-endpoints") => (
             json!({"message": "Webhook endpoint created", "data": endpoint(true)}),

@@ -10,6 +10,7 @@ pub mod extract;
 mod json_fields;
 pub mod middleware;
 pub mod openapi;
+pub mod order_batch;
 pub mod order_body;
 pub mod orders;
 pub mod server;
@@ -48,7 +49,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(orders::create_order, orders::list_orders))
-        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::get_order, orders::amend_order))
+        .merge(
+            // The one route whose body may be larger than `body_limit`.
+            OpenApiRouter::new()
+                .routes(routes!(order_batch::submit_batch))
+                .route_layer(axum::Extension(order_batch::BatchBody)),
+        )
         .routes(routes!(orders::cancel_order))
         .routes(routes!(events::list_events))
         .routes(routes!(events::get_event))

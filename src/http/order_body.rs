@@ -10,7 +10,7 @@ use super::error::FieldError;
 use super::json_fields::Fields;
 use crate::domain::order::MAX_PRODUCTS;
 use crate::domain::{
-    Address, Code, NewOrder, NewOrderLine, Notes, Quantity, SalesName, UnitPrice, Uom,
+    Address, Code, Currency, NewOrder, NewOrderLine, Notes, Quantity, SalesName, UnitPrice, Uom,
 };
 
 /// Why a create body was refused.
@@ -23,32 +23,34 @@ pub enum OrderBodyError {
 }
 
 /// Fields the partner sends on an order.
-pub const ORDER_FIELDS: [&str; 6] = [
+pub const ORDER_FIELDS: [&str; 7] = [
     "customer_code",
     "site_code",
     "sales_name",
     "address",
     "purchase_order_no",
+    "currency",
     "products",
 ];
 /// Fields the partner sends on a product line.
 pub const PRODUCT_FIELDS: [&str; 5] = ["product_code", "quantity", "uom", "unit_price", "notes"];
 /// Fields only the server sets; naming them in a request is refused, not ignored.
-const SERVER_ORDER_FIELDS: [&str; 8] = [
+const SERVER_ORDER_FIELDS: [&str; 9] = [
     "id",
     "order_number",
     "client_id",
     "status",
     "status_reason",
     "total_amount",
+    "version",
     "created_at",
     "updated_at",
 ];
 const SERVER_PRODUCT_FIELDS: [&str; 2] = ["line_no", "line_amount"];
 
 /// Reads and checks a create body: every offending field is reported at once,
-/// with its path.
-pub fn parse(body: &[u8]) -> Result<NewOrder, OrderBodyError> {
+/// with its path. An order without a `currency` is in `default_currency`.
+pub fn parse(body: &[u8], default_currency: &Currency) -> Result<NewOrder, OrderBodyError> {
     // Syntax first, so a broken document gets a parser message, not field noise.
     let raw: &RawValue = serde_json::from_slice(body)
         .map_err(|e| OrderBodyError::Syntax(format!("request body is not valid JSON: {e}")))?;
@@ -63,22 +65,55 @@ pub fn parse(body: &[u8]) -> Result<NewOrder, OrderBodyError> {
     let sales_name = object.text::<SalesName>("sales_name", &mut errors);
     let address = object.text::<Address>("address", &mut errors);
     let purchase_order_no = object.optional_text::<Code>("purchase_order_no", &mut errors);
+    let currency = parse_currency(object.get("currency"), default_currency, &mut errors);
     let products = parse_products(object.get("products"), &mut errors);
 
-    match (customer_code, site_code, sales_name, address, products) {
-        (Some(customer_code), Some(site_code), Some(sales_name), Some(address), Some(products))
-            if errors.is_empty() =>
-        {
-            Ok(NewOrder {
-                customer_code,
-                site_code,
-                sales_name,
-                address,
-                purchase_order_no: purchase_order_no.flatten(),
-                products,
-            })
-        }
+    match (
+        customer_code,
+        site_code,
+        sales_name,
+        address,
+        currency,
+        products,
+    ) {
+        (
+            Some(customer_code),
+            Some(site_code),
+            Some(sales_name),
+            Some(address),
+            Some(currency),
+            Some(products),
+        ) if errors.is_empty() => Ok(NewOrder {
+            customer_code,
+            site_code,
+            sales_name,
+            address,
+            purchase_order_no: purchase_order_no.flatten(),
+            currency,
+            products,
+        }),
         _ => Err(OrderBodyError::Invalid(errors)),
+    }
+}
+
+/// `currency`: absent, null or blank means the default.
+fn parse_currency(
+    raw: Option<&RawValue>,
+    default: &Currency,
+    errors: &mut Vec<FieldError>,
+) -> Option<Currency> {
+    let Some(raw) = raw else {
+        return Some(default.clone());
+    };
+    let Ok(sent) = serde_json::from_str::<Option<String>>(raw.get()) else {
+        errors.push(FieldError::new("currency", "must be a string"));
+        return None;
+    };
+    match sent.as_deref().map(str::trim) {
+        None | Some("") => Some(default.clone()),
+        Some(code) => Currency::parse(code)
+            .map_err(|message| errors.push(FieldError::new("currency", message)))
+            .ok(),
     }
 }
 
@@ -157,6 +192,41 @@ fn parse_product(raw: &RawValue, path: &str, errors: &mut Vec<FieldError>) -> Op
 mod tests {
     use super::*;
     use crate::domain::order::{ORDER_TEXT, PRODUCT_TEXT};
+
+    /// Orders in the default currency, as `serve` starts without a flag.
+    fn parse(body: &[u8]) -> Result<NewOrder, OrderBodyError> {
+        super::parse(body, &Currency::default())
+    }
+
+    #[test]
+    fn an_order_without_currency_is_in_the_default_one_and_a_bad_code_is_named() {
+        let usd = Currency::parse("USD").unwrap();
+        let body = |currency: &str| VALID.replacen('{', &format!("{{{currency}"), 1);
+        assert_eq!(super::parse(VALID.as_bytes(), &usd).unwrap().currency, usd);
+        assert_eq!(
+            super::parse(body(r#""currency": null,"#).as_bytes(), &usd)
+                .unwrap()
+                .currency,
+            usd
+        );
+        assert_eq!(
+            parse(body(r#""currency": " EUR ","#).as_bytes())
+                .unwrap()
+                .currency
+                .as_str(),
+            "EUR"
+        );
+        for (sent, message) in [
+            (r#""currency": "eur","#, "three capital letters"),
+            (r#""currency": "XYZ","#, "not an ISO 4217 currency code"),
+            (r#""currency": 840,"#, "must be a string"),
+        ] {
+            let errors = errors_of(&body(sent));
+            assert_eq!(errors.len(), 1, "{sent}: {errors:?}");
+            assert_eq!(errors[0].field, "currency");
+            assert!(errors[0].message.contains(message), "{sent}: {errors:?}");
+        }
+    }
 
     fn errors_of(body: &str) -> Vec<FieldError> {
         match parse(body.as_bytes()) {

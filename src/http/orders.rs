@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,14 +15,16 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::authenticate::AuthenticatedPartner;
 use super::error::FieldError;
-use super::error::{ApiError, ErrorEnvelope};
+use super::error::{ApiError, ErrorEnvelope, etag};
 use super::extract::JsonBody;
 use super::openapi::SIGNED_ROUTE_401;
 use super::order_body::{self, OrderBodyError};
 use super::state::AppState;
 use crate::domain::order::nfc;
-use crate::domain::{Actor, Decimal, Order, OrderStatus};
-use crate::store::{Idempotency, InsertOrder, OrderQuery, OrderRef, StatusChange, Transition};
+use crate::domain::{Actor, Decimal, NewOrder, Order, OrderStatus};
+use crate::store::{
+    Amend, Idempotency, InsertOrder, OrderQuery, OrderRef, StatusChange, Transition,
+};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
@@ -44,9 +46,14 @@ pub struct CreateSalesOrderRequest {
     /// Delivery address (1–1000 characters, newlines allowed)
     #[schema(example = "Jl. Sudirman No. 1, Jakarta")]
     address: String,
-    /// Purchase order number from the external partner system; unique per partner.
+    /// Purchase order number from the external partner system (1–64 characters);
+    /// unique among the partner's live orders: cancelling or rejecting an order frees it.
     #[schema(example = "PO-2025-00001")]
     purchase_order_no: Option<String>,
+    /// ISO 4217 currency of the prices, three capital letters; the server's
+    /// default (IDR unless configured otherwise) when absent.
+    #[schema(example = "IDR", pattern = "^[A-Z]{3}$")]
+    currency: Option<String>,
     /// List of products (1–1000 lines)
     products: Vec<ProductDto>,
 }
@@ -122,8 +129,10 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Create a new sales order
 ///
 /// Validates the whole body and lists every offending field at once. The order
-/// is acknowledged only after it is committed. A `purchase_order_no` already used
-/// by this partner is refused with 409, naming the existing order.
+/// is acknowledged only after it is committed. A `purchase_order_no` held by
+/// another of this partner's live orders is refused with 409, naming that
+/// order; a cancelled or rejected order no longer holds its number. The
+/// answer's `ETag` is the order's version.
 ///
 /// Send an `Idempotency-Key` (a unique string of 1–255 visible ASCII
 /// characters, e.g. a UUID) to make retries safe: the same key with the same
@@ -159,10 +168,7 @@ pub async fn create_order(
 ) -> Result<Response, ApiError> {
     let body = JsonBody::signed(&headers, partner.body)?;
     let key = idempotency_key(&headers)?;
-    let order = order_body::parse(&body.0).map_err(|error| match error {
-        OrderBodyError::Syntax(message) => ApiError::InvalidJson(message),
-        OrderBodyError::Invalid(fields) => ApiError::Validation(fields),
-    })?;
+    let order = parse_order(&state, &body.0)?;
     let request_hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.0);
     let idempotency = key.map(|key| Idempotency {
         key,
@@ -177,12 +183,10 @@ pub async fn create_order(
         .await?;
     metrics::histogram!("order_insert_duration_seconds").record(started.elapsed().as_secs_f64());
     let created = |order: Box<Order>| {
-        (
+        single(
             StatusCode::CREATED,
-            Json(OrderResponse {
-                message: "Sales order created successfully",
-                data: *order,
-            }),
+            "Sales order created successfully",
+            *order,
         )
     };
     match outcome {
@@ -252,7 +256,8 @@ pub async fn list_orders(
     params(("id" = String, Path, description = "The order's `id`")),
     security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
     responses(
-        (status = 200, description = "The order", body = OrderResponse),
+        (status = 200, description = "The order", body = OrderResponse,
+            headers(("ETag" = String, description = "The order's version, e.g. `\"1\"`: send it as `If-Match` to amend or cancel only this version"))),
         (status = 401, description = SIGNED_ROUTE_401, body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
         (status = 404, description = "`ORDER_NOT_FOUND` (also for another partner's order)", body = ErrorEnvelope),
@@ -275,16 +280,162 @@ async fn find(
     state: &AppState,
     partner: &AuthenticatedPartner,
     id: String,
-) -> Result<Json<OrderResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let order = state
         .store
         .order(OrderRef::partner(&partner.client_id, &id))
         .await?
         .ok_or(ApiError::OrderNotFound(id))?;
-    Ok(Json(OrderResponse {
-        message: "Sales order retrieved successfully",
-        data: order,
-    }))
+    Ok(single(
+        StatusCode::OK,
+        "Sales order retrieved successfully",
+        order,
+    ))
+}
+
+/// A single-order answer, with the order's version as its `ETag`.
+fn single(status: StatusCode, message: &'static str, order: Order) -> Response {
+    let etag = etag(order.version);
+    (
+        status,
+        [(header::ETAG, etag)],
+        Json(OrderResponse {
+            message,
+            data: order,
+        }),
+    )
+        .into_response()
+}
+
+/// The create body (also an amendment's, and each order of a batch) read
+/// into an order, in the server's default currency unless it names one.
+pub(super) fn parse_order(state: &AppState, body: &[u8]) -> Result<NewOrder, ApiError> {
+    order_body::parse(body, &state.settings.default_currency).map_err(|error| match error {
+        OrderBodyError::Syntax(message) => ApiError::InvalidJson(message),
+        OrderBodyError::Invalid(fields) => ApiError::Validation(fields),
+    })
+}
+
+/// Amend one of your sales orders
+///
+/// Replaces the order's content with the body (a full create body, as for
+/// `POST /api/v1/sales-orders`) while the order is `received`: the order
+/// keeps its id, number and creation time, its `version` goes up by one, an
+/// `order.amended` event is written, and its history records what changed.
+/// A body that reads exactly as the order does changes nothing (same
+/// version, no event), so a retried amendment is harmless.
+///
+/// Send `If-Match` with the `ETag` of the order as you last read it: if the
+/// order changed since (an amendment, or the operator accepting it) the
+/// answer is 412 `VERSION_MISMATCH` and nothing changes.
+///
+/// Once the order is accepted, rejected, fulfilled or cancelled the answer is
+/// 409 `ORDER_NOT_AMENDABLE`. A new `purchase_order_no` held by another live
+/// order is 409 `DUPLICATE_PURCHASE_ORDER`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/sales-orders/{id}",
+    tag = "Sales Orders",
+    request_body = CreateSalesOrderRequest,
+    params(
+        ("id" = String, Path, description = "The order's `id`"),
+        ("If-Match" = Option<String>, Header, description = "The order's `ETag` as you last read it, e.g. `\"3\"`: the amendment is made only if the order is still at that version"),
+    ),
+    security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
+    responses(
+        (status = 200, description = "The amended order (or, if the body changed nothing, the order as it is)", body = OrderResponse,
+            headers(("ETag" = String, description = "The order's version, e.g. `\"2\"`"))),
+        (status = 400, description = "`INVALID_JSON`, `VALIDATION_FAILED` with every offending field, or `INVALID_IF_MATCH`", body = ErrorEnvelope),
+        (status = 401, description = SIGNED_ROUTE_401, body = ErrorEnvelope),
+        (status = 404, description = "`ORDER_NOT_FOUND` (also for another partner's order)", body = ErrorEnvelope),
+        (status = 409, description = "`ORDER_NOT_AMENDABLE` (the order is no longer `received`) or `DUPLICATE_PURCHASE_ORDER`", body = ErrorEnvelope),
+        (status = 412, description = "`VERSION_MISMATCH`: the order is no longer at the `If-Match` version; its `ETag` and `details` give the current one", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the body is over 1 MiB", body = ErrorEnvelope),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `application/json`", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
+    )
+)]
+pub async fn amend_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    partner: AuthenticatedPartner,
+) -> Response {
+    match path {
+        Ok(Path(id)) => amend(&state, &headers, &partner, id).await.into_response(),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+async fn amend(
+    state: &AppState,
+    headers: &HeaderMap,
+    partner: &AuthenticatedPartner,
+    id: String,
+) -> Result<Response, ApiError> {
+    let body = JsonBody::signed(headers, partner.body.clone())?;
+    let if_version = if_match(headers)?;
+    let order = parse_order(state, &body.0)?;
+    let outcome = state
+        .store
+        .amend(
+            &partner.client_id,
+            &id,
+            &order,
+            if_version,
+            state.clock.now(),
+        )
+        .await?;
+    match outcome {
+        Amend::Amended(order) => {
+            metrics::counter!("orders_amended_total").increment(1);
+            Ok(single(StatusCode::OK, "Sales order amended", *order))
+        }
+        Amend::Unchanged(order) => Ok(single(
+            StatusCode::OK,
+            "Sales order unchanged: it already reads so",
+            *order,
+        )),
+        Amend::NotFound => Err(ApiError::OrderNotFound(id)),
+        Amend::VersionMismatch { current } => Err(ApiError::VersionMismatch { current }),
+        Amend::NotAmendable { current } => Err(ApiError::OrderNotAmendable { current }),
+        Amend::DuplicatePurchaseOrder { existing_id } => Err(ApiError::DuplicatePurchaseOrder {
+            purchase_order_no: order
+                .purchase_order_no
+                .map(|po| po.to_string())
+                .unwrap_or_default(),
+            existing_id,
+        }),
+    }
+}
+
+/// `If-Match`: the version the change is for, `None` when absent or `*`
+/// (any version). One strong entity tag, `"3"`, as the `ETag` gave it; the
+/// bare number is taken too. A weak tag never matches (RFC 9110 compares
+/// strongly here), so it is refused rather than always failing.
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let mut values = headers.get_all(header::IF_MATCH).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::InvalidIfMatch);
+    }
+    let text = value.to_str().map_err(|_| ApiError::InvalidIfMatch)?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let digits = text
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or(text);
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::InvalidIfMatch);
+    }
+    digits
+        .parse()
+        .map(Some)
+        .map_err(|_| ApiError::InvalidIfMatch)
 }
 
 /// Cancel one of your sales orders
@@ -292,11 +443,16 @@ async fn find(
 /// Allowed while the order is `received`. Once the operator has accepted,
 /// rejected or fulfilled it (or it was cancelled already) the answer is 409
 /// `ORDER_NOT_CANCELLABLE`, with the order's current status in `details`.
+/// Cancelling frees the order's `purchase_order_no` for a corrected order.
+/// With `If-Match`, the order is cancelled only if it is still at that version.
 #[utoipa::path(
     post,
     path = "/api/v1/sales-orders/{id}/cancel",
     tag = "Sales Orders",
-    params(("id" = String, Path, description = "The order's `id`")),
+    params(
+        ("id" = String, Path, description = "The order's `id`"),
+        ("If-Match" = Option<String>, Header, description = "The order's `ETag` as you last read it, e.g. `\"3\"`: cancel only if the order is still at that version"),
+    ),
     security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
     responses(
         (status = 200, description = "The cancelled order", body = OrderResponse),
@@ -304,29 +460,34 @@ async fn find(
         (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
         (status = 404, description = "`ORDER_NOT_FOUND` (also for another partner's order)", body = ErrorEnvelope),
         (status = 409, description = "`ORDER_NOT_CANCELLABLE`: the order is no longer `received`", body = ErrorEnvelope),
+        (status = 412, description = "`VERSION_MISMATCH`: the order is no longer at the `If-Match` version", body = ErrorEnvelope),
+        (status = 400, description = "`INVALID_IF_MATCH`", body = ErrorEnvelope),
     )
 )]
 pub async fn cancel_order(
     State(state): State<AppState>,
+    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     partner: AuthenticatedPartner,
 ) -> Response {
     match path {
-        Ok(Path(id)) => cancel(&state, &partner, id).await.into_response(),
+        Ok(Path(id)) => cancel(&state, &headers, &partner, id).await.into_response(),
         Err(rejection) => rejection.into_response(),
     }
 }
 
 async fn cancel(
     state: &AppState,
+    headers: &HeaderMap,
     partner: &AuthenticatedPartner,
     id: String,
-) -> Result<Json<OrderResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let change = StatusChange {
         to: OrderStatus::Cancelled,
         reason: Some("cancelled by the partner"),
         actor: Actor::Partner,
         actor_name: partner.client_id.as_str(),
+        if_version: if_match(headers)?,
     };
     let outcome = state
         .store
@@ -337,11 +498,9 @@ async fn cancel(
         )
         .await?;
     match outcome {
-        Transition::Changed(order) => Ok(Json(OrderResponse {
-            message: "Sales order cancelled",
-            data: *order,
-        })),
+        Transition::Changed(order) => Ok(single(StatusCode::OK, "Sales order cancelled", *order)),
         Transition::NotFound => Err(ApiError::OrderNotFound(id)),
+        Transition::VersionMismatch { current } => Err(ApiError::VersionMismatch { current }),
         Transition::Refused { current } => Err(ApiError::StatusConflict {
             current,
             requested: OrderStatus::Cancelled,
@@ -351,7 +510,7 @@ async fn cancel(
 
 /// The `Idempotency-Key` header, if sent: Stripe's limit of 255 characters,
 /// visible ASCII so it logs and compares without surprises.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };

@@ -33,6 +33,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::dialect::Dialect;
 use super::error::{StoreError, StoreResult};
+use super::order_batch::{BatchOutcome, BatchWritten, PendingBatch, write_batch};
 use super::order_insert::{InsertOrder, PendingOrder, Written, set_based, write_all, write_each};
 use super::sql::SqlStore;
 use super::wakeups::Wakeups;
@@ -48,6 +49,18 @@ const YIELDS: usize = 4;
 pub struct Job {
     pub pending: PendingOrder,
     pub reply: oneshot::Sender<StoreResult<Written>>,
+}
+
+/// A batch of orders from one request, written in a transaction of its own.
+pub struct BatchJob {
+    pub batch: PendingBatch,
+    pub reply: oneshot::Sender<StoreResult<BatchWritten>>,
+}
+
+/// What the writers take from their queue.
+enum Work {
+    Order(Job),
+    Batch(BatchJob),
 }
 
 /// Who else uses the writers' pool.
@@ -106,7 +119,7 @@ impl<D: Dialect> Writer<D> {
 /// The handle of a store's group-commit writer.
 #[derive(Clone)]
 pub struct GroupCommit {
-    inserts: mpsc::Sender<Job>,
+    inserts: mpsc::Sender<Work>,
     max_batch: Arc<AtomicUsize>,
 }
 
@@ -156,7 +169,7 @@ impl GroupCommit {
         let client_id = pending.client_id.clone();
         let (reply, answer) = oneshot::channel();
         self.inserts
-            .send(Job { pending, reply })
+            .send(Work::Order(Job { pending, reply }))
             .await
             .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
         let written = answer
@@ -165,6 +178,25 @@ impl GroupCommit {
         // A replay's first order is committed now, so any pool sees it.
         store.answer(&client_id, written).await
     }
+
+    /// Queues a batch and waits until it is committed (or rolled back, when
+    /// atomic and refused).
+    pub async fn insert_batch<D: Dialect>(
+        &self,
+        store: &SqlStore<D>,
+        batch: PendingBatch,
+    ) -> StoreResult<BatchOutcome> {
+        let client_id = batch.client_id.clone();
+        let (reply, answer) = oneshot::channel();
+        self.inserts
+            .send(Work::Batch(BatchJob { batch, reply }))
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
+        let written = answer
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))??;
+        store.batch_answer(&client_id, written).await
+    }
 }
 
 /// One writer: takes the next batch from the queue (the writers take turns,
@@ -172,15 +204,29 @@ impl GroupCommit {
 /// writes it.
 async fn run<D: Dialect>(
     mut writer: Writer<D>,
-    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    queue: Arc<Mutex<mpsc::Receiver<Work>>>,
     max_batch: Arc<AtomicUsize>,
     wakeups: Arc<Wakeups>,
 ) {
+    let mut work = Vec::new();
     let mut batch = Vec::new();
     loop {
         let max_batch = max_batch.load(Ordering::Relaxed);
-        if next_batch(&mut *queue.lock().await, &mut batch, max_batch).await == 0 {
+        if next_batch(&mut *queue.lock().await, &mut work, max_batch).await == 0 {
             return;
+        }
+        let mut requests = Vec::new();
+        for item in work.drain(..) {
+            match item {
+                Work::Order(job) => batch.push(job),
+                Work::Batch(job) => requests.push(job),
+            }
+        }
+        for job in requests {
+            write_request(&mut writer, job, &wakeups).await;
+        }
+        if batch.is_empty() {
+            continue;
         }
         metrics::histogram!("order_commit_batch_size").record(batch.len() as f64);
         let written = match writer.connection().await {
@@ -220,11 +266,36 @@ async fn run<D: Dialect>(
     }
 }
 
+/// A batch request, in its own transaction; its partner's feed readers
+/// woken if it stored anything.
+async fn write_request<D: Dialect>(writer: &mut Writer<D>, job: BatchJob, wakeups: &Wakeups) {
+    let written = match writer.connection().await {
+        Ok(mut connection) => {
+            let written = write_batch::<D>(&mut connection, &job.batch).await;
+            writer.done(connection, written.is_ok());
+            written
+        }
+        Err(error) => Err(error),
+    };
+    if let Err(error) = &written {
+        tracing::warn!(%error, orders = job.batch.orders.len(), "a batch failed");
+    }
+    if let Ok(BatchWritten::Done(BatchOutcome::Written(answers))) = &written
+        && answers
+            .iter()
+            .any(|(_, outcome)| matches!(outcome, InsertOrder::Created(_)))
+    {
+        wakeups.wake(job.batch.client_id.as_str());
+    }
+    // A caller that went away no longer needs its answer.
+    let _ = job.reply.send(written);
+}
+
 /// Waits for the first insert, then takes what else is queued, up to
 /// `max_batch`; 0 when the queue is closed.
 async fn next_batch(
-    queue: &mut mpsc::Receiver<Job>,
-    batch: &mut Vec<Job>,
+    queue: &mut mpsc::Receiver<Work>,
+    batch: &mut Vec<Work>,
     max_batch: usize,
 ) -> usize {
     if queue.recv_many(batch, max_batch).await == 0 {
@@ -350,6 +421,7 @@ mod tests {
             sales_name: text("N"),
             address: text("A"),
             purchase_order_no: None,
+            currency: Default::default(),
             products: vec![crate::domain::NewOrderLine {
                 product_code: text("P"),
                 quantity: Quantity::parse(Decimal::from_integer(1)).unwrap(),

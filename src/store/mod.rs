@@ -6,6 +6,15 @@
 //! ([`sql::SqlStore`], one file per area) for both; what differs between the
 //! databases is in [`dialect`], how values are stored in [`encoding`].
 
+/// The predicate of the unique index on live orders' purchase order numbers
+/// (`sales_orders_live_po`, in the migrations): an `ON CONFLICT` must name
+/// it to use the index, and a lookup of the order holding a number too.
+macro_rules! live_po {
+    () => {
+        "purchase_order_no IS NOT NULL AND status NOT IN ('cancelled', 'rejected')"
+    };
+}
+
 mod audit;
 mod bulk;
 pub mod dialect;
@@ -13,6 +22,8 @@ pub mod encoding;
 mod error;
 mod feed;
 mod group_commit;
+mod order_amend;
+mod order_batch;
 mod order_insert;
 mod orders;
 mod partners;
@@ -28,6 +39,8 @@ use time::OffsetDateTime;
 pub use audit::AuditEvent;
 pub use encoding::rfc3339;
 pub use error::{StoreError, StoreResult};
+pub use order_amend::Amend;
+pub use order_batch::{BatchOutcome, PendingBatch};
 pub use order_insert::{Idempotency, InsertOrder, PendingOrder};
 pub use orders::{OrderKey, OrderPage, OrderQuery, OrderRef, StatusChange, Transition};
 pub use partners::{AddKey, KeyRecord, NewPartner, PartnerRecord, PartnerSettings};
@@ -147,6 +160,15 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(store) => store.insert_order(pending).await,
             Backend::Postgres(store) => store.insert_order(pending).await,
+        }
+    }
+
+    /// Stores a batch of orders in one transaction of its own, through the
+    /// same writer as single creates; returns once committed.
+    pub async fn insert_batch(&self, batch: PendingBatch) -> StoreResult<BatchOutcome> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.insert_batch(batch).await,
+            Backend::Postgres(store) => store.insert_batch(batch).await,
         }
     }
 
@@ -283,6 +305,17 @@ impl Store {
         now: OffsetDateTime,
     ) -> StoreResult<Transition> {
         shared!(self, store => store.change_status(target, change, now).await)
+    }
+
+    pub async fn amend(
+        &self,
+        client_id: &ClientId,
+        id: &str,
+        order: &NewOrder,
+        if_version: Option<i64>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Amend> {
+        shared!(self, store => store.amend(client_id, id, order, if_version, now).await)
     }
 
     pub async fn history(&self, order_id: &str) -> StoreResult<Vec<OrderEvent>> {

@@ -18,7 +18,7 @@ use super::dialect::{Bind, Dialect, PushBind};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
 use super::feed::{self, NewEvent};
-use super::orders::{OrderRef, StatusChange, insert_history};
+use super::orders::{NewHistory, OrderRef, StatusChange, insert_history};
 use super::sql::SqlStore;
 use crate::domain::{
     Actor, ClientId, Code, EventType, NewOrder, Order, OrderLine, OrderStatus, ids,
@@ -178,7 +178,11 @@ async fn write_one<D: Dialect>(
             if &hash != request_hash {
                 return Ok(Written::Done(InsertOrder::IdempotencyConflict));
             }
-            return Ok(Written::Replay(D::get(&used, "order_seq")?));
+            // A key first used for a batch stands for no one order.
+            return Ok(match D::get::<Option<i64>>(&used, "order_seq")? {
+                Some(seq) => Written::Replay(seq),
+                None => Written::Done(InsertOrder::IdempotencyConflict),
+            });
         }
     }
     let mut written = insert_all(tx, &[pending]).await?;
@@ -229,37 +233,27 @@ async fn insert_all<D: Dialect>(
     // A racing insert of the same number (on any instance) makes this one
     // wait for it; if it commits, this row is not inserted. Rows go in
     // batch order, so of two orders with one number the earlier wins.
-    let statement = insert_json_rows::<D>(
-        "sales_orders",
-        ORDER_COLUMNS,
-        "ORDER BY i ON CONFLICT (client_id, purchase_order_no) DO NOTHING RETURNING id, seq",
-    );
-    let inserted: HashMap<String, i64> = bulk::insert(tx, &statement, &rows)
-        .await?
-        .iter()
-        .map(|row| Ok((D::get(row, "id")?, D::get(row, "seq")?)))
-        .collect::<StoreResult<_>>()?;
-
+    let mut inserted = insert_orders(tx, &rows).await?;
     let mut written = Vec::with_capacity(batch.len());
     let mut created: Vec<(i64, &PendingOrder, Timestamp)> = Vec::new();
-    for (pending, (id, at)) in batch.iter().zip(prepared) {
-        let Some(&seq) = inserted.get(&id) else {
-            let existing = sqlx::query::<D>(
-                "SELECT id FROM sales_orders WHERE client_id = $1 AND purchase_order_no = $2",
-            )
-            .arg(&pending.client_id)
-            .arg(pending.order.purchase_order_no.as_ref().map(Code::as_str))
-            .fetch_one(D::on(tx))
-            .await?;
-            written.push(Written::Done(InsertOrder::DuplicatePurchaseOrder {
-                existing_id: D::get(&existing, "id")?,
-            }));
-            continue;
+    for ((pending, (id, at)), row) in batch.iter().zip(&prepared).zip(&rows) {
+        let seq = match inserted.remove(id) {
+            Some(seq) => seq,
+            None => match live_holder_or_insert(tx, pending, row).await? {
+                Ok(seq) => seq,
+                Err(existing_id) => {
+                    written.push(Written::Done(InsertOrder::DuplicatePurchaseOrder {
+                        existing_id,
+                    }));
+                    continue;
+                }
+            },
         };
-        let order = pending
-            .order
-            .received(id, seq, pending.client_id.as_str(), at.rfc3339());
-        created.push((seq, pending, at));
+        let order =
+            pending
+                .order
+                .received(id.clone(), seq, pending.client_id.as_str(), at.rfc3339());
+        created.push((seq, pending, *at));
         written.push(Written::Done(InsertOrder::Created(Box::new(order))));
     }
     if created.is_empty() {
@@ -284,8 +278,16 @@ async fn insert_all<D: Dialect>(
                 reason: None,
                 actor: Actor::Partner,
                 actor_name: pending.client_id.as_str(),
+                if_version: None,
             };
-            (*seq, *at, None, change)
+            NewHistory {
+                seq: *seq,
+                at: *at,
+                from: None,
+                change,
+                version: 1,
+                changes: None,
+            }
         })
         .collect();
     insert_history(tx, &history).await?;
@@ -313,8 +315,83 @@ async fn insert_all<D: Dialect>(
     Ok(written)
 }
 
+/// Inserts order rows; `id → seq` of those inserted. A row whose purchase
+/// order number a live order holds is left out. A racing insert of the same
+/// number (on any instance) makes this one wait for it; if it commits, this
+/// row is not inserted. Rows go in batch order, so of two orders with one
+/// number the earlier wins.
+async fn insert_orders<D: Dialect>(
+    tx: &mut Transaction<'_, D>,
+    rows: &[OrderRow<'_>],
+) -> StoreResult<HashMap<String, i64>> {
+    let statement = insert_json_rows::<D>(
+        "sales_orders",
+        ORDER_COLUMNS,
+        concat!(
+            "ORDER BY i ON CONFLICT (client_id, purchase_order_no) WHERE ",
+            live_po!(),
+            " DO NOTHING RETURNING id, seq"
+        ),
+    );
+    bulk::insert(tx, &statement, rows)
+        .await?
+        .iter()
+        .map(|row| Ok((D::get(row, "id")?, D::get(row, "seq")?)))
+        .collect()
+}
+
+/// For an order left out for its purchase order number: `Err` with the id
+/// of the live order holding the number, or, when that order has been
+/// cancelled or rejected since (on PostgreSQL, by a transaction that
+/// committed after the insert looked), `Ok` with the order inserted after all.
+async fn live_holder_or_insert<D: Dialect>(
+    tx: &mut Transaction<'_, D>,
+    pending: &PendingOrder,
+    row: &OrderRow<'_>,
+) -> StoreResult<Result<i64, String>> {
+    // Each round either finds a holder or inserts, unless the number is
+    // taken and freed again in between; a few rounds settle any real race.
+    for _ in 0..3 {
+        if let Some(existing_id) =
+            live_holder(tx, &pending.client_id, row.purchase_order_no).await?
+        {
+            return Ok(Err(existing_id));
+        }
+        if let Some(seq) = insert_orders(tx, std::slice::from_ref(row))
+            .await?
+            .remove(row.id)
+        {
+            return Ok(Ok(seq));
+        }
+    }
+    Err(StoreError::Corrupt(format!(
+        "purchase order number {:?} neither free nor held",
+        row.purchase_order_no
+    )))
+}
+
+/// The live order of the partner's that holds `purchase_order_no`.
+pub(super) async fn live_holder<D: Dialect>(
+    tx: &mut Transaction<'_, D>,
+    client_id: &ClientId,
+    purchase_order_no: Option<&str>,
+) -> StoreResult<Option<String>> {
+    let Some(purchase_order_no) = purchase_order_no else {
+        return Ok(None);
+    };
+    let row = sqlx::query::<D>(concat!(
+        "SELECT id FROM sales_orders WHERE client_id = $1 AND purchase_order_no = $2 AND ",
+        live_po!()
+    ))
+    .arg(client_id)
+    .arg(purchase_order_no)
+    .fetch_optional(D::on(tx))
+    .await?;
+    Ok(row.map(|row| D::get(&row, "id")).transpose()?)
+}
+
 /// Inserts `(order seq, line)` rows, as few statements as [`bulk`] allows.
-async fn insert_lines<D: Dialect>(
+pub(super) async fn insert_lines<D: Dialect>(
     tx: &mut Transaction<'_, D>,
     lines: &[(i64, &OrderLine)],
 ) -> StoreResult<()> {
@@ -339,7 +416,9 @@ const ORDER_COLUMNS: &[(&str, &str)] = &[
     ("sales_name", "text"),
     ("address", "text"),
     ("purchase_order_no", "text"),
+    ("currency", "text"),
     ("total_amount", "numeric"),
+    ("version", "bigint"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
 ];
@@ -357,7 +436,9 @@ struct OrderRow<'a> {
     sales_name: &'a str,
     address: &'a str,
     purchase_order_no: Option<&'a str>,
+    currency: &'static str,
     total_amount: Option<String>,
+    version: i64,
     created_at: String,
     updated_at: String,
 }
@@ -375,7 +456,9 @@ impl<'a> OrderRow<'a> {
             sales_name: order.sales_name.as_str(),
             address: order.address.as_str(),
             purchase_order_no: order.purchase_order_no.as_ref().map(Code::as_str),
+            currency: order.currency.as_str(),
             total_amount: order.total_amount().map(|amount| amount.to_string()),
+            version: 1,
             created_at: at.rfc3339(),
             updated_at: at.rfc3339(),
         }

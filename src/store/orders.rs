@@ -68,12 +68,18 @@ pub struct StatusChange<'a> {
     pub reason: Option<&'a str>,
     pub actor: Actor,
     pub actor_name: &'a str,
+    /// Only if the order is still at this version (`If-Match`).
+    pub if_version: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
 pub enum Transition {
     Changed(Box<Order>),
     NotFound,
+    /// The order is no longer at the version the change was asked for.
+    VersionMismatch {
+        current: i64,
+    },
     /// The state machine has no move from `current` to the requested status.
     Refused {
         current: OrderStatus,
@@ -186,44 +192,44 @@ impl<D: Dialect> SqlStore<D> {
     ) -> StoreResult<Transition> {
         let at = Timestamp::new(now);
         let mut tx = D::begin(&self.writer).await?;
-        // Racing changes of one order (a partner's cancel and an operator's
-        // accept, on any instances) take turns, on the row lock or behind the
-        // one writer; the second reads the first one's status.
-        let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_orders WHERE ");
-        push_target(&mut select, target);
-        select.push(D::lock(" FOR UPDATE"));
-        let Some(row) = select.build().fetch_optional(D::on(&mut tx)).await? else {
+        let Some((seq, mut order)) = lock_order(&mut tx, target).await? else {
             return Ok(Transition::NotFound);
         };
-        let seq: i64 = D::get(&row, "seq")?;
-        let current = parse_status(D::get(&row, "status")?)?;
+        let version = order.version;
+        if change
+            .if_version
+            .is_some_and(|expected| expected != version)
+        {
+            return Ok(Transition::VersionMismatch { current: version });
+        }
+        let current = order.status;
         if !current.can_move_to(change.to) {
             return Ok(Transition::Refused { current });
         }
-        let lines = sqlx::query::<D>(
-            "SELECT * FROM sales_order_lines WHERE order_seq = $1 ORDER BY line_no",
-        )
-        .arg(seq)
-        .fetch_all(D::on(&mut tx))
-        .await?
-        .iter()
-        .map(line_from_row::<D>)
-        .collect::<StoreResult<_>>()?;
-        let mut order = order_from_row::<D>(&row, seq, lines)?;
-        drop(row);
+        order.status = change.to;
+        order.status_reason = change.reason.map(str::to_owned);
+        order.updated_at = at.rfc3339();
+        order.version += 1;
         sqlx::query::<D>(
-            "UPDATE sales_orders SET status = $1, status_reason = $2, updated_at = $3 WHERE seq = $4",
+            "UPDATE sales_orders SET status = $1, status_reason = $2, updated_at = $3, version = $4
+             WHERE seq = $5",
         )
         .arg(change.to.as_str())
         .arg(change.reason)
         .arg(at)
+        .arg(order.version)
         .arg(seq)
         .execute(D::on(&mut tx))
         .await?;
-        order.status = change.to;
-        order.status_reason = change.reason.map(str::to_owned);
-        order.updated_at = at.rfc3339();
-        insert_history(&mut tx, &[(seq, at, Some(current), change)]).await?;
+        let entry = NewHistory {
+            seq,
+            at,
+            from: Some(current),
+            change,
+            version: order.version,
+            changes: None,
+        };
+        insert_history(&mut tx, &[entry]).await?;
         let client_id = ClientId::parse(&order.client_id).map_err(StoreError::Corrupt)?;
         let event = NewEvent {
             client_id: &client_id,
@@ -257,6 +263,11 @@ impl<D: Dialect> SqlStore<D> {
                         .transpose()?,
                     to: parse_status(D::get(row, "to_status")?)?,
                     reason: D::get(row, "reason")?,
+                    version: D::get(row, "version")?,
+                    changes: D::get::<Option<&str>>(row, "changes")?
+                        .map(serde_json::from_str)
+                        .transpose()
+                        .map_err(|error| StoreError::Corrupt(format!("bad amendment: {error}")))?,
                 })
             })
             .collect()
@@ -303,6 +314,32 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
+/// The order `target` with its position, locked in `tx` until it ends:
+/// racing changes of one order (a partner's cancel or amendment and an
+/// operator's accept, on any instances) take turns, on the row lock or
+/// behind SQLite's one writer, and the second reads what the first wrote.
+pub(super) async fn lock_order<D: Dialect>(
+    tx: &mut Transaction<'_, D>,
+    target: OrderRef<'_>,
+) -> StoreResult<Option<(i64, Order)>> {
+    let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_orders WHERE ");
+    push_target(&mut select, target);
+    select.push(D::lock(" FOR UPDATE"));
+    let Some(row) = select.build().fetch_optional(D::on(tx)).await? else {
+        return Ok(None);
+    };
+    let seq: i64 = D::get(&row, "seq")?;
+    let lines =
+        sqlx::query::<D>("SELECT * FROM sales_order_lines WHERE order_seq = $1 ORDER BY line_no")
+            .arg(seq)
+            .fetch_all(D::on(tx))
+            .await?
+            .iter()
+            .map(line_from_row::<D>)
+            .collect::<StoreResult<_>>()?;
+    Ok(Some((seq, order_from_row::<D>(&row, seq, lines)?)))
+}
+
 /// `WHERE` conditions that pick `target`.
 fn push_target<D: Dialect>(select: &mut QueryBuilder<D>, target: OrderRef<'_>) {
     match target.key {
@@ -314,25 +351,39 @@ fn push_target<D: Dialect>(select: &mut QueryBuilder<D>, target: OrderRef<'_>) {
     }
 }
 
-/// One history row per `(order seq, time, from, change)`, in as few
-/// statements as [`bulk`] allows.
+/// A history entry about to be written.
+pub(super) struct NewHistory<'a> {
+    pub seq: i64,
+    pub at: Timestamp,
+    /// `None` for the creation.
+    pub from: Option<OrderStatus>,
+    pub change: StatusChange<'a>,
+    /// The version the change made.
+    pub version: i64,
+    /// An amendment's changes, as JSON.
+    pub changes: Option<String>,
+}
+
+/// One history row per entry, in as few statements as [`bulk`] allows.
 pub(super) async fn insert_history<D: Dialect>(
     tx: &mut Transaction<'_, D>,
-    entries: &[(i64, Timestamp, Option<OrderStatus>, StatusChange<'_>)],
+    entries: &[NewHistory<'_>],
 ) -> StoreResult<()> {
     if entries.is_empty() {
         return Ok(());
     }
     let rows: Vec<HistoryRow> = entries
         .iter()
-        .map(|(seq, at, from, change)| HistoryRow {
-            order_seq: *seq,
-            at: at.rfc3339(),
-            actor: change.actor.as_str(),
-            actor_name: change.actor_name,
-            from_status: from.map(OrderStatus::as_str),
-            to_status: change.to.as_str(),
-            reason: change.reason,
+        .map(|entry| HistoryRow {
+            order_seq: entry.seq,
+            at: entry.at.rfc3339(),
+            actor: entry.change.actor.as_str(),
+            actor_name: entry.change.actor_name,
+            from_status: entry.from.map(OrderStatus::as_str),
+            to_status: entry.change.to.as_str(),
+            reason: entry.change.reason,
+            version: entry.version,
+            changes: entry.changes.as_deref(),
         })
         .collect();
     let statement = insert_json_rows::<D>("sales_order_history", HISTORY_COLUMNS, "");
@@ -348,6 +399,8 @@ const HISTORY_COLUMNS: &[(&str, &str)] = &[
     ("from_status", "text"),
     ("to_status", "text"),
     ("reason", "text"),
+    ("version", "bigint"),
+    ("changes", "text"),
 ];
 
 #[derive(Serialize)]
@@ -359,6 +412,8 @@ struct HistoryRow<'a> {
     from_status: Option<&'static str>,
     to_status: &'static str,
     reason: Option<&'a str>,
+    version: i64,
+    changes: Option<&'a str>,
 }
 
 fn line_from_row<D: Dialect>(row: &D::Row) -> StoreResult<OrderLine> {
@@ -391,8 +446,10 @@ fn order_from_row<D: Dialect>(
         sales_name: D::get(row, "sales_name")?,
         address: D::get(row, "address")?,
         purchase_order_no: D::get(row, "purchase_order_no")?,
+        currency: D::get(row, "currency")?,
         products,
         total_amount: D::get(row, "total_amount")?,
+        version: D::get(row, "version")?,
         created_at: D::get::<Timestamp>(row, "created_at")?.rfc3339(),
         updated_at: D::get::<Timestamp>(row, "updated_at")?.rfc3339(),
     })

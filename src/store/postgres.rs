@@ -19,6 +19,7 @@ use sqlx::{Connection, PgConnection, Postgres};
 use super::error::StoreResult;
 use super::feed;
 use super::group_commit::{CHECK_IDLE_AFTER, GroupCommit, Writers};
+use super::order_batch::{BatchOutcome, PendingBatch};
 use super::order_insert::{InsertOrder, PendingOrder};
 use super::sql::SqlStore;
 use super::wakeups::Wakeups;
@@ -50,6 +51,10 @@ impl PgStore {
     /// until the batch holding it is committed.
     pub async fn insert_order(&self, pending: PendingOrder) -> StoreResult<InsertOrder> {
         self.orders.insert(&self.sql, pending).await
+    }
+
+    pub async fn insert_batch(&self, batch: PendingBatch) -> StoreResult<BatchOutcome> {
+        self.orders.insert_batch(&self.sql, batch).await
     }
 }
 

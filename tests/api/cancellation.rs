@@ -65,7 +65,11 @@ async fn a_write_abandoned_at_any_await_point_leaves_no_transaction_behind() {
         .await
         .unwrap();
     let order = |po: &str| {
-        sales_order_api::http::order_body::parse(order_body(po).to_string().as_bytes()).unwrap()
+        sales_order_api::http::order_body::parse(
+            order_body(po).to_string().as_bytes(),
+            &Default::default(),
+        )
+        .unwrap()
     };
 
     // Every await point of a create, new and duplicate, several times over.

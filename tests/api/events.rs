@@ -363,6 +363,7 @@ async fn the_order_list_filters_by_when_orders_last_changed() {
         reason: None,
         actor: Actor::Operator,
         actor_name: "ops",
+        if_version: None,
     };
     let moved = app
         .state

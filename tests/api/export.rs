@@ -90,18 +90,18 @@ async fn seed_orders(database_url: &str, client_id: &str, count: u32) {
         Backend::Sqlite => format!(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count})
              INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address,
-                                       purchase_order_no, total_amount, created_at, updated_at)
+                                       purchase_order_no, currency, total_amount, version, created_at, updated_at)
              SELECT 'so_seed_' || i, '{client_id}', 'received', 'CUST-001', 'SITE-001', 'John Doe',
-                    'Jl. Sudirman No. 1, Jakarta', 'PO-' || i, '300001',
+                    'Jl. Sudirman No. 1, Jakarta', 'PO-' || i, 'IDR', '300001', 1,
                     '2026-11-24T00:00:00.000Z', '2026-11-24T00:00:00.000Z' FROM n;
              INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, uom, unit_price, line_amount)
              SELECT seq, 1, 'PRD-001', '2', 'PCS', '150000.5', '300001' FROM sales_orders;"
         ),
         Backend::Postgres => format!(
             "INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address,
-                                       purchase_order_no, total_amount, created_at, updated_at)
+                                       purchase_order_no, currency, total_amount, version, created_at, updated_at)
              SELECT 'so_seed_' || i, '{client_id}', 'received', 'CUST-001', 'SITE-001', 'John Doe',
-                    'Jl. Sudirman No. 1, Jakarta', 'PO-' || i, 300001,
+                    'Jl. Sudirman No. 1, Jakarta', 'PO-' || i, 'IDR', 300001, 1,
                     '2026-11-24T00:00:00Z', '2026-11-24T00:00:00Z' FROM generate_series(1, {count}) AS i;
              INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, uom, unit_price, line_amount)
              SELECT seq, 1, 'PRD-001', 2, 'PCS', 150000.5, 300001 FROM sales_orders;"

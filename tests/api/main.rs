@@ -8,7 +8,9 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod batches;
 mod cancellation;
+mod changes;
 mod cli;
 mod errors;
 mod events;

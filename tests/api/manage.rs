@@ -222,6 +222,7 @@ async fn a_partner_cancel_racing_an_operator_accept_leaves_exactly_one_winner() 
                 reason: None,
                 actor: Actor::Operator,
                 actor_name: "ops",
+                if_version: None,
             },
             app.state.clock.now(),
         );

@@ -26,8 +26,14 @@ mod audit;
 #[path = "../api/auth.rs"]
 mod auth;
 #[cfg(postgres_tests)]
+#[path = "../api/batches.rs"]
+mod batches;
+#[cfg(postgres_tests)]
 #[path = "../api/cancellation.rs"]
 mod cancellation;
+#[cfg(postgres_tests)]
+#[path = "../api/changes.rs"]
+mod changes;
 #[cfg(postgres_tests)]
 #[path = "../api/cli.rs"]
 mod cli;

@@ -66,9 +66,10 @@ struct Args {
     #[arg(long, default_value = "")]
     label: String,
     /// What each request does: create an order, get one by id (from --ids),
-    /// list a page of 50 from a random position (below --max-seq), or send
-    /// the create request's bytes to `/healthz`: the HTTP and TCP cost of a
-    /// request with no work behind it.
+    /// list a page of 50 from a random position (below --max-seq), send
+    /// --batch-size orders in one batch request (counted as that many
+    /// orders), or send the create request's bytes to `/healthz`: the HTTP
+    /// and TCP cost of a request with no work behind it.
     #[arg(long, value_enum, default_value = "create")]
     scenario: Scenario,
     /// For `get`: a file of order ids, one a line.
@@ -77,11 +78,15 @@ struct Args {
     /// For `list`: pages start below a random order number up to this.
     #[arg(long, default_value_t = 1)]
     max_seq: u64,
+    /// For `batch`: orders in each `POST /api/v1/sales-orders/batch`.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100))]
+    batch_size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Scenario {
     Create,
+    Batch,
     Get,
     List,
     Healthz,
@@ -117,6 +122,7 @@ struct Shared {
     scenario: Scenario,
     ids: Vec<String>,
     max_seq: u64,
+    batch_size: u64,
     phase: AtomicU8,
     next_order: AtomicU64,
 }
@@ -148,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
             None => Vec::new(),
         },
         max_seq: args.max_seq.max(1),
+        batch_size: args.batch_size,
         phase: AtomicU8::new(WARMING),
         // Purchase orders unique across runs on the same database.
         next_order: AtomicU64::new(0),
@@ -206,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(args.out.join("results.md"), markdown(&args.label, &steps))?;
     let title = match args.scenario {
         Scenario::Create => "Signed creates",
+        Scenario::Batch => "Signed batches (orders/s)",
         Scenario::Get => "Signed get by id",
         Scenario::List => "Signed list pages",
         Scenario::Healthz => "Create-sized requests to /healthz",
@@ -252,10 +260,15 @@ async fn measure(
         errors += failed;
     }
     let ms = |quantile: f64| latencies.value_at_quantile(quantile) as f64 / 1000.0;
+    // A batch request carries that many orders.
+    let orders = match shared.scenario {
+        Scenario::Batch => latencies.len() * shared.batch_size,
+        _ => latencies.len(),
+    };
     Step {
         connections,
-        orders: latencies.len(),
-        orders_per_second: latencies.len() as f64 / elapsed,
+        orders,
+        orders_per_second: orders as f64 / elapsed,
         p50_ms: ms(0.50),
         p99_ms: ms(0.99),
         p999_ms: ms(0.999),
@@ -304,7 +317,15 @@ async fn connection(shared: Arc<Shared>) -> (Histogram<u64>, u64) {
                 Ok(response) => {
                     let expected = response.status() == shared.expected_status();
                     // Read the whole answer, as a client would, before the next request.
-                    expected && response.into_body().collect().await.is_ok()
+                    match response.into_body().collect().await {
+                        // A batch is answered 200 even when orders in it
+                        // fail: only one with none failed counts.
+                        Ok(body) if shared.scenario == Scenario::Batch => {
+                            expected && !body.to_bytes().windows(8).any(|w| w == b"\"error\":")
+                        }
+                        Ok(_) => expected,
+                        Err(_) => false,
+                    }
                 }
                 Err(_) => false,
             };
@@ -327,7 +348,9 @@ impl Shared {
     fn expected_status(&self) -> hyper::StatusCode {
         match self.scenario {
             Scenario::Create => hyper::StatusCode::CREATED,
-            Scenario::Get | Scenario::List | Scenario::Healthz => hyper::StatusCode::OK,
+            Scenario::Batch | Scenario::Get | Scenario::List | Scenario::Healthz => {
+                hyper::StatusCode::OK
+            }
         }
     }
 
@@ -340,6 +363,19 @@ impl Shared {
                 "/api/v1/sales-orders".to_owned(),
                 self.body.with_purchase_order(n),
             ),
+            Scenario::Batch => {
+                let first = n * self.batch_size;
+                let orders: Vec<String> = (first..first + self.batch_size)
+                    .map(|po| {
+                        String::from_utf8_lossy(&self.body.with_purchase_order(po)).into_owned()
+                    })
+                    .collect();
+                (
+                    hyper::Method::POST,
+                    "/api/v1/sales-orders/batch".to_owned(),
+                    Bytes::from(format!("{{\"orders\": [{}]}}", orders.join(","))),
+                )
+            }
             Scenario::Healthz => (
                 hyper::Method::GET,
                 "/healthz".to_owned(),

@@ -100,3 +100,63 @@ impl UnitPrice {
         &self.0
     }
 }
+
+/// An order's currency: an ISO 4217 code such as `IDR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Currency(&'static str);
+
+impl Currency {
+    /// Three capital letters naming a currency of ISO 4217 (trimmed first,
+    /// as every text field is).
+    pub fn parse(sent: &str) -> Result<Self, String> {
+        let code = sent.trim();
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(
+                "must be an ISO 4217 currency code: three capital letters, e.g. IDR".into(),
+            );
+        }
+        iso_currency::Currency::from_code(code)
+            .map(|currency| Self(currency.code()))
+            .ok_or_else(|| format!("{code} is not an ISO 4217 currency code"))
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
+impl Default for Currency {
+    /// SPEC's default: the Indonesian rupiah.
+    fn default() -> Self {
+        Self("IDR")
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_currency_is_an_iso_4217_code_in_capitals() {
+        assert_eq!(Currency::parse(" USD ").unwrap().as_str(), "USD");
+        assert_eq!(Currency::default().as_str(), "IDR");
+        for refused in ["usd", "US", "USDT", "U$D", ""] {
+            assert!(
+                Currency::parse(refused)
+                    .unwrap_err()
+                    .contains("three capital letters"),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            Currency::parse("ABC").unwrap_err(),
+            "ABC is not an ISO 4217 currency code"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! The rules its fields follow are in `rules`; the create body is read and
 //! checked against them at the HTTP edge (`http::order_body`).
 
+mod amendment;
 mod fields;
 mod rules;
 mod status;
@@ -11,7 +12,8 @@ use utoipa::ToSchema;
 
 use super::decimal::Decimal;
 
-pub use fields::{Address, Code, Notes, Quantity, SalesName, TextField, UnitPrice, Uom};
+pub use amendment::{Amendment, FieldChange, LineChange, LineSummary};
+pub use fields::{Address, Code, Currency, Notes, Quantity, SalesName, TextField, UnitPrice, Uom};
 pub use rules::*;
 pub use status::{Actor, OrderEvent, OrderStatus};
 
@@ -23,6 +25,7 @@ pub struct NewOrder {
     pub sales_name: SalesName,
     pub address: Address,
     pub purchase_order_no: Option<Code>,
+    pub currency: Currency,
     pub products: Vec<NewOrderLine>,
 }
 
@@ -58,20 +61,6 @@ impl NewOrder {
     /// The order as stored on arrival, whatever the store: `seq` is its
     /// position, which also gives the order number.
     pub fn received(&self, id: String, seq: i64, client_id: &str, created_at: String) -> Order {
-        let products = self
-            .products
-            .iter()
-            .enumerate()
-            .map(|(index, line)| OrderLine {
-                line_no: u32::try_from(index + 1).unwrap_or(u32::MAX),
-                product_code: line.product_code.to_string(),
-                quantity: line.quantity.get().clone(),
-                uom: line.uom.as_ref().map(Uom::to_string),
-                unit_price: line.unit_price.as_ref().map(|price| price.get().clone()),
-                line_amount: line.line_amount(),
-                notes: line.notes.as_ref().map(Notes::to_string),
-            })
-            .collect();
         Order {
             id,
             order_number: super::ids::order_number(seq),
@@ -83,11 +72,48 @@ impl NewOrder {
             sales_name: self.sales_name.to_string(),
             address: self.address.to_string(),
             purchase_order_no: self.purchase_order_no.as_ref().map(Code::to_string),
-            products,
+            currency: self.currency.to_string(),
+            products: self.lines(),
             total_amount: self.total_amount(),
+            version: 1,
             created_at: created_at.clone(),
             updated_at: created_at,
         }
+    }
+
+    /// `current` with this content instead of its own, changed at `at`: the
+    /// next version, its identity, status and creation kept.
+    pub fn replacing(&self, current: &Order, at: String) -> Order {
+        Order {
+            customer_code: self.customer_code.to_string(),
+            site_code: self.site_code.to_string(),
+            sales_name: self.sales_name.to_string(),
+            address: self.address.to_string(),
+            purchase_order_no: self.purchase_order_no.as_ref().map(Code::to_string),
+            currency: self.currency.to_string(),
+            products: self.lines(),
+            total_amount: self.total_amount(),
+            version: current.version + 1,
+            updated_at: at,
+            ..current.clone()
+        }
+    }
+
+    /// The lines as stored, numbered from 1.
+    fn lines(&self) -> Vec<OrderLine> {
+        self.products
+            .iter()
+            .enumerate()
+            .map(|(index, line)| OrderLine {
+                line_no: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                product_code: line.product_code.to_string(),
+                quantity: line.quantity.get().clone(),
+                uom: line.uom.as_ref().map(Uom::to_string),
+                unit_price: line.unit_price.as_ref().map(|price| price.get().clone()),
+                line_amount: line.line_amount(),
+                notes: line.notes.as_ref().map(Notes::to_string),
+            })
+            .collect()
     }
 }
 
@@ -109,9 +135,16 @@ pub struct Order {
     pub sales_name: String,
     pub address: String,
     pub purchase_order_no: Option<String>,
+    /// ISO 4217 code of the prices' currency.
+    #[schema(example = "IDR")]
+    pub currency: String,
     pub products: Vec<OrderLine>,
     /// Sum of the line amounts; null unless every line has a unit price.
     pub total_amount: Option<Decimal>,
+    /// 1 at creation, +1 on every change; single-order answers carry it as
+    /// `ETag: "<version>"`, for `If-Match`.
+    #[schema(example = 1)]
+    pub version: i64,
     /// RFC 3339, UTC.
     #[schema(example = "2026-11-24T08:27:49.024Z")]
     pub created_at: String,

@@ -81,7 +81,8 @@ impl Actor {
     }
 }
 
-/// One entry of an order's history: its creation or a status change.
+/// One entry of an order's history: its creation, a status change or an
+/// amendment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderEvent {
     /// RFC 3339, UTC.
@@ -93,6 +94,11 @@ pub struct OrderEvent {
     pub from: Option<OrderStatus>,
     pub to: OrderStatus,
     pub reason: Option<String>,
+    /// The version the entry made; `None` for entries from before versions.
+    pub version: Option<i64>,
+    /// What an amendment changed; `None` for every other entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<super::Amendment>,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::error::StoreResult;
 use super::group_commit::{GroupCommit, Writers};
+use super::order_batch::{BatchOutcome, PendingBatch};
 use super::order_insert::{InsertOrder, PendingOrder};
 use super::sql::SqlStore;
 use super::wakeups::Wakeups;
@@ -168,6 +169,10 @@ impl SqliteStore {
     /// holding it is committed.
     pub async fn insert_order(&self, pending: PendingOrder) -> StoreResult<InsertOrder> {
         self.orders.insert(&self.sql, pending).await
+    }
+
+    pub async fn insert_batch(&self, batch: PendingBatch) -> StoreResult<BatchOutcome> {
+        self.orders.insert_batch(&self.sql, batch).await
     }
 }
 
@@ -345,6 +350,7 @@ mod tests {
                 reason: None,
                 actor: crate::domain::Actor::Operator,
                 actor_name: "ops",
+                if_version: None,
             },
             at(1_764_002_000),
         )
@@ -372,5 +378,129 @@ mod tests {
         ] {
             assert_eq!(database_file(none), None, "{none}");
         }
+    }
+
+    /// A database as the release before order changes left it: migrations
+    /// 0001 to 0009, a cancelled order holding PO-1, a received one PO-2,
+    /// and the newest order deleted (so AUTOINCREMENT is past the last row).
+    async fn database_before_order_changes(url: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        for entry in std::fs::read_dir(source).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < "0010" {
+                std::fs::copy(&path, dir.path().join(name)).unwrap();
+            }
+        }
+        let pool = sqlx::SqlitePool::connect_with(
+            SqliteConnectOptions::from_str(url)
+                .unwrap()
+                .create_if_missing(true)
+                .foreign_keys(true),
+        )
+        .await
+        .unwrap();
+        sqlx::migrate::Migrator::new(dir.path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for statement in [
+            "INSERT INTO partners (client_id, name, secret_hash, created_at, updated_at) VALUES ('p', 'P', '-', '2025-11-24T16:00:00.000Z', '2025-11-24T16:00:00.000Z')",
+            "INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address, purchase_order_no, total_amount, created_at, updated_at)
+             VALUES ('so_1', 'p', 'cancelled', 'C', 'S', 'N', 'A', 'PO-1', '12.50', '2025-11-24T16:00:00.123Z', '2025-11-24T16:05:00.000Z'),
+                    ('so_2', 'p', 'received', 'C', 'S', 'N', 'A', 'PO-2', NULL, '2025-11-24T16:01:00.000Z', '2025-11-24T16:01:00.000Z'),
+                    ('so_3', 'p', 'received', 'C', 'S', 'N', 'A', 'PO-3', NULL, '2025-11-24T16:02:00.000Z', '2025-11-24T16:02:00.000Z')",
+            "INSERT INTO sales_order_lines (order_seq, line_no, product_code, quantity, unit_price, line_amount) VALUES (1, 1, 'X', '2.5', '5', '12.50'), (2, 1, 'Y', '1', NULL, NULL), (3, 1, 'Z', '1', NULL, NULL)",
+            "INSERT INTO sales_order_history (order_seq, at, actor, actor_name, to_status) VALUES (1, '2025-11-24T16:00:00.123Z', 'partner', 'p', 'received'), (2, '2025-11-24T16:01:00.000Z', 'partner', 'p', 'received')",
+            "INSERT INTO sales_order_history (order_seq, at, actor, actor_name, from_status, to_status, reason) VALUES (1, '2025-11-24T16:05:00.000Z', 'partner', 'p', 'received', 'cancelled', 'cancelled by the partner')",
+            "INSERT INTO idempotency_keys (client_id, key, request_hash, order_seq, created_at) VALUES ('p', 'k1', x'01', 2, '2025-11-24T16:01:00.000Z')",
+            "DELETE FROM sales_orders WHERE seq = 3",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_order_changes_keeps_its_orders_and_frees_cancelled_numbers() {
+        use crate::domain::{Code, NewOrder, NewOrderLine, Quantity, TextField};
+        use crate::store::{InsertOrder, PendingOrder};
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        database_before_order_changes(&url).await;
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        store.migrate().await.unwrap();
+        let sql = &store.sql;
+
+        let cancelled = sql
+            .order(OrderRef::operator("so_1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((cancelled.version, cancelled.currency.as_str()), (1, "IDR"));
+        assert_eq!(
+            cancelled.products[0]
+                .line_amount
+                .as_ref()
+                .unwrap()
+                .to_string(),
+            "12.5"
+        );
+        assert_eq!(sql.history("so_1").await.unwrap().len(), 2);
+        assert_eq!(sql.history("so_2").await.unwrap()[0].version, None);
+        let orphans: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&sql.reader)
+                .await
+                .unwrap();
+        assert!(orphans.is_empty(), "{orphans:?}");
+        let keys: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE order_seq = 2")
+                .fetch_one(&sql.reader)
+                .await
+                .unwrap();
+        assert_eq!(keys, 1);
+
+        let code = |text: &str| Code::parse(text).unwrap().unwrap();
+        let order = |po: &str| NewOrder {
+            customer_code: code("C"),
+            site_code: code("S"),
+            sales_name: crate::domain::SalesName::parse("N").unwrap().unwrap(),
+            address: crate::domain::Address::parse("A").unwrap().unwrap(),
+            purchase_order_no: Some(code(po)),
+            currency: Default::default(),
+            products: vec![NewOrderLine {
+                product_code: code("X"),
+                quantity: Quantity::parse(crate::domain::Decimal::from_integer(1)).unwrap(),
+                uom: None,
+                unit_price: None,
+                notes: None,
+            }],
+        };
+        let p = crate::domain::ClientId::parse("p").unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let reused = store
+            .insert_order(PendingOrder::new(&p, order("PO-1"), None, now))
+            .await
+            .unwrap();
+        let InsertOrder::Created(reused) = reused else {
+            panic!("the cancelled order's number is free: {reused:?}");
+        };
+        assert_eq!(
+            reused.order_number, "SO-00000004",
+            "numbers are never handed out twice"
+        );
+        let taken = store
+            .insert_order(PendingOrder::new(&p, order("PO-2"), None, now))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&taken, InsertOrder::DuplicatePurchaseOrder { existing_id } if existing_id == "so_2"),
+            "{taken:?}"
+        );
     }
 }

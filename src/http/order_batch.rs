@@ -1,0 +1,301 @@
+//! `POST /api/v1/sales-orders/batch`: up to 100 orders in one signed
+//! request, one transaction, each answered as a single create would be.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use super::authenticate::AuthenticatedPartner;
+use super::error::{ApiError, ErrorEnvelope, FieldError};
+use super::extract::JsonBody;
+use super::json_fields::Fields;
+use super::openapi::SIGNED_ROUTE_401;
+use super::orders::{CreateSalesOrderRequest, IDEMPOTENT_REPLAYED, idempotency_key, parse_order};
+use super::state::AppState;
+use crate::domain::{NewOrder, Order};
+use crate::store::{BatchOutcome, InsertOrder, PendingBatch};
+
+/// Orders one batch holds at most.
+pub const MAX_BATCH_ORDERS: usize = 100;
+
+/// Marks the batch route, whose body may be larger (`Settings::batch_body_limit`).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchBody;
+
+/// Body of `POST /api/v1/sales-orders/batch` (documents the wire shape; read
+/// by [`parse_batch`]).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BatchRequest {
+    /// 1–100 orders, each a create body.
+    #[schema(min_items = 1, max_items = 100)]
+    orders: Vec<CreateSalesOrderRequest>,
+    /// `true`: store all the orders or none (409 `BATCH_REJECTED` listing the
+    /// failing ones). `false` (the default): store the good ones.
+    #[schema(default = false)]
+    atomic: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchResponse {
+    #[schema(example = "Batch processed: 2 created, 1 refused")]
+    pub message: String,
+    /// One item per order, in request order.
+    pub data: Vec<BatchItem>,
+}
+
+/// One order's answer: `status` 201 with `data`, or 400/409 with `error`,
+/// the status and error a single create would get.
+#[derive(Serialize, ToSchema)]
+pub struct BatchItem {
+    /// The order's position in `orders`, from 0.
+    pub index: usize,
+    #[schema(example = 201)]
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Order>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<Value>,
+}
+
+/// Submit up to 100 sales orders in one call
+///
+/// Each order is validated with the same rules as a single create and
+/// answered with the status and error a single create would get, in request
+/// order; the good ones are committed together, in one transaction, before
+/// the answer. A purchase order number repeated within the batch: the second
+/// is 409 naming the first.
+///
+/// With `"atomic": true` every order is stored or none: any failing order
+/// makes the answer 409 `BATCH_REJECTED`, its `details` listing each failing
+/// `index` with its error.
+///
+/// One `Idempotency-Key` covers the whole batch: the same key with the same
+/// body answers as the first time did (created orders as they are now), with
+/// `Idempotent-Replayed: true`. A v2 signature covers the whole body. The
+/// body may be up to 16 MiB.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sales-orders/batch",
+    tag = "Sales Orders",
+    request_body = BatchRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes retries of the whole batch safe: 1–255 visible ASCII characters"),
+    ),
+    security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
+    responses(
+        (status = 200, description = "Each order's answer, in request order", body = BatchResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` when the answer repeats an earlier request's"))),
+        (status = 400, description = "`INVALID_JSON`, `VALIDATION_FAILED` (the batch itself: `orders`, `atomic`), or `INVALID_IDEMPOTENCY_KEY`", body = ErrorEnvelope),
+        (status = 401, description = SIGNED_ROUTE_401, body = ErrorEnvelope),
+        (status = 409, description = "`BATCH_REJECTED` (atomic, with the failing orders in `details`) or `IDEMPOTENCY_KEY_REUSED`", body = ErrorEnvelope),
+        (status = 413, description = "`PAYLOAD_TOO_LARGE`: the batch body is over 16 MiB; split it", body = ErrorEnvelope),
+        (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `application/json`", body = ErrorEnvelope),
+        (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
+    )
+)]
+pub async fn submit_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    partner: AuthenticatedPartner,
+) -> Result<Response, ApiError> {
+    let body = JsonBody::signed(&headers, partner.body)?;
+    let key = idempotency_key(&headers)?;
+    let (items, atomic) = parse_batch(&body.0)?;
+    let mut answers: Vec<Option<BatchItem>> = items.iter().map(|_| None).collect();
+    let mut orders = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match parse_order(&state, item.get().as_bytes()) {
+            Ok(order) => orders.push((index, order)),
+            Err(error) => answers[index] = Some(refused(index, &error)),
+        }
+    }
+    let invalid: Vec<&BatchItem> = answers.iter().flatten().collect();
+    if atomic && !invalid.is_empty() {
+        return Err(ApiError::BatchRejected(failures(invalid)));
+    }
+    if orders.is_empty() {
+        // Nothing reaches the store, so an Idempotency-Key stays free, as
+        // for a single create refused for its input.
+        return Ok(answer(answers, false));
+    }
+    let request_hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.0);
+    let purchase_order_nos: Vec<(usize, Option<String>)> = orders
+        .iter()
+        .map(|(index, order): &(usize, NewOrder)| {
+            (
+                *index,
+                order.purchase_order_no.as_ref().map(ToString::to_string),
+            )
+        })
+        .collect();
+    let batch = PendingBatch {
+        client_id: partner.client_id.clone(),
+        orders,
+        atomic,
+        idempotency: key.map(|key| (key.to_owned(), request_hash.as_ref().to_vec())),
+        now: state.clock.now(),
+    };
+    let po_of = |index: usize| {
+        purchase_order_nos
+            .iter()
+            .find(|(i, _)| *i == index)
+            .and_then(|(_, po)| po.clone())
+            .unwrap_or_default()
+    };
+    let (stored, replayed) = match state.store.insert_batch(batch).await? {
+        BatchOutcome::Written(stored) => (stored, false),
+        BatchOutcome::Replayed(stored) => (stored, true),
+        BatchOutcome::IdempotencyConflict => return Err(ApiError::IdempotencyKeyReused),
+        BatchOutcome::Rejected(failed) => {
+            let items: Vec<BatchItem> = failed
+                .into_iter()
+                .map(|(index, outcome)| item(index, outcome, &po_of(index)))
+                .collect();
+            return Err(ApiError::BatchRejected(failures(items.iter().collect())));
+        }
+    };
+    let created = stored
+        .iter()
+        .filter(|(_, outcome)| matches!(outcome, InsertOrder::Created(_)))
+        .count();
+    metrics::counter!("orders_created_total").increment(created as u64);
+    for (index, outcome) in stored {
+        answers[index] = Some(item(index, outcome, &po_of(index)));
+    }
+    Ok(answer(answers, replayed))
+}
+
+/// The batch body: its orders as raw JSON, and whether it is atomic.
+fn parse_batch(body: &[u8]) -> Result<(Vec<&RawValue>, bool), ApiError> {
+    let raw: &RawValue = serde_json::from_slice(body)
+        .map_err(|e| ApiError::InvalidJson(format!("request body is not valid JSON: {e}")))?;
+    let mut errors = Vec::new();
+    let Some(object) = Fields::read(raw, "", &mut errors) else {
+        return Err(ApiError::Validation(errors));
+    };
+    object.refuse_others(&["orders", "atomic"], &[], &mut errors);
+    let atomic = match object.get("atomic").map(|raw| raw.get()) {
+        None | Some("null") | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            errors.push(FieldError::new("atomic", "must be true or false"));
+            false
+        }
+    };
+    let orders = match object.get("orders") {
+        None => {
+            errors.push(FieldError::new("orders", "is required"));
+            Vec::new()
+        }
+        Some(raw) => match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
+            Ok(orders) if orders.is_empty() => {
+                errors.push(FieldError::new("orders", "must contain at least 1 order"));
+                orders
+            }
+            Ok(orders) if orders.len() > MAX_BATCH_ORDERS => {
+                errors.push(FieldError::new(
+                    "orders",
+                    format!(
+                        "must contain at most {MAX_BATCH_ORDERS} orders, got {}; split the batch",
+                        orders.len()
+                    ),
+                ));
+                orders
+            }
+            Ok(orders) => orders,
+            Err(_) => {
+                errors.push(FieldError::new("orders", "must be an array of orders"));
+                Vec::new()
+            }
+        },
+    };
+    if errors.is_empty() {
+        Ok((orders, atomic))
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// An order refused before it reached the store, with a single create's error.
+fn refused(index: usize, error: &ApiError) -> BatchItem {
+    BatchItem {
+        index,
+        status: error.status().as_u16(),
+        data: None,
+        error: Some(error_of(error)),
+    }
+}
+
+/// An order's answer from the store.
+fn item(index: usize, outcome: InsertOrder, purchase_order_no: &str) -> BatchItem {
+    match outcome {
+        InsertOrder::Created(order) | InsertOrder::Replayed(order) => BatchItem {
+            index,
+            status: StatusCode::CREATED.as_u16(),
+            data: Some(*order),
+            error: None,
+        },
+        InsertOrder::DuplicatePurchaseOrder { existing_id } => refused(
+            index,
+            &ApiError::DuplicatePurchaseOrder {
+                purchase_order_no: purchase_order_no.to_owned(),
+                existing_id,
+            },
+        ),
+        // Orders of a batch carry no key of their own.
+        InsertOrder::IdempotencyConflict => refused(index, &ApiError::IdempotencyKeyReused),
+    }
+}
+
+/// `{"code", "message", "details"}`, as the envelope's `error` would hold it.
+fn error_of(error: &ApiError) -> Value {
+    serde_json::json!({
+        "code": error.code(),
+        "message": error.to_string(),
+        "details": error.details(),
+    })
+}
+
+/// `BATCH_REJECTED`'s details: each failing order with its status and error.
+fn failures(items: Vec<&BatchItem>) -> Vec<Value> {
+    let mut items = items;
+    items.sort_by_key(|item| item.index);
+    items
+        .into_iter()
+        .map(|item| {
+            serde_json::json!({
+                "index": item.index,
+                "status": item.status,
+                "error": item.error,
+            })
+        })
+        .collect()
+}
+
+fn answer(answers: Vec<Option<BatchItem>>, replayed: bool) -> Response {
+    let data: Vec<BatchItem> = answers.into_iter().flatten().collect();
+    let created = data.iter().filter(|item| item.status == 201).count();
+    let body = Json(BatchResponse {
+        message: format!(
+            "Batch processed: {created} created, {} refused",
+            data.len() - created
+        ),
+        data,
+    });
+    if replayed {
+        (
+            [(HeaderName::from_static(IDEMPOTENT_REPLAYED), "true")],
+            body,
+        )
+            .into_response()
+    } else {
+        body.into_response()
+    }
+}
