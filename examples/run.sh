@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every example client against a live server on a fresh SQLite file:
 # for each, a new partner with a key made by `keygen`, then the client's
-# login -> sign -> create -> read back -> refresh. Then the quick start of
-# docs/api-guide.md (the /docs page), pasted as written: with `send`, and with
-# curl. Then each webhook receiver (Python, Node) end to end, against the same
-# server. Fails if any of them fails.
+# login -> sign -> create -> read back -> refresh -> amend -> batch. Then the
+# quick start of docs/api-guide.md (the /docs page), pasted as written: with
+# `send`, and with curl. Then each webhook receiver (Python, Node) end to end,
+# against the same server. Fails if any of them fails.
 # Needs curl, openssl, jq, python3 (with venv), java 17+, node 20+ and npm.
 # Usage: examples/run.sh [bash python python-v2 java node guide-send guide-curl
 #                         webhook-python webhook-node]

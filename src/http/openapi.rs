@@ -101,6 +101,7 @@ impl Modify for RequestBodyRules {
             "ProductDto",
             "LoginRequest",
             "RefreshRequest",
+            "BatchRequest",
         ] {
             if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut(name) {
                 body.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
@@ -124,6 +125,14 @@ impl Modify for RequestBodyRules {
             components.schemas.get_mut("CreateSalesOrderRequest")
         {
             constrain_text(order, &ORDER_TEXT);
+            // The codes ISO 4217 has, as the parser checks them.
+            let mut codes: Vec<serde_json::Value> =
+                crate::domain::Currency::codes().map(Into::into).collect();
+            codes.push(serde_json::Value::Null);
+            if let Some(RefOr::T(Schema::Object(currency))) = order.properties.get_mut("currency") {
+                currency.pattern = None;
+                currency.enum_values = Some(codes);
+            }
             if let Some(RefOr::T(Schema::Array(products))) = order.properties.get_mut("products") {
                 products.min_items = Some(1);
                 products.max_items = Some(MAX_PRODUCTS);

@@ -52,7 +52,7 @@ pub struct CreateSalesOrderRequest {
     purchase_order_no: Option<String>,
     /// ISO 4217 currency of the prices, three capital letters; the server's
     /// default (IDR unless configured otherwise) when absent.
-    #[schema(example = "IDR", pattern = "^[A-Z]{3}$")]
+    #[schema(example = "IDR")]
     currency: Option<String>,
     /// List of products (1–1000 lines)
     products: Vec<ProductDto>,
@@ -339,7 +339,7 @@ pub(super) fn parse_order(state: &AppState, body: &[u8]) -> Result<NewOrder, Api
     request_body = CreateSalesOrderRequest,
     params(
         ("id" = String, Path, description = "The order's `id`"),
-        ("If-Match" = Option<String>, Header, description = "The order's `ETag` as you last read it, e.g. `\"3\"`: the amendment is made only if the order is still at that version"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "The order's `ETag` as you last read it, e.g. `\"3\"`: the amendment is made only if the order is still at that version"),
     ),
     security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
     responses(
@@ -451,7 +451,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     tag = "Sales Orders",
     params(
         ("id" = String, Path, description = "The order's `id`"),
-        ("If-Match" = Option<String>, Header, description = "The order's `ETag` as you last read it, e.g. `\"3\"`: cancel only if the order is still at that version"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "The order's `ETag` as you last read it, e.g. `\"3\"`: cancel only if the order is still at that version"),
     ),
     security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
     responses(

@@ -123,6 +123,12 @@ impl Currency {
     pub fn as_str(&self) -> &'static str {
         self.0
     }
+
+    /// Every code [`Currency::parse`] takes, for the API document.
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        use iso_currency::IntoEnumIterator;
+        iso_currency::Currency::iter().map(|currency| currency.code())
+    }
 }
 
 impl Default for Currency {
@@ -158,5 +164,9 @@ mod tests {
             Currency::parse("ABC").unwrap_err(),
             "ABC is not an ISO 4217 currency code"
         );
+        // The codes the API document lists are the ones taken.
+        let codes: Vec<&str> = Currency::codes().collect();
+        assert!(codes.len() > 150 && codes.contains(&"IDR"), "{codes:?}");
+        assert!(codes.iter().all(|code| Currency::parse(code).is_ok()));
     }
 }
