@@ -33,7 +33,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::dialect::Dialect;
 use super::error::{StoreError, StoreResult};
-use super::order_batch::{BatchOutcome, BatchWritten, PendingBatch, write_batch};
+use super::order_batch::{BatchOutcome, BatchWritten, PendingBatch, write_batches};
 use super::order_insert::{InsertOrder, PendingOrder, Written, set_based, write_all, write_each};
 use super::sql::SqlStore;
 use super::wakeups::Wakeups;
@@ -43,6 +43,8 @@ use crate::domain::Code;
 pub const QUEUE: usize = 4096;
 /// Inserts in one transaction at most.
 pub const MAX_BATCH: usize = 256;
+/// Orders of batch requests written in one transaction at most.
+const MAX_BATCHED_ORDERS: usize = 1000;
 /// Times the writer lets other tasks run before starting a batch.
 const YIELDS: usize = 4;
 
@@ -222,8 +224,18 @@ async fn run<D: Dialect>(
                 Work::Batch(job) => requests.push(job),
             }
         }
-        for job in requests {
-            write_request(&mut writer, job, &wakeups).await;
+        // Batches together in one transaction, up to a bound on its size.
+        let mut requests = requests.into_iter().peekable();
+        while requests.peek().is_some() {
+            let mut orders = 0;
+            let mut group = Vec::new();
+            while let Some(job) = requests.next_if(|job| {
+                group.is_empty() || orders + job.batch.orders.len() <= MAX_BATCHED_ORDERS
+            }) {
+                orders += job.batch.orders.len();
+                group.push(job);
+            }
+            write_requests(&mut writer, group, &wakeups).await;
         }
         if batch.is_empty() {
             continue;
@@ -266,29 +278,42 @@ async fn run<D: Dialect>(
     }
 }
 
-/// A batch request, in its own transaction; its partner's feed readers
-/// woken if it stored anything.
-async fn write_request<D: Dialect>(writer: &mut Writer<D>, job: BatchJob, wakeups: &Wakeups) {
-    let written = match writer.connection().await {
+/// Batch requests, in one transaction; their partners' feed readers woken
+/// for those that stored anything.
+async fn write_requests<D: Dialect>(
+    writer: &mut Writer<D>,
+    jobs: Vec<BatchJob>,
+    wakeups: &Wakeups,
+) {
+    let batches: Vec<&PendingBatch> = jobs.iter().map(|job| &job.batch).collect();
+    let results = match writer.connection().await {
         Ok(mut connection) => {
-            let written = write_batch::<D>(&mut connection, &job.batch).await;
-            writer.done(connection, written.is_ok());
-            written
+            let results = write_batches::<D>(&mut connection, &batches).await;
+            writer.done(connection, results.iter().all(Result::is_ok));
+            results
         }
-        Err(error) => Err(error),
-    };
-    if let Err(error) = &written {
-        tracing::warn!(%error, orders = job.batch.orders.len(), "a batch failed");
-    }
-    if let Ok(BatchWritten::Done(BatchOutcome::Written(answers))) = &written
-        && answers
+        Err(error) => jobs
             .iter()
-            .any(|(_, outcome)| matches!(outcome, InsertOrder::Created(_)))
-    {
-        wakeups.wake(job.batch.client_id.as_str());
+            .map(|_| Err(error.same_kind("the transaction holding this batch")))
+            .collect(),
+    };
+    for (job, written) in jobs.into_iter().zip(results) {
+        match &written {
+            Err(error) => {
+                tracing::warn!(%error, orders = job.batch.orders.len(), "a batch failed");
+            }
+            Ok(BatchWritten::Done(BatchOutcome::Written(answers)))
+                if answers
+                    .iter()
+                    .any(|(_, outcome)| matches!(outcome, InsertOrder::Created(_))) =>
+            {
+                wakeups.wake(job.batch.client_id.as_str());
+            }
+            Ok(_) => {}
+        }
+        // A caller that went away no longer needs its answer.
+        let _ = job.reply.send(written);
     }
-    // A caller that went away no longer needs its answer.
-    let _ = job.reply.send(written);
 }
 
 /// Waits for the first insert, then takes what else is queued, up to

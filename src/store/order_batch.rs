@@ -1,7 +1,8 @@
-//! A batch of orders from one request: written in one transaction of its
-//! own through the group-commit writer, each order answered as a single
-//! create would be, or, when atomic and any order fails, none stored. One
-//! Idempotency-Key stands for the whole batch.
+//! A batch of orders from one request, through the group-commit writer:
+//! the batches queued together are written in one transaction, each order
+//! answered as a single create would be, or, when its batch is atomic and
+//! any of its orders fails, none of that batch stored. One Idempotency-Key
+//! stands for a whole batch.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, Transaction};
@@ -10,10 +11,12 @@ use time::OffsetDateTime;
 use super::dialect::{Bind, Dialect};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
-use super::order_insert::{InsertOrder, PendingOrder, Written, write_all};
+use super::order_insert::{
+    InsertOrder, PendingOrder, Written, append_created, insert_all, savepoint,
+};
 use super::orders::OrderRef;
 use super::sql::SqlStore;
-use crate::domain::{ClientId, Code, NewOrder};
+use crate::domain::{ClientId, Code, NewOrder, Order};
 
 /// A batch on its way into the database: its valid orders, each with its
 /// place in the request.
@@ -65,27 +68,109 @@ pub enum BatchWritten {
 /// A kept answer, to be read back.
 pub struct KeptItemRef(KeptItem);
 
-/// Writes `batch` on `connection` in one transaction of its own.
-pub(super) async fn write_batch<D: Dialect>(
+/// Writes the batches queued together on `connection`, in one transaction
+/// (one commit for all), each in a savepoint of its own so an atomic one
+/// that fails is undone alone. If that transaction fails, each batch is
+/// written again in one of its own, so one batch's failure is its own.
+pub(super) async fn write_batches<D: Dialect>(
     connection: &mut D::Connection,
-    batch: &PendingBatch,
-) -> StoreResult<BatchWritten> {
-    let mut tx = connection.begin_with(D::BEGIN).await?;
-    if let Some((key, request_hash)) = &batch.idempotency {
-        D::lock_idempotency_key(&mut tx, &batch.client_id, key).await?;
-        if let Some(kept) = kept_answer(&mut tx, &batch.client_id, key, request_hash).await? {
-            tx.rollback().await?;
-            return Ok(kept);
-        }
+    batches: &[&PendingBatch],
+) -> Vec<StoreResult<BatchWritten>> {
+    let error = match write_together::<D>(connection, batches).await {
+        Ok(written) => return written.into_iter().map(Ok).collect(),
+        Err(error) => error,
+    };
+    if batches.len() == 1 {
+        return vec![Err(error)];
     }
+    tracing::warn!(%error, batches = batches.len(), "batches written together failed; writing each alone");
+    let mut results = Vec::with_capacity(batches.len());
+    for batch in batches {
+        results.push(
+            write_together::<D>(connection, std::slice::from_ref(batch))
+                .await
+                .and_then(|mut written| {
+                    written.pop().ok_or_else(|| {
+                        StoreError::Corrupt("a batch written alone answered nothing".into())
+                    })
+                }),
+        );
+    }
+    results
+}
+
+async fn write_together<D: Dialect>(
+    connection: &mut D::Connection,
+    batches: &[&PendingBatch],
+) -> StoreResult<Vec<BatchWritten>> {
+    let mut tx = connection.begin_with(D::BEGIN).await?;
+    // Every key first, in one order, so two writers cannot wait on each other.
+    let mut keys: Vec<(&ClientId, &str)> = batches
+        .iter()
+        .filter_map(|batch| Some((&batch.client_id, batch.idempotency.as_ref()?.0.as_str())))
+        .collect();
+    keys.sort_unstable_by(|(a, x), (b, y)| (a.as_str(), x).cmp(&(b.as_str(), y)));
+    keys.dedup();
+    for (client_id, key) in keys {
+        D::lock_idempotency_key(&mut tx, client_id, key).await?;
+    }
+    let pending: Vec<Vec<PendingOrder>> = batches
+        .iter()
+        .map(|batch| {
+            batch
+                .orders
+                .iter()
+                .map(|(_, order)| {
+                    PendingOrder::new(&batch.client_id, order.clone(), None, batch.now)
+                })
+                .collect()
+        })
+        .collect();
+    let mut written = Vec::with_capacity(batches.len());
+    for (batch, pending) in batches.iter().zip(&pending) {
+        written.push(write_one(&mut tx, batch, pending).await?);
+    }
+    // The events last, for every batch kept: the partner's numbering row is
+    // then held only until COMMIT (see `feed`).
+    let created: Vec<(&PendingOrder, &Order)> = written
+        .iter()
+        .zip(&pending)
+        .filter_map(|(written, pending)| match written {
+            BatchWritten::Done(BatchOutcome::Written(answers)) => Some((answers, pending)),
+            _ => None,
+        })
+        .flat_map(|(answers, pending)| {
+            answers
+                .iter()
+                .zip(pending)
+                .filter_map(|((_, outcome), pending)| match outcome {
+                    InsertOrder::Created(order) => Some((pending, &**order)),
+                    _ => None,
+                })
+        })
+        .collect();
+    append_created(&mut tx, &created).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// One batch in `tx`, in a savepoint: its kept answer if its key was used
+/// before, else its orders inserted (undone if it is atomic and any failed)
+/// and its answer kept under its key. Answers are in `pending`'s order.
+async fn write_one<D: Dialect>(
+    tx: &mut Transaction<'_, D>,
+    batch: &PendingBatch,
+    pending: &[PendingOrder],
+) -> StoreResult<BatchWritten> {
+    if let Some((key, request_hash)) = &batch.idempotency
+        && let Some(kept) = kept_answer(tx, &batch.client_id, key, request_hash).await?
+    {
+        return Ok(kept);
+    }
+    savepoint(tx, "SAVEPOINT batch").await?;
     // Sorted by purchase order number, as the group commit sorts: two
     // transactions that want the same numbers take them in the same order.
     // Stable, so of two orders of the batch with one number the earlier wins.
-    let pending: Vec<PendingOrder> = batch
-        .orders
-        .iter()
-        .map(|(_, order)| PendingOrder::new(&batch.client_id, order.clone(), None, batch.now))
-        .collect();
     let mut positions: Vec<usize> = (0..pending.len()).collect();
     positions.sort_by_key(|&i| {
         pending[i]
@@ -95,9 +180,9 @@ pub(super) async fn write_batch<D: Dialect>(
             .map(Code::as_str)
     });
     let sorted: Vec<&PendingOrder> = positions.iter().map(|&i| &pending[i]).collect();
-    let written = write_all(&mut tx, &sorted).await?;
+    let inserted = insert_all(tx, &sorted).await?;
     let mut answers: Vec<Option<(usize, InsertOrder)>> = pending.iter().map(|_| None).collect();
-    for (position, written) in positions.into_iter().zip(written) {
+    for (position, written) in positions.into_iter().zip(inserted) {
         let Written::Done(outcome) = written else {
             return Err(StoreError::Corrupt(
                 "a batch order without a key was a replay".into(),
@@ -106,21 +191,20 @@ pub(super) async fn write_batch<D: Dialect>(
         answers[position] = Some((batch.orders[position].0, outcome));
     }
     let answers: Vec<(usize, InsertOrder)> = answers.into_iter().flatten().collect();
-    let failed = answers
-        .iter()
-        .any(|(_, outcome)| !matches!(outcome, InsertOrder::Created(_)));
-    if batch.atomic && failed {
-        tx.rollback().await?;
+    let failed = |outcome: &InsertOrder| !matches!(outcome, InsertOrder::Created(_));
+    if batch.atomic && answers.iter().any(|(_, outcome)| failed(outcome)) {
+        savepoint(tx, "ROLLBACK TO SAVEPOINT batch").await?;
+        savepoint(tx, "RELEASE SAVEPOINT batch").await?;
         let failures = answers
             .into_iter()
-            .filter(|(_, outcome)| !matches!(outcome, InsertOrder::Created(_)))
+            .filter(|(_, outcome)| failed(outcome))
             .collect();
         return Ok(BatchWritten::Done(BatchOutcome::Rejected(failures)));
     }
     if let Some((key, request_hash)) = &batch.idempotency {
-        keep_answer(&mut tx, batch, key, request_hash, &answers).await?;
+        keep_answer(tx, batch, key, request_hash, &answers).await?;
     }
-    tx.commit().await?;
+    savepoint(tx, "RELEASE SAVEPOINT batch").await?;
     Ok(BatchWritten::Done(BatchOutcome::Written(answers)))
 }
 
@@ -226,5 +310,96 @@ impl<D: Dialect> SqlStore<D> {
             answers.push((item.index, outcome));
         }
         Ok(BatchOutcome::Replayed(answers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Decimal, NewOrderLine, Quantity, TextField};
+    use crate::store::sqlite::SqliteStore;
+
+    fn order(po: &str) -> NewOrder {
+        let code = |text: &str| Code::parse(text).unwrap().unwrap();
+        NewOrder {
+            customer_code: code("C"),
+            site_code: code("S"),
+            sales_name: crate::domain::SalesName::parse("N").unwrap().unwrap(),
+            address: crate::domain::Address::parse("A").unwrap().unwrap(),
+            purchase_order_no: Some(code(po)),
+            currency: Default::default(),
+            products: vec![NewOrderLine {
+                product_code: code("X"),
+                quantity: Quantity::parse(Decimal::from_integer(1)).unwrap(),
+                uom: None,
+                unit_price: None,
+                notes: None,
+            }],
+        }
+    }
+
+    fn batch(pos: &[&str], atomic: bool, key: Option<&str>) -> PendingBatch {
+        PendingBatch {
+            client_id: ClientId::parse("p").unwrap(),
+            orders: pos
+                .iter()
+                .enumerate()
+                .map(|(i, po)| (i, order(po)))
+                .collect(),
+            atomic,
+            idempotency: key.map(|key| (key.to_owned(), b"hash".to_vec())),
+            now: OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn statuses(written: &StoreResult<BatchWritten>) -> (&'static str, Vec<bool>) {
+        match written {
+            Ok(BatchWritten::Done(BatchOutcome::Written(answers))) => (
+                "written",
+                answers
+                    .iter()
+                    .map(|(_, outcome)| matches!(outcome, InsertOrder::Created(_)))
+                    .collect(),
+            ),
+            Ok(BatchWritten::Done(BatchOutcome::Rejected(failed))) => {
+                ("rejected", failed.iter().map(|_| false).collect())
+            }
+            Ok(BatchWritten::Replay(_)) => ("replay", Vec::new()),
+            Ok(BatchWritten::Done(other)) => panic!("{other:?}"),
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_written_together_are_each_answered_as_if_alone() {
+        let (_dir, store) = SqliteStore::with_partner_p().await;
+        let batches = [
+            batch(&["PO-1", "PO-2"], false, Some("k")),
+            // Atomic, and PO-1 is taken by the batch before it: undone alone.
+            batch(&["PO-3", "PO-1"], true, None),
+            // The same key again in the same transaction: the first's answer.
+            batch(&["PO-1", "PO-2"], false, Some("k")),
+            batch(&["PO-3", "PO-2", "PO-4"], false, None),
+        ];
+        let refs: Vec<&PendingBatch> = batches.iter().collect();
+        let mut connection = store.sql.writer.acquire().await.unwrap();
+        let written = write_batches::<sqlx::Sqlite>(&mut connection, &refs).await;
+        drop(connection);
+        assert_eq!(statuses(&written[0]), ("written", vec![true, true]));
+        assert_eq!(statuses(&written[1]), ("rejected", vec![false]));
+        assert_eq!(statuses(&written[2]).0, "replay");
+        assert_eq!(statuses(&written[3]), ("written", vec![true, false, true]));
+        let stored: Vec<String> =
+            sqlx::query_scalar("SELECT purchase_order_no FROM sales_orders ORDER BY seq")
+                .fetch_all(&store.sql.reader)
+                .await
+                .unwrap();
+        assert_eq!(stored, ["PO-1", "PO-2", "PO-3", "PO-4"]);
+        let events: Vec<i64> =
+            sqlx::query_scalar("SELECT sequence FROM order_events ORDER BY sequence")
+                .fetch_all(&store.sql.reader)
+                .await
+                .unwrap();
+        assert_eq!(events, [1, 2, 3, 4], "one event per stored order, no gap");
     }
 }

@@ -135,7 +135,7 @@ pub async fn write_each<D: Dialect>(
 }
 
 /// The `order.created` event of each order just inserted.
-async fn append_created<D: Dialect>(
+pub(super) async fn append_created<D: Dialect>(
     tx: &mut Transaction<'_, D>,
     created: &[(&PendingOrder, &Order)],
 ) -> StoreResult<()> {
@@ -151,7 +151,7 @@ async fn append_created<D: Dialect>(
     feed::append(tx, &events).await
 }
 
-async fn savepoint<D: Dialect>(
+pub(super) async fn savepoint<D: Dialect>(
     tx: &mut Transaction<'_, D>,
     statement: &'static str,
 ) -> StoreResult<()> {
@@ -216,7 +216,7 @@ pub async fn write_all<D: Dialect>(
 }
 
 /// [`write_all`] without the events.
-async fn insert_all<D: Dialect>(
+pub(super) async fn insert_all<D: Dialect>(
     tx: &mut Transaction<'_, D>,
     batch: &[&PendingOrder],
 ) -> StoreResult<Vec<Written>> {
