@@ -37,10 +37,11 @@ SELECT seq, id, client_id, status, status_reason, customer_code, site_code, sale
        address, purchase_order_no, 'IDR', total_amount, 1, created_at, updated_at
 FROM sales_orders;
 -- AUTOINCREMENT never hands out a number twice: the new table goes on from
--- where the old one was, not from its highest surviving row.
-UPDATE sqlite_sequence
-SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'sales_orders')
-WHERE name = 'sales_orders_new';
+-- where the old one was, not from its highest surviving row (nor from 1 when
+-- no row survives, in which case the copy made no counter row at all).
+DELETE FROM sqlite_sequence WHERE name = 'sales_orders_new';
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'sales_orders_new', seq FROM sqlite_sequence WHERE name = 'sales_orders';
 
 CREATE TABLE sales_order_lines_new (
     order_seq    INTEGER NOT NULL REFERENCES sales_orders_new (seq) ON DELETE CASCADE,

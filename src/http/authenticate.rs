@@ -52,19 +52,7 @@ impl FromRequest<AppState> for AuthenticatedPartner {
         let (parts, body) = request.into_parts();
         // Only a request that claims a signature is worth reading: one
         // without is refused for its headers alone.
-        let body = if parts.headers.contains_key(X_SIGNATURE) {
-            let settings = &state.settings;
-            let limit = match parts.extensions.get::<super::order_batch::BatchBody>() {
-                Some(_) => settings.batch_body_limit,
-                None => settings.body_limit,
-            };
-            super::extract::read_body(body, limit, settings.body_read_timeout)
-                .await
-                .map_err(|error| Audited(None, error))?
-        } else {
-            Bytes::new()
-        };
-        let client_id = authenticate(&parts, &body, state).await.map_err(|error| {
+        let audited = |error: ApiError| {
             let kind = match &error {
                 ApiError::Auth(AuthError::SignatureInvalid { .. }) => {
                     Some(AuditKind::SignatureFailed)
@@ -74,9 +62,44 @@ impl FromRequest<AppState> for AuthenticatedPartner {
                 _ => None,
             };
             Audited(kind, error)
-        })?;
+        };
+        let body = if parts.headers.contains_key(X_SIGNATURE) {
+            let settings = &state.settings;
+            let limit = if parts
+                .extensions
+                .get::<super::extract::BatchBody>()
+                .is_some()
+            {
+                // A batch body may be 16 times larger: only a caller with a
+                // valid token gets to send one, so a stranger cannot make us
+                // hold 16 MiB per connection.
+                check_token_first(&parts, state).map_err(audited)?;
+                settings.batch_body_limit
+            } else {
+                settings.body_limit
+            };
+            super::extract::read_body(body, limit, settings.body_read_timeout)
+                .await
+                .map_err(|error| Audited(None, error))?
+        } else {
+            Bytes::new()
+        };
+        let client_id = authenticate(&parts, &body, state).await.map_err(audited)?;
         Ok(Self { client_id, body })
     }
+}
+
+/// The checks that need no body (headers present, token ours and current,
+/// client id and timestamp), made again by [`authenticate`] with the body.
+fn check_token_first(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    let (request, token) = read_headers(parts, &[])?;
+    let claims = state.tokens.decode(token)?;
+    request.check_token(
+        &claims,
+        state.clock.now(),
+        state.settings.timestamp_tolerance,
+    )?;
+    Ok(())
 }
 
 /// The partner's client id, once every check passed.

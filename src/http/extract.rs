@@ -10,6 +10,11 @@ use super::error::ApiError;
 use super::error::FieldError;
 use super::state::AppState;
 
+/// Marks a route whose body may be as large as a batch of orders
+/// (`Settings::batch_body_limit`) instead of `Settings::body_limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchBody;
+
 /// The raw bytes of a JSON request body: content type checked, size bounded.
 pub struct JsonBody(pub Bytes);
 

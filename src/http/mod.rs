@@ -54,7 +54,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             // The one route whose body may be larger than `body_limit`.
             OpenApiRouter::new()
                 .routes(routes!(order_batch::submit_batch))
-                .route_layer(axum::Extension(order_batch::BatchBody)),
+                .route_layer(axum::Extension(extract::BatchBody)),
         )
         .routes(routes!(orders::cancel_order))
         .routes(routes!(events::list_events))

@@ -17,15 +17,11 @@ use super::json_fields::Fields;
 use super::openapi::SIGNED_ROUTE_401;
 use super::orders::{CreateSalesOrderRequest, IDEMPOTENT_REPLAYED, idempotency_key, parse_order};
 use super::state::AppState;
-use crate::domain::{NewOrder, Order};
+use crate::domain::Order;
 use crate::store::{BatchOutcome, InsertOrder, PendingBatch};
 
 /// Orders one batch holds at most.
 pub const MAX_BATCH_ORDERS: usize = 100;
-
-/// Marks the batch route, whose body may be larger (`Settings::batch_body_limit`).
-#[derive(Debug, Clone, Copy)]
-pub struct BatchBody;
 
 /// Body of `POST /api/v1/sales-orders/batch` (documents the wire shape; read
 /// by [`parse_batch`]).
@@ -74,7 +70,8 @@ pub struct BatchItem {
 ///
 /// With `"atomic": true` every order is stored or none: any failing order
 /// makes the answer 409 `BATCH_REJECTED`, its `details` listing each failing
-/// `index` with its error.
+/// `index` with its error (a number repeated within the batch names the
+/// earlier order by `repeats_index`, since nothing was stored).
 ///
 /// One `Idempotency-Key` covers the whole batch: the same key with the same
 /// body answers as the first time did (created orders as they are now), with
@@ -126,15 +123,13 @@ pub async fn submit_batch(
         return Ok(answer(answers, false));
     }
     let request_hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.0);
-    let purchase_order_nos: Vec<(usize, Option<String>)> = orders
-        .iter()
-        .map(|(index, order): &(usize, NewOrder)| {
-            (
-                *index,
-                order.purchase_order_no.as_ref().map(ToString::to_string),
-            )
-        })
-        .collect();
+    // Each order's purchase order number by its place, for a duplicate's answer.
+    let mut purchase_order_nos = vec![String::new(); answers.len()];
+    for (index, order) in &orders {
+        if let Some(po) = &order.purchase_order_no {
+            purchase_order_nos[*index] = po.to_string();
+        }
+    }
     let batch = PendingBatch {
         client_id: partner.client_id.clone(),
         orders,
@@ -142,21 +137,25 @@ pub async fn submit_batch(
         idempotency: key.map(|key| (key.to_owned(), request_hash.as_ref().to_vec())),
         now: state.clock.now(),
     };
-    let po_of = |index: usize| {
-        purchase_order_nos
-            .iter()
-            .find(|(i, _)| *i == index)
-            .and_then(|(_, po)| po.clone())
-            .unwrap_or_default()
-    };
-    let (stored, replayed) = match state.store.insert_batch(batch).await? {
+    let started = std::time::Instant::now();
+    let outcome = state.store.insert_batch(batch).await?;
+    metrics::histogram!("order_batch_insert_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    let (stored, replayed) = match outcome {
         BatchOutcome::Written(stored) => (stored, false),
         BatchOutcome::Replayed(stored) => (stored, true),
         BatchOutcome::IdempotencyConflict => return Err(ApiError::IdempotencyKeyReused),
-        BatchOutcome::Rejected(failed) => {
-            let items: Vec<BatchItem> = failed
+        BatchOutcome::Rejected(rejected) => {
+            let items: Vec<BatchItem> = rejected
                 .into_iter()
-                .map(|(index, outcome)| item(index, outcome, &po_of(index)))
+                .map(|rejection| match rejection.repeats {
+                    Some(earlier) => repeated(rejection.index, earlier, &purchase_order_nos),
+                    None => item(
+                        rejection.index,
+                        rejection.outcome,
+                        &purchase_order_nos[rejection.index],
+                    ),
+                })
                 .collect();
             return Err(ApiError::BatchRejected(failures(items.iter().collect())));
         }
@@ -165,9 +164,14 @@ pub async fn submit_batch(
         .iter()
         .filter(|(_, outcome)| matches!(outcome, InsertOrder::Created(_)))
         .count();
-    metrics::counter!("orders_created_total").increment(created as u64);
+    let counter = if replayed {
+        "orders_replayed_total"
+    } else {
+        "orders_created_total"
+    };
+    metrics::counter!(counter).increment(created as u64);
     for (index, outcome) in stored {
-        answers[index] = Some(item(index, outcome, &po_of(index)));
+        answers[index] = Some(item(index, outcome, &purchase_order_nos[index]));
     }
     Ok(answer(answers, replayed))
 }
@@ -251,6 +255,29 @@ fn item(index: usize, outcome: InsertOrder, purchase_order_no: &str) -> BatchIte
         ),
         // Orders of a batch carry no key of their own.
         InsertOrder::IdempotencyConflict => refused(index, &ApiError::IdempotencyKeyReused),
+    }
+}
+
+/// An order of an atomic batch refused for a purchase order number an
+/// earlier order of the same batch took: named by its place, since the
+/// whole batch was rolled back and that order has no id.
+fn repeated(index: usize, earlier: usize, purchase_order_nos: &[String]) -> BatchItem {
+    let po = &purchase_order_nos[index];
+    let message = format!("purchase_order_no {po:?} repeats orders[{earlier}] of this batch");
+    BatchItem {
+        index,
+        status: StatusCode::CONFLICT.as_u16(),
+        data: None,
+        error: Some(serde_json::json!({
+            "code": "DUPLICATE_PURCHASE_ORDER",
+            "message": message,
+            "details": [{
+                "field": "purchase_order_no",
+                "message": message,
+                "purchase_order_no": po,
+                "repeats_index": earlier,
+            }],
+        })),
     }
 }
 

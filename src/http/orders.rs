@@ -319,7 +319,8 @@ pub(super) fn parse_order(state: &AppState, body: &[u8]) -> Result<NewOrder, Api
 /// Amend one of your sales orders
 ///
 /// Replaces the order's content with the body (a full create body, as for
-/// `POST /api/v1/sales-orders`) while the order is `received`: the order
+/// `POST /api/v1/sales-orders`; a `currency` left out is the server's
+/// default, not the order's current one) while the order is `received`: the order
 /// keeps its id, number and creation time, its `version` goes up by one, an
 /// `order.amended` event is written, and its history records what changed.
 /// A body that reads exactly as the order does changes nothing (same

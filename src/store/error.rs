@@ -21,9 +21,15 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => true,
             // PostgreSQL going away mid-session: connection exceptions (08),
-            // insufficient resources (53), administrator shutdown (57P01-03).
+            // insufficient resources (53), administrator shutdown (57P01-03);
+            // and a transaction chosen to end a deadlock or a serialization
+            // conflict (40P01, 40001), which the same request sent again gets past.
             sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || code == "40P01"
+                    || code == "40001"
             }),
             _ => false,
         };
@@ -36,6 +42,14 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
+    /// A purchase order number taken and freed again by other transactions
+    /// while this one looked, several times over: transient, so 503.
+    pub fn contended() -> Self {
+        Self::Unavailable(sqlx::Error::Protocol(
+            "a purchase order number kept changing hands; retry".into(),
+        ))
+    }
+
     /// The same kind of failure, for another caller that waited on the work
     /// that failed (sqlx's errors cannot be cloned); `what` names that work.
     pub fn same_kind(&self, what: &str) -> Self {

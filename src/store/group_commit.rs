@@ -20,6 +20,9 @@
 //! number, so two batches that want the same numbers take them in the same
 //! order instead of deadlocking.
 //!
+//! A batch request (`POST /api/v1/sales-orders/batch`) goes through the same
+//! queue and writers, in a transaction of its own ([`write_batch`]).
+//!
 //! A caller that goes away (a client hanging up) cannot cut a batch short:
 //! the task owns the transaction, and the order is committed or not as a whole.
 
@@ -33,8 +36,10 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::dialect::Dialect;
 use super::error::{StoreError, StoreResult};
-use super::order_batch::{BatchOutcome, BatchWritten, PendingBatch, write_batches};
-use super::order_insert::{InsertOrder, PendingOrder, Written, set_based, write_all, write_each};
+use super::order_batch::{BatchOutcome, BatchWritten, PendingBatch, write_batch};
+use super::order_insert::{
+    InsertOrder, PendingOrder, Written, lock_idempotency_keys, set_based, write_all, write_each,
+};
 use super::sql::SqlStore;
 use super::wakeups::Wakeups;
 use crate::domain::Code;
@@ -43,8 +48,6 @@ use crate::domain::Code;
 pub const QUEUE: usize = 4096;
 /// Inserts in one transaction at most.
 pub const MAX_BATCH: usize = 256;
-/// Orders of batch requests written in one transaction at most.
-const MAX_BATCHED_ORDERS: usize = 1000;
 /// Times the writer lets other tasks run before starting a batch.
 const YIELDS: usize = 4;
 
@@ -224,18 +227,11 @@ async fn run<D: Dialect>(
                 Work::Batch(job) => requests.push(job),
             }
         }
-        // Batches together in one transaction, up to a bound on its size.
-        let mut requests = requests.into_iter().peekable();
-        while requests.peek().is_some() {
-            let mut orders = 0;
-            let mut group = Vec::new();
-            while let Some(job) = requests.next_if(|job| {
-                group.is_empty() || orders + job.batch.orders.len() <= MAX_BATCHED_ORDERS
-            }) {
-                orders += job.batch.orders.len();
-                group.push(job);
-            }
-            write_requests(&mut writer, group, &wakeups).await;
+        // Each batch request in a transaction of its own: written together,
+        // their purchase order numbers would no longer be taken in one order
+        // (a deadlock on PostgreSQL), and measured, it gained nothing.
+        for job in requests {
+            write_request(&mut writer, job, &wakeups).await;
         }
         if batch.is_empty() {
             continue;
@@ -278,42 +274,30 @@ async fn run<D: Dialect>(
     }
 }
 
-/// Batch requests, in one transaction; their partners' feed readers woken
-/// for those that stored anything.
-async fn write_requests<D: Dialect>(
-    writer: &mut Writer<D>,
-    jobs: Vec<BatchJob>,
-    wakeups: &Wakeups,
-) {
-    let batches: Vec<&PendingBatch> = jobs.iter().map(|job| &job.batch).collect();
-    let results = match writer.connection().await {
+/// A batch request, in its own transaction; its partner's feed readers
+/// woken if it stored anything.
+async fn write_request<D: Dialect>(writer: &mut Writer<D>, job: BatchJob, wakeups: &Wakeups) {
+    let written = match writer.connection().await {
         Ok(mut connection) => {
-            let results = write_batches::<D>(&mut connection, &batches).await;
-            writer.done(connection, results.iter().all(Result::is_ok));
-            results
+            let written = write_batch::<D>(&mut connection, &job.batch).await;
+            writer.done(connection, written.is_ok());
+            written
         }
-        Err(error) => jobs
-            .iter()
-            .map(|_| Err(error.same_kind("the transaction holding this batch")))
-            .collect(),
+        Err(error) => Err(error),
     };
-    for (job, written) in jobs.into_iter().zip(results) {
-        match &written {
-            Err(error) => {
-                tracing::warn!(%error, orders = job.batch.orders.len(), "a batch failed");
-            }
-            Ok(BatchWritten::Done(BatchOutcome::Written(answers)))
-                if answers
-                    .iter()
-                    .any(|(_, outcome)| matches!(outcome, InsertOrder::Created(_))) =>
-            {
-                wakeups.wake(job.batch.client_id.as_str());
-            }
-            Ok(_) => {}
+    match &written {
+        Err(error) => tracing::warn!(%error, orders = job.batch.orders.len(), "a batch failed"),
+        Ok(BatchWritten::Done(BatchOutcome::Written(answers)))
+            if answers
+                .iter()
+                .any(|(_, outcome)| matches!(outcome, InsertOrder::Created(_))) =>
+        {
+            wakeups.wake(job.batch.client_id.as_str());
         }
-        // A caller that went away no longer needs its answer.
-        let _ = job.reply.send(written);
+        Ok(_) => {}
     }
+    // A caller that went away no longer needs its answer.
+    let _ = job.reply.send(written);
 }
 
 /// Waits for the first insert, then takes what else is queued, up to
@@ -407,18 +391,11 @@ async fn write_sorted_each<D: Dialect>(
     sorted: &[&PendingOrder],
 ) -> StoreResult<Vec<StoreResult<Written>>> {
     let mut tx = connection.begin_with(D::BEGIN).await?;
-    let mut keys: Vec<_> = sorted
-        .iter()
-        .filter_map(|pending| {
-            let (key, _) = pending.idempotency.as_ref()?;
-            Some((&pending.client_id, key.as_str()))
-        })
-        .collect();
-    keys.sort_unstable_by(|(a, x), (b, y)| (a.as_str(), x).cmp(&(b.as_str(), y)));
-    keys.dedup();
-    for (client_id, key) in keys {
-        D::lock_idempotency_key(&mut tx, client_id, key).await?;
-    }
+    let keys = sorted.iter().filter_map(|pending| {
+        let (key, _) = pending.idempotency.as_ref()?;
+        Some((&pending.client_id, key.as_str()))
+    });
+    lock_idempotency_keys(&mut tx, keys).await?;
     let written = write_each(&mut tx, sorted).await?;
     tx.commit().await?;
     Ok(written)

@@ -58,10 +58,7 @@ impl<D: Dialect> SqlStore<D> {
                 outcome => return outcome,
             }
         }
-        Err(StoreError::Corrupt(format!(
-            "purchase order number {:?} neither free nor held",
-            order.purchase_order_no
-        )))
+        Err(StoreError::contended())
     }
 
     async fn try_amend(

@@ -1,8 +1,7 @@
-//! A batch of orders from one request, through the group-commit writer:
-//! the batches queued together are written in one transaction, each order
-//! answered as a single create would be, or, when its batch is atomic and
-//! any of its orders fails, none of that batch stored. One Idempotency-Key
-//! stands for a whole batch.
+//! A batch of orders from one request: written in one transaction of its
+//! own through the group-commit writer, each order answered as a single
+//! create would be, or, when atomic and any order fails, none stored. One
+//! Idempotency-Key stands for the whole batch.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, Transaction};
@@ -12,7 +11,7 @@ use super::dialect::{Bind, Dialect};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
 use super::order_insert::{
-    InsertOrder, PendingOrder, Written, append_created, insert_all, savepoint,
+    InsertOrder, PendingOrder, Written, append_created, insert_all, lock_idempotency_keys,
 };
 use super::orders::OrderRef;
 use super::sql::SqlStore;
@@ -36,12 +35,23 @@ pub enum BatchOutcome {
     /// Committed: created orders and refused ones.
     Written(Vec<(usize, InsertOrder)>),
     /// Atomic, and these orders failed: nothing was stored.
-    Rejected(Vec<(usize, InsertOrder)>),
+    Rejected(Vec<Rejection>),
     /// The Idempotency-Key was used before with this request: its answers,
     /// created orders as they are now.
     Replayed(Vec<(usize, InsertOrder)>),
     /// The Idempotency-Key was used before with another request.
     IdempotencyConflict,
+}
+
+/// An order that made an atomic batch fail.
+#[derive(Debug)]
+pub struct Rejection {
+    /// Its place in the request.
+    pub index: usize,
+    pub outcome: InsertOrder,
+    /// For a purchase order number an earlier order of the same batch took:
+    /// that order's place in the request.
+    pub repeats: Option<usize>,
 }
 
 /// What a batch's Idempotency-Key keeps of its answer: where each stored
@@ -68,106 +78,26 @@ pub enum BatchWritten {
 /// A kept answer, to be read back.
 pub struct KeptItemRef(KeptItem);
 
-/// Writes the batches queued together on `connection`, in one transaction
-/// (one commit for all), each in a savepoint of its own so an atomic one
-/// that fails is undone alone. If that transaction fails, each batch is
-/// written again in one of its own, so one batch's failure is its own.
-pub(super) async fn write_batches<D: Dialect>(
+/// Writes `batch` on `connection` in one transaction of its own: its kept
+/// answer if its key was used before, else its orders, all of them undone
+/// if it is atomic and any failed.
+pub(super) async fn write_batch<D: Dialect>(
     connection: &mut D::Connection,
-    batches: &[&PendingBatch],
-) -> Vec<StoreResult<BatchWritten>> {
-    let error = match write_together::<D>(connection, batches).await {
-        Ok(written) => return written.into_iter().map(Ok).collect(),
-        Err(error) => error,
-    };
-    if batches.len() == 1 {
-        return vec![Err(error)];
-    }
-    tracing::warn!(%error, batches = batches.len(), "batches written together failed; writing each alone");
-    let mut results = Vec::with_capacity(batches.len());
-    for batch in batches {
-        results.push(
-            write_together::<D>(connection, std::slice::from_ref(batch))
-                .await
-                .and_then(|mut written| {
-                    written.pop().ok_or_else(|| {
-                        StoreError::Corrupt("a batch written alone answered nothing".into())
-                    })
-                }),
-        );
-    }
-    results
-}
-
-async fn write_together<D: Dialect>(
-    connection: &mut D::Connection,
-    batches: &[&PendingBatch],
-) -> StoreResult<Vec<BatchWritten>> {
-    let mut tx = connection.begin_with(D::BEGIN).await?;
-    // Every key first, in one order, so two writers cannot wait on each other.
-    let mut keys: Vec<(&ClientId, &str)> = batches
-        .iter()
-        .filter_map(|batch| Some((&batch.client_id, batch.idempotency.as_ref()?.0.as_str())))
-        .collect();
-    keys.sort_unstable_by(|(a, x), (b, y)| (a.as_str(), x).cmp(&(b.as_str(), y)));
-    keys.dedup();
-    for (client_id, key) in keys {
-        D::lock_idempotency_key(&mut tx, client_id, key).await?;
-    }
-    let pending: Vec<Vec<PendingOrder>> = batches
-        .iter()
-        .map(|batch| {
-            batch
-                .orders
-                .iter()
-                .map(|(_, order)| {
-                    PendingOrder::new(&batch.client_id, order.clone(), None, batch.now)
-                })
-                .collect()
-        })
-        .collect();
-    let mut written = Vec::with_capacity(batches.len());
-    for (batch, pending) in batches.iter().zip(&pending) {
-        written.push(write_one(&mut tx, batch, pending).await?);
-    }
-    // The events last, for every batch kept: the partner's numbering row is
-    // then held only until COMMIT (see `feed`).
-    let created: Vec<(&PendingOrder, &Order)> = written
-        .iter()
-        .zip(&pending)
-        .filter_map(|(written, pending)| match written {
-            BatchWritten::Done(BatchOutcome::Written(answers)) => Some((answers, pending)),
-            _ => None,
-        })
-        .flat_map(|(answers, pending)| {
-            answers
-                .iter()
-                .zip(pending)
-                .filter_map(|((_, outcome), pending)| match outcome {
-                    InsertOrder::Created(order) => Some((pending, &**order)),
-                    _ => None,
-                })
-        })
-        .collect();
-    append_created(&mut tx, &created).await?;
-    tx.commit().await?;
-    Ok(written)
-}
-
-/// One batch in `tx`, in a savepoint: its kept answer if its key was used
-/// before, else its orders inserted (undone if it is atomic and any failed)
-/// and its answer kept under its key. Answers are in `pending`'s order.
-async fn write_one<D: Dialect>(
-    tx: &mut Transaction<'_, D>,
     batch: &PendingBatch,
-    pending: &[PendingOrder],
 ) -> StoreResult<BatchWritten> {
-    if let Some((key, request_hash)) = &batch.idempotency
-        && let Some(kept) = kept_answer(tx, &batch.client_id, key, request_hash).await?
-    {
-        return Ok(kept);
+    let mut tx = connection.begin_with(D::BEGIN).await?;
+    if let Some((key, request_hash)) = &batch.idempotency {
+        lock_idempotency_keys(&mut tx, std::iter::once((&batch.client_id, key.as_str()))).await?;
+        if let Some(kept) = kept_answer(&mut tx, &batch.client_id, key, request_hash).await? {
+            tx.rollback().await?;
+            return Ok(kept);
+        }
     }
-    savepoint(tx, "SAVEPOINT batch").await?;
+    let pending: Vec<PendingOrder> = batch
+        .orders
+        .iter()
+        .map(|(_, order)| PendingOrder::new(&batch.client_id, order.clone(), None, batch.now))
+        .collect();
     // Sorted by purchase order number, as the group commit sorts: two
     // transactions that want the same numbers take them in the same order.
     // Stable, so of two orders of the batch with one number the earlier wins.
@@ -180,7 +110,7 @@ async fn write_one<D: Dialect>(
             .map(Code::as_str)
     });
     let sorted: Vec<&PendingOrder> = positions.iter().map(|&i| &pending[i]).collect();
-    let inserted = insert_all(tx, &sorted).await?;
+    let inserted = insert_all(&mut tx, &sorted).await?;
     let mut answers: Vec<Option<(usize, InsertOrder)>> = pending.iter().map(|_| None).collect();
     for (position, written) in positions.into_iter().zip(inserted) {
         let Written::Done(outcome) = written else {
@@ -191,21 +121,61 @@ async fn write_one<D: Dialect>(
         answers[position] = Some((batch.orders[position].0, outcome));
     }
     let answers: Vec<(usize, InsertOrder)> = answers.into_iter().flatten().collect();
-    let failed = |outcome: &InsertOrder| !matches!(outcome, InsertOrder::Created(_));
     if batch.atomic && answers.iter().any(|(_, outcome)| failed(outcome)) {
-        savepoint(tx, "ROLLBACK TO SAVEPOINT batch").await?;
-        savepoint(tx, "RELEASE SAVEPOINT batch").await?;
-        let failures = answers
-            .into_iter()
-            .filter(|(_, outcome)| failed(outcome))
-            .collect();
-        return Ok(BatchWritten::Done(BatchOutcome::Rejected(failures)));
+        tx.rollback().await?;
+        return Ok(BatchWritten::Done(BatchOutcome::Rejected(rejections(
+            answers,
+        ))));
     }
     if let Some((key, request_hash)) = &batch.idempotency {
-        keep_answer(tx, batch, key, request_hash, &answers).await?;
+        keep_answer(&mut tx, batch, key, request_hash, &answers).await?;
     }
-    savepoint(tx, "RELEASE SAVEPOINT batch").await?;
+    let created: Vec<(&PendingOrder, &Order)> = answers
+        .iter()
+        .zip(&pending)
+        .filter_map(|((_, outcome), pending)| match outcome {
+            InsertOrder::Created(order) => Some((pending, &**order)),
+            _ => None,
+        })
+        .collect();
+    append_created(&mut tx, &created).await?;
+    tx.commit().await?;
     Ok(BatchWritten::Done(BatchOutcome::Written(answers)))
+}
+
+fn failed(outcome: &InsertOrder) -> bool {
+    !matches!(outcome, InsertOrder::Created(_))
+}
+
+/// An atomic batch's failing orders. An order refused for a number an
+/// earlier order of the batch took names that order's place in the request,
+/// not its id: rolled back with the rest, it was never stored.
+fn rejections(answers: Vec<(usize, InsertOrder)>) -> Vec<Rejection> {
+    let created: Vec<(usize, String)> = answers
+        .iter()
+        .filter_map(|(index, outcome)| match outcome {
+            InsertOrder::Created(order) => Some((*index, order.id.clone())),
+            _ => None,
+        })
+        .collect();
+    answers
+        .into_iter()
+        .filter(|(_, outcome)| failed(outcome))
+        .map(|(index, outcome)| {
+            let repeats = match &outcome {
+                InsertOrder::DuplicatePurchaseOrder { existing_id } => created
+                    .iter()
+                    .find(|(_, id)| id == existing_id)
+                    .map(|(earlier, _)| *earlier),
+                _ => None,
+            };
+            Rejection {
+                index,
+                outcome,
+                repeats,
+            }
+        })
+        .collect()
 }
 
 /// The answer kept under the key, if it was used before: a replay for the
@@ -361,8 +331,8 @@ mod tests {
                     .map(|(_, outcome)| matches!(outcome, InsertOrder::Created(_)))
                     .collect(),
             ),
-            Ok(BatchWritten::Done(BatchOutcome::Rejected(failed))) => {
-                ("rejected", failed.iter().map(|_| false).collect())
+            Ok(BatchWritten::Done(BatchOutcome::Rejected(rejected))) => {
+                ("rejected", rejected.iter().map(|_| false).collect())
             }
             Ok(BatchWritten::Replay(_)) => ("replay", Vec::new()),
             Ok(BatchWritten::Done(other)) => panic!("{other:?}"),
@@ -371,20 +341,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn batches_written_together_are_each_answered_as_if_alone() {
+    async fn each_batch_is_answered_as_its_orders_alone_would_be_and_an_atomic_one_all_or_nothing()
+    {
         let (_dir, store) = SqliteStore::with_partner_p().await;
         let batches = [
             batch(&["PO-1", "PO-2"], false, Some("k")),
-            // Atomic, and PO-1 is taken by the batch before it: undone alone.
+            // Atomic, and PO-1 is taken by the batch before it: nothing stored.
             batch(&["PO-3", "PO-1"], true, None),
-            // The same key again in the same transaction: the first's answer.
+            // The same key again: the first's answer.
             batch(&["PO-1", "PO-2"], false, Some("k")),
             batch(&["PO-3", "PO-2", "PO-4"], false, None),
         ];
-        let refs: Vec<&PendingBatch> = batches.iter().collect();
-        let mut connection = store.sql.writer.acquire().await.unwrap();
-        let written = write_batches::<sqlx::Sqlite>(&mut connection, &refs).await;
-        drop(connection);
+        let mut written = Vec::new();
+        for batch in &batches {
+            let mut connection = store.sql.writer.acquire().await.unwrap();
+            written.push(write_batch::<sqlx::Sqlite>(&mut connection, batch).await);
+        }
         assert_eq!(statuses(&written[0]), ("written", vec![true, true]));
         assert_eq!(statuses(&written[1]), ("rejected", vec![false]));
         assert_eq!(statuses(&written[2]).0, "replay");
@@ -401,5 +373,22 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(events, [1, 2, 3, 4], "one event per stored order, no gap");
+    }
+
+    #[tokio::test]
+    async fn an_atomic_batch_refused_for_a_repeated_number_names_the_earlier_order_by_place() {
+        let (_dir, store) = SqliteStore::with_partner_p().await;
+        let mut connection = store.sql.writer.acquire().await.unwrap();
+        let written = write_batch::<sqlx::Sqlite>(
+            &mut connection,
+            &batch(&["PO-1", "PO-2", "PO-1"], true, None),
+        )
+        .await
+        .unwrap();
+        let BatchWritten::Done(BatchOutcome::Rejected(rejected)) = written else {
+            panic!("an atomic batch with a repeated number is rejected");
+        };
+        assert_eq!(rejected.len(), 1);
+        assert_eq!((rejected[0].index, rejected[0].repeats), (2, Some(0)));
     }
 }

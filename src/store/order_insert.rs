@@ -96,6 +96,22 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
+/// Takes the advisory lock of each Idempotency-Key in `keys`, in one order,
+/// so two transactions that hold some of the same keys cannot wait on each
+/// other.
+pub(super) async fn lock_idempotency_keys<'k, D: Dialect>(
+    tx: &mut Transaction<'_, D>,
+    keys: impl Iterator<Item = (&'k ClientId, &'k str)>,
+) -> StoreResult<()> {
+    let mut keys: Vec<(&ClientId, &str)> = keys.collect();
+    keys.sort_unstable_by(|(a, x), (b, y)| (a.as_str(), x).cmp(&(b.as_str(), y)));
+    keys.dedup();
+    for (client_id, key) in keys {
+        D::lock_idempotency_key(tx, client_id, key).await?;
+    }
+    Ok(())
+}
+
 /// Whether [`write_all`] can write the batch: no order carries an
 /// Idempotency-Key, whose lock and lookup go order by order.
 pub fn set_based(batch: &[&PendingOrder]) -> bool {
@@ -151,7 +167,7 @@ pub(super) async fn append_created<D: Dialect>(
     feed::append(tx, &events).await
 }
 
-pub(super) async fn savepoint<D: Dialect>(
+async fn savepoint<D: Dialect>(
     tx: &mut Transaction<'_, D>,
     statement: &'static str,
 ) -> StoreResult<()> {
@@ -364,10 +380,7 @@ async fn live_holder_or_insert<D: Dialect>(
             return Ok(Ok(seq));
         }
     }
-    Err(StoreError::Corrupt(format!(
-        "purchase order number {:?} neither free nor held",
-        row.purchase_order_no
-    )))
+    Err(StoreError::contended())
 }
 
 /// The live order of the partner's that holds `purchase_order_no`.

@@ -129,6 +129,13 @@ async fn an_atomic_batch_stores_every_order_or_none() {
     assert_eq!(details[0]["index"], 2);
     assert_eq!(details[0]["status"], 409);
     assert_eq!(details[0]["error"]["code"], "DUPLICATE_PURCHASE_ORDER");
+    // The earlier order was rolled back with the rest: named by its place.
+    assert_eq!(details[0]["error"]["details"][0]["repeats_index"], 0);
+    assert!(
+        details[0]["error"]["details"][0]
+            .get("existing_id")
+            .is_none()
+    );
 
     let with_invalid = json!({"atomic": true, "orders": [order_body("PO-1"), invalid_order()]});
     let refused = expect_error(
@@ -302,4 +309,30 @@ async fn a_batch_may_be_larger_than_a_single_create_up_to_its_own_limit() {
         .await
         .unwrap();
     expect_error(response, 413, "PAYLOAD_TOO_LARGE").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_body_is_read_only_for_a_caller_with_a_valid_token() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    // A batch-sized body announced, a little of it sent, the rest never: an
+    // answer that comes at once was given without waiting for the body.
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let head = format!(
+        "POST {BATCH} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer not-a-token\r\n\
+         X-CLIENT-ID: {}\r\nX-TIMESTAMP: {}\r\nX-SIGNATURE: c2ln\r\n\
+         Content-Type: application/json\r\nContent-Length: 8000000\r\n\r\n{{\"orders\": [",
+        partner.client_id,
+        app.now()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered without waiting for the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("TOKEN_INVALID"), "{answer}");
 }

@@ -84,18 +84,17 @@ impl NewOrder {
     /// `current` with this content instead of its own, changed at `at`: the
     /// next version, its identity, status and creation kept.
     pub fn replacing(&self, current: &Order, at: String) -> Order {
+        let content = self.received(String::new(), 0, "", String::new());
         Order {
-            customer_code: self.customer_code.to_string(),
-            site_code: self.site_code.to_string(),
-            sales_name: self.sales_name.to_string(),
-            address: self.address.to_string(),
-            purchase_order_no: self.purchase_order_no.as_ref().map(Code::to_string),
-            currency: self.currency.to_string(),
-            products: self.lines(),
-            total_amount: self.total_amount(),
+            id: current.id.clone(),
+            order_number: current.order_number.clone(),
+            client_id: current.client_id.clone(),
+            status: current.status,
+            status_reason: current.status_reason.clone(),
             version: current.version + 1,
+            created_at: current.created_at.clone(),
             updated_at: at,
-            ..current.clone()
+            ..content
         }
     }
 

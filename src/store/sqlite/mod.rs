@@ -223,16 +223,16 @@ mod tests {
     use super::*;
     use crate::store::{OrderRef, RefreshOutcome, TokenRow};
 
-    /// A database as the previous release left it: its migrations (0001 to
-    /// 0006) and rows written its way, times of the login tables in unix
-    /// seconds.
-    async fn previous_release_database(url: &str) {
+    /// A new database at `url` with the migrations numbered below `first_left_out`
+    /// applied, as an earlier release left it; a pool on it (foreign keys on,
+    /// as sqlx opens every SQLite connection).
+    async fn migrated_below(url: &str, first_left_out: &str) -> sqlx::SqlitePool {
         let dir = tempfile::tempdir().unwrap();
         let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
         for entry in std::fs::read_dir(source).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-            if name.as_str() < "0007" {
+            if name.as_str() < first_left_out {
                 std::fs::copy(&path, dir.path().join(name)).unwrap();
             }
         }
@@ -249,6 +249,14 @@ mod tests {
             .run(&pool)
             .await
             .unwrap();
+        pool
+    }
+
+    /// A database as the previous release left it: its migrations (0001 to
+    /// 0006) and rows written its way, times of the login tables in unix
+    /// seconds.
+    async fn previous_release_database(url: &str) {
+        let pool = migrated_below(url, "0007").await;
         let pem = include_bytes!("../../../tests/fixtures/keys/partner-b-public.pem");
         let key = crate::domain::PublicKey::from_pem(pem).unwrap();
         for statement in [
@@ -384,29 +392,7 @@ mod tests {
     /// 0001 to 0009, a cancelled order holding PO-1, a received one PO-2,
     /// and the newest order deleted (so AUTOINCREMENT is past the last row).
     async fn database_before_order_changes(url: &str) {
-        let dir = tempfile::tempdir().unwrap();
-        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-        for entry in std::fs::read_dir(source).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-            if name.as_str() < "0010" {
-                std::fs::copy(&path, dir.path().join(name)).unwrap();
-            }
-        }
-        let pool = sqlx::SqlitePool::connect_with(
-            SqliteConnectOptions::from_str(url)
-                .unwrap()
-                .create_if_missing(true)
-                .foreign_keys(true),
-        )
-        .await
-        .unwrap();
-        sqlx::migrate::Migrator::new(dir.path())
-            .await
-            .unwrap()
-            .run(&pool)
-            .await
-            .unwrap();
+        let pool = migrated_below(url, "0010").await;
         for statement in [
             "INSERT INTO partners (client_id, name, secret_hash, created_at, updated_at) VALUES ('p', 'P', '-', '2025-11-24T16:00:00.000Z', '2025-11-24T16:00:00.000Z')",
             "INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address, purchase_order_no, total_amount, created_at, updated_at)
@@ -502,5 +488,29 @@ mod tests {
             matches!(&taken, InsertOrder::DuplicatePurchaseOrder { existing_id } if existing_id == "so_2"),
             "{taken:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn order_numbers_go_on_after_the_migration_even_when_every_order_was_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let pool = migrated_below(&url, "0010").await;
+        for statement in [
+            "INSERT INTO partners (client_id, name, secret_hash, created_at, updated_at) VALUES ('p', 'P', '-', '2025-11-24T16:00:00.000Z', '2025-11-24T16:00:00.000Z')",
+            "INSERT INTO sales_orders (id, client_id, status, customer_code, site_code, sales_name, address, created_at, updated_at)
+             VALUES ('so_1', 'p', 'received', 'C', 'S', 'N', 'A', '2025-11-24T16:00:00.000Z', '2025-11-24T16:00:00.000Z')",
+            "DELETE FROM sales_orders",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        store.migrate().await.unwrap();
+        let next: i64 =
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'sales_orders'")
+                .fetch_one(&store.sql.reader)
+                .await
+                .unwrap();
+        assert_eq!(next, 1, "order 1 was handed out before; the next is 2");
     }
 }
