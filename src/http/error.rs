@@ -81,9 +81,11 @@ pub enum ApiError {
         "the sales order is at version {current}, not the one If-Match names; read it again and decide"
     )]
     VersionMismatch { current: i64 },
-    /// 400: the `If-Match` header is not one entity tag.
-    #[error("the If-Match header must hold one entity tag: the order's ETag, such as \"3\"")]
-    InvalidIfMatch,
+    /// 400: the `If-Match` header is not one strong entity tag (as sent, cut short).
+    #[error(
+        "the If-Match header must be the order's ETag as it was sent, such as \"3\": one strong tag (not a list, not a weak W/ tag)"
+    )]
+    InvalidIfMatch(String),
     /// 409: an atomic batch had failing orders, so none was stored.
     #[error("the batch is atomic and some of its orders failed, so none was stored")]
     BatchRejected(Vec<Value>),
@@ -130,7 +132,7 @@ impl ApiError {
             | Self::Validation(_)
             | Self::InvalidQuery(_)
             | Self::InvalidIdempotencyKey
-            | Self::InvalidIfMatch => StatusCode::BAD_REQUEST,
+            | Self::InvalidIfMatch(_) => StatusCode::BAD_REQUEST,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::OrderNotFound(_) | Self::EventNotFound(_) | Self::WebhookEndpointNotFound(_) => {
                 StatusCode::NOT_FOUND
@@ -168,7 +170,7 @@ impl ApiError {
             },
             Self::OrderNotAmendable { .. } => "ORDER_NOT_AMENDABLE",
             Self::VersionMismatch { .. } => "VERSION_MISMATCH",
-            Self::InvalidIfMatch => "INVALID_IF_MATCH",
+            Self::InvalidIfMatch(_) => "INVALID_IF_MATCH",
             Self::BatchRejected(_) => "BATCH_REJECTED",
             Self::LoginThrottled { .. } => "LOGIN_THROTTLED",
             Self::RateLimited { .. } => "RATE_LIMITED",
@@ -210,10 +212,24 @@ impl ApiError {
                 "requested": requested,
                 "message": format!("no move from {current} to {requested}"),
             })],
-            Self::OrderNotAmendable { current } => vec![serde_json::json!({
-                "field": "status",
-                "status": current,
-                "message": format!("the order is {current}; cancel and resend it only while it is received, or ask the operator"),
+            Self::OrderNotAmendable { current } => {
+                use crate::domain::OrderStatus;
+                let advice = match current {
+                    OrderStatus::Cancelled | OrderStatus::Rejected => {
+                        "send the corrected order as a new one: its purchase_order_no is free again"
+                    }
+                    _ => "the integration team has acted on it; ask them to change it",
+                };
+                vec![serde_json::json!({
+                    "field": "status",
+                    "status": current,
+                    "message": format!("the order is {current}; {advice}"),
+                })]
+            }
+            Self::InvalidIfMatch(sent) => vec![serde_json::json!({
+                "header": "If-Match",
+                "received": sent,
+                "message": "send the ETag of the order as you read it, e.g. \"3\"",
             })],
             Self::VersionMismatch { current } => vec![serde_json::json!({
                 "header": "If-Match",

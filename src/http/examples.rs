@@ -91,6 +91,7 @@ fn endpoint(with_secret: bool) -> Value {
 fn errors(path: &str) -> Vec<ApiError> {
     let auth_route = path.starts_with("/api/v1/auth/");
     let webhook_route = path.starts_with("/api/v1/webhook-endpoints");
+    let batch_route = path == "/api/v1/sales-orders/batch";
     let invalid_body = |body: &str| {
         if webhook_route {
             return match serde_json::from_str::<Value>(body) {
@@ -117,6 +118,11 @@ fn errors(path: &str) -> Vec<ApiError> {
             let error = body.string_fields(["client_id", "client_secret"]);
             return error.expect_err("the example body is invalid");
         }
+        if batch_route {
+            return super::order_batch::parse_batch(body.as_bytes())
+                .map(|_| ())
+                .expect_err("the example body is invalid");
+        }
         match order_body::parse(body.as_bytes(), &Default::default()) {
             Err(OrderBodyError::Syntax(message)) => ApiError::InvalidJson(message),
             Err(OrderBodyError::Invalid(fields)) => ApiError::Validation(fields),
@@ -125,6 +131,8 @@ fn errors(path: &str) -> Vec<ApiError> {
     };
     let invalid_fields = if auth_route {
         r#"{"client_id": "versuni-client-001", "clientSecret": "…"}"#
+    } else if batch_route {
+        r#"{"orders": [], "atomic": "yes"}"#
     } else {
         r#"{"customer_code": " ", "site_code": "SITE-001", "sales_name": "John Doe",
             "address": "Jakarta", "purchase_order_number": "PO-1",
@@ -177,7 +185,7 @@ fn errors(path: &str) -> Vec<ApiError> {
             current: OrderStatus::Accepted,
         },
         ApiError::VersionMismatch { current: 3 },
-        ApiError::InvalidIfMatch,
+        ApiError::InvalidIfMatch("W/\"3\"".into()),
         ApiError::BatchRejected(vec![json!({
             "index": 1,
             "status": 409,
@@ -275,7 +283,11 @@ fn success_example(method: &str, path: &str) -> Option<(Value, Option<Value>)> {
             None,
         ),
         ("post", "/api/v1/sales-orders/{id}/cancel") => {
-            (one("Sales order cancelled", OrderStatus::Cancelled), None)
+            let mut answer = one("Sales order cancelled", OrderStatus::Cancelled);
+            answer["data"]["status_reason"] = json!("cancelled by the partner");
+            answer["data"]["version"] = json!(2);
+            answer["data"]["updated_at"] = json!("2026-11-24T09:02:11.530Z");
+            (answer, None)
         }
         ("put", "/api/v1/sales-orders/{id}") => {
             let mut amended = order_request();

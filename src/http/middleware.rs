@@ -302,6 +302,13 @@ fn generic_error(response: &Response, method: &str, path: &str) -> ErrorBody {
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or("")
                 .to_owned();
+            // axum adds `Allow` outside this layer, so it may not be here
+            // yet; the client gets it all the same.
+            let allowed = if allowed.is_empty() {
+                "the methods the Allow header lists".to_owned()
+            } else {
+                allowed
+            };
             (
                 "METHOD_NOT_ALLOWED",
                 format!("{method} is not allowed on {shown_path}; allowed: {allowed}"),

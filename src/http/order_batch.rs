@@ -23,8 +23,7 @@ use crate::store::{BatchOutcome, InsertOrder, PendingBatch};
 /// Orders one batch holds at most.
 pub const MAX_BATCH_ORDERS: usize = 100;
 
-/// Body of `POST /api/v1/sales-orders/batch` (documents the wire shape; read
-/// by [`parse_batch`]).
+/// Up to 100 orders in one request.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct BatchRequest {
@@ -108,16 +107,26 @@ pub async fn submit_batch(
     let mut answers: Vec<Option<BatchItem>> = items.iter().map(|_| None).collect();
     let mut orders = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
+        if !item.get().starts_with('{') {
+            let error = ApiError::Validation(vec![FieldError::new(
+                format!("orders[{index}]"),
+                "must be a JSON object: a create body",
+            )]);
+            answers[index] = Some(refused(index, &error));
+            continue;
+        }
         match parse_order(&state, item.get().as_bytes()) {
             Ok(order) => orders.push((index, order)),
             Err(error) => answers[index] = Some(refused(index, &error)),
         }
     }
-    let invalid: Vec<&BatchItem> = answers.iter().flatten().collect();
-    if atomic && !invalid.is_empty() {
-        return Err(ApiError::BatchRejected(failures(invalid)));
-    }
+    let refused_already = answers.iter().any(Option::is_some);
     if orders.is_empty() {
+        if atomic {
+            return Err(ApiError::BatchRejected(failures(
+                answers.iter().flatten().collect(),
+            )));
+        }
         // Nothing reaches the store, so an Idempotency-Key stays free, as
         // for a single create refused for its input.
         return Ok(answer(answers, false));
@@ -134,6 +143,9 @@ pub async fn submit_batch(
         client_id: partner.client_id.clone(),
         orders,
         atomic,
+        // The valid orders are still checked against the store (a number
+        // already taken), so the refusal lists every failing order at once.
+        check_only: atomic && refused_already,
         idempotency: key.map(|key| (key.to_owned(), request_hash.as_ref().to_vec())),
         now: state.clock.now(),
     };
@@ -146,16 +158,23 @@ pub async fn submit_batch(
         BatchOutcome::Replayed(stored) => (stored, true),
         BatchOutcome::IdempotencyConflict => return Err(ApiError::IdempotencyKeyReused),
         BatchOutcome::Rejected(rejected) => {
-            let items: Vec<BatchItem> = rejected
+            let items: Vec<BatchItem> = answers
                 .into_iter()
-                .map(|rejection| match rejection.repeats {
-                    Some(earlier) => repeated(rejection.index, earlier, &purchase_order_nos),
-                    None => item(
-                        rejection.index,
-                        rejection.outcome,
-                        &purchase_order_nos[rejection.index],
-                    ),
-                })
+                .flatten()
+                .chain(
+                    rejected
+                        .into_iter()
+                        .map(|rejection| match rejection.repeats {
+                            Some(earlier) => {
+                                repeated(rejection.index, earlier, &purchase_order_nos)
+                            }
+                            None => item(
+                                rejection.index,
+                                rejection.outcome,
+                                &purchase_order_nos[rejection.index],
+                            ),
+                        }),
+                )
                 .collect();
             return Err(ApiError::BatchRejected(failures(items.iter().collect())));
         }
@@ -177,7 +196,7 @@ pub async fn submit_batch(
 }
 
 /// The batch body: its orders as raw JSON, and whether it is atomic.
-fn parse_batch(body: &[u8]) -> Result<(Vec<&RawValue>, bool), ApiError> {
+pub(super) fn parse_batch(body: &[u8]) -> Result<(Vec<&RawValue>, bool), ApiError> {
     let raw: &RawValue = serde_json::from_slice(body)
         .map_err(|e| ApiError::InvalidJson(format!("request body is not valid JSON: {e}")))?;
     let mut errors = Vec::new();

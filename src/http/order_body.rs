@@ -59,6 +59,14 @@ pub fn parse(body: &[u8], default_currency: &Currency) -> Result<NewOrder, Order
         return Err(OrderBodyError::Invalid(errors));
     };
     object.refuse_others(&ORDER_FIELDS, &SERVER_ORDER_FIELDS, &mut errors);
+    if object.get("orders").is_some() {
+        // A batch sent to the single create: say where it goes, not only
+        // that every field of an order is missing.
+        return Err(OrderBodyError::Invalid(vec![FieldError::new(
+            "orders",
+            "is not a field of one order; send several orders to POST /api/v1/sales-orders/batch",
+        )]));
+    }
 
     let customer_code = object.text::<Code>("customer_code", &mut errors);
     let site_code = object.text::<Code>("site_code", &mut errors);

@@ -29,8 +29,9 @@ use crate::store::{
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 
-/// Body of `POST /api/v1/sales-orders`. Documents the wire shape; the body is
-/// validated by `order_body::parse`, and a unit test keeps the two in step.
+/// A new sales order (also an amendment's whole content, and each order of a batch).
+// Documents the wire shape; the body is read by `order_body::parse`, and a
+// unit test keeps the two in step.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct CreateSalesOrderRequest {
@@ -152,7 +153,10 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
     security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
     responses(
         (status = 201, description = "Sales order created successfully (or, with `Idempotent-Replayed: true`, created by an earlier request with the same Idempotency-Key)", body = OrderResponse,
-            headers(("Idempotent-Replayed" = String, description = "`true` when the answer repeats an earlier request's"))),
+            headers(
+                ("Idempotent-Replayed" = String, description = "`true` when the answer repeats an earlier request's"),
+                ("ETag" = String, description = "The order's version, e.g. `\"1\"`"),
+            )),
         (status = 400, description = "`INVALID_JSON`, `VALIDATION_FAILED` with every offending field, or `INVALID_IDEMPOTENCY_KEY`", body = ErrorEnvelope),
         (status = 401, description = SIGNED_ROUTE_401, body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
@@ -340,7 +344,7 @@ pub(super) fn parse_order(state: &AppState, body: &[u8]) -> Result<NewOrder, Api
     request_body = CreateSalesOrderRequest,
     params(
         ("id" = String, Path, description = "The order's `id`"),
-        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "The order's `ETag` as you last read it, e.g. `\"3\"`: the amendment is made only if the order is still at that version"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "The order's `ETag` as you last read it, e.g. `\"3\"` (the bare number and `*`, any version, are taken too; a weak tag `W/\"3\"` is refused): the amendment is made only if the order is still at that version"),
     ),
     security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
     responses(
@@ -419,10 +423,15 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = values.next() else {
         return Ok(None);
     };
+    let invalid = || {
+        // Shown back (not secret), cut short: the partner sees what arrived.
+        let sent = String::from_utf8_lossy(value.as_bytes());
+        ApiError::InvalidIfMatch(sent.chars().take(64).collect())
+    };
     if values.next().is_some() {
-        return Err(ApiError::InvalidIfMatch);
+        return Err(invalid());
     }
-    let text = value.to_str().map_err(|_| ApiError::InvalidIfMatch)?.trim();
+    let text = value.to_str().map_err(|_| invalid())?.trim();
     if text == "*" {
         return Ok(None);
     }
@@ -431,12 +440,9 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         .and_then(|rest| rest.strip_suffix('"'))
         .unwrap_or(text);
     if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::InvalidIfMatch);
+        return Err(invalid());
     }
-    digits
-        .parse()
-        .map(Some)
-        .map_err(|_| ApiError::InvalidIfMatch)
+    digits.parse().map(Some).map_err(|_| invalid())
 }
 
 /// Cancel one of your sales orders
@@ -452,11 +458,12 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     tag = "Sales Orders",
     params(
         ("id" = String, Path, description = "The order's `id`"),
-        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "The order's `ETag` as you last read it, e.g. `\"3\"`: cancel only if the order is still at that version"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|"[0-9]{1,18}"|[0-9]{1,18})$"#, description = "The order's `ETag` as you last read it, e.g. `\"3\"` (the bare number and `*`, any version, are taken too; a weak tag `W/\"3\"` is refused): cancel only if the order is still at that version"),
     ),
     security(("JWT-auth" = [], "X-CLIENT-ID" = [], "X-TIMESTAMP" = [], "X-SIGNATURE" = [])),
     responses(
-        (status = 200, description = "The cancelled order", body = OrderResponse),
+        (status = 200, description = "The cancelled order", body = OrderResponse,
+            headers(("ETag" = String, description = "The order's version, e.g. `\"2\"`"))),
         (status = 401, description = SIGNED_ROUTE_401, body = ErrorEnvelope),
         (status = 429, description = "`RATE_LIMITED`: over this client's request rate; wait `Retry-After` seconds", body = ErrorEnvelope),
         (status = 404, description = "`ORDER_NOT_FOUND` (also for another partner's order)", body = ErrorEnvelope),

@@ -24,6 +24,10 @@ pub struct PendingBatch {
     pub orders: Vec<(usize, NewOrder)>,
     /// All stored or none.
     pub atomic: bool,
+    /// Atomic, and orders of the request were already refused (invalid
+    /// input): these are only checked, for the answer to list every failing
+    /// order at once, and nothing is stored.
+    pub check_only: bool,
     /// Idempotency-Key and the hash of the whole request.
     pub idempotency: Option<(String, Vec<u8>)>,
     pub now: OffsetDateTime,
@@ -121,7 +125,7 @@ pub(super) async fn write_batch<D: Dialect>(
         answers[position] = Some((batch.orders[position].0, outcome));
     }
     let answers: Vec<(usize, InsertOrder)> = answers.into_iter().flatten().collect();
-    if batch.atomic && answers.iter().any(|(_, outcome)| failed(outcome)) {
+    if batch.check_only || (batch.atomic && answers.iter().any(|(_, outcome)| failed(outcome))) {
         tx.rollback().await?;
         return Ok(BatchWritten::Done(BatchOutcome::Rejected(rejections(
             answers,
@@ -317,6 +321,7 @@ mod tests {
                 .map(|(i, po)| (i, order(po)))
                 .collect(),
             atomic,
+            check_only: false,
             idempotency: key.map(|key| (key.to_owned(), b"hash".to_vec())),
             now: OffsetDateTime::now_utc(),
         }

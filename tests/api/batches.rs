@@ -137,17 +137,26 @@ async fn an_atomic_batch_stores_every_order_or_none() {
             .is_none()
     );
 
-    let with_invalid = json!({"atomic": true, "orders": [order_body("PO-1"), invalid_order()]});
+    // Every failing order at once, the invalid one and the one that repeats
+    // a number, so one fix is enough.
+    let with_invalid = json!({"atomic": true, "orders": [order_body("PO-1"), invalid_order(), order_body("PO-1")]});
     let refused = expect_error(
         submit(&app, &session, &with_invalid, None).await,
         409,
         "BATCH_REJECTED",
     )
     .await;
-    assert_eq!(refused["error"]["details"][0]["index"], 1);
+    let details = refused["error"]["details"].as_array().unwrap();
+    let failing: Vec<(&Value, &Value)> = details
+        .iter()
+        .map(|d| (&d["index"], &d["error"]["code"]))
+        .collect();
     assert_eq!(
-        refused["error"]["details"][0]["error"]["code"],
-        "VALIDATION_FAILED"
+        failing,
+        [
+            (&json!(1), &json!("VALIDATION_FAILED")),
+            (&json!(2), &json!("DUPLICATE_PURCHASE_ORDER"))
+        ]
     );
     assert_eq!(app.rows("sales_orders").await, 0);
     assert_eq!(app.rows("order_events").await, 0);
@@ -195,7 +204,37 @@ async fn the_batch_itself_is_checked_and_refused_naming_the_field() {
         .await
         .unwrap();
     expect_error(broken, 400, "INVALID_JSON").await;
-    assert_eq!(app.rows("sales_orders").await, 0);
+    // An order that is not an object is that order's refusal, by its place.
+    let answered = items(
+        submit(
+            &app,
+            &session,
+            &json!({"orders": ["PO-1", order_body("PO-2")]}),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(answered[0]["status"], 400);
+    assert_eq!(answered[0]["error"]["details"][0]["field"], "orders[0]");
+    assert_eq!(answered[1]["status"], 201);
+    // A batch sent to the single create is told where it goes.
+    let misrouted = expect_error(
+        app.create_order(&session, &json!({"orders": [order_body("PO-3")]}))
+            .await,
+        400,
+        "VALIDATION_FAILED",
+    )
+    .await;
+    let details = misrouted["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "{misrouted}");
+    assert!(
+        details[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/sales-orders/batch")
+    );
+    assert_eq!(app.rows("sales_orders").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

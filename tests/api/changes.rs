@@ -310,6 +310,12 @@ async fn an_order_past_received_cannot_be_amended_and_keeps_its_content() {
         )
         .await;
         assert_eq!(refused["error"]["details"][0]["status"], to.as_str());
+        let advice = refused["error"]["details"][0]["message"].as_str().unwrap();
+        if to == OrderStatus::Accepted {
+            assert!(advice.contains("integration team"), "{advice}");
+        } else {
+            assert!(advice.contains("as a new one"), "{advice}");
+        }
         let fetched: Value = app
             .get(&session, &format!("{ORDERS}/{id}"))
             .await
@@ -369,12 +375,13 @@ async fn if_match_with_a_version_the_order_has_left_is_refused_with_412_and_chan
     assert_eq!(fetched["data"]["status"], "received");
 
     for bad in ["W/\"2\"", "two", "\"\"", "\"1\", \"2\""] {
-        expect_error(
+        let refused = expect_error(
             amend(&app, &session, id, &late, Some(bad)).await,
             400,
             "INVALID_IF_MATCH",
         )
         .await;
+        assert_eq!(refused["error"]["details"][0]["received"], bad);
     }
     // `*` and the bare number are taken.
     assert_eq!(
