@@ -406,41 +406,17 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::domain::{ClientId, Code, Decimal, NewOrder, Quantity, TextField, ids};
+    use crate::domain::{ClientId, NewOrder, ids};
     use crate::store::InsertOrder;
     use crate::store::sqlite::SqliteStore;
 
     /// A valid text value.
-    fn text<T: TextField>(value: &str) -> T {
-        T::parse(value).unwrap().unwrap()
-    }
-
-    /// A one-line order, as the create-body parser would give it.
-    fn new_order() -> NewOrder {
-        NewOrder {
-            customer_code: text("C"),
-            site_code: text("S"),
-            sales_name: text("N"),
-            address: text("A"),
-            purchase_order_no: None,
-            currency: Default::default(),
-            products: vec![crate::domain::NewOrderLine {
-                product_code: text("P"),
-                quantity: Quantity::parse(Decimal::from_integer(1)).unwrap(),
-                uom: None,
-                unit_price: None,
-                notes: None,
-            }],
-        }
-    }
-
     fn job(
         client_id: &str,
         po: &str,
         key: Option<(&str, &[u8])>,
     ) -> (Job, oneshot::Receiver<StoreResult<Written>>) {
-        let mut order = new_order();
-        order.purchase_order_no = Some(text::<Code>(po));
+        let order = NewOrder::example(Some(po));
         let (reply, answer) = oneshot::channel();
         let job = Job {
             pending: PendingOrder {
@@ -615,12 +591,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn concurrent_inserts_are_each_answered_with_their_own_committed_order() {
         let (_dir, store) = store().await;
-        let order = new_order();
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let store = store.clone();
-                let mut order = order.clone();
-                order.purchase_order_no = Some(text(&format!("PO-{i}")));
+                let order = NewOrder::example(Some(&format!("PO-{i}")));
                 tokio::spawn(async move {
                     store
                         .insert_order(PendingOrder::new(

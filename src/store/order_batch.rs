@@ -290,27 +290,7 @@ impl<D: Dialect> SqlStore<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Decimal, NewOrderLine, Quantity, TextField};
     use crate::store::sqlite::SqliteStore;
-
-    fn order(po: &str) -> NewOrder {
-        let code = |text: &str| Code::parse(text).unwrap().unwrap();
-        NewOrder {
-            customer_code: code("C"),
-            site_code: code("S"),
-            sales_name: crate::domain::SalesName::parse("N").unwrap().unwrap(),
-            address: crate::domain::Address::parse("A").unwrap().unwrap(),
-            purchase_order_no: Some(code(po)),
-            currency: Default::default(),
-            products: vec![NewOrderLine {
-                product_code: code("X"),
-                quantity: Quantity::parse(Decimal::from_integer(1)).unwrap(),
-                uom: None,
-                unit_price: None,
-                notes: None,
-            }],
-        }
-    }
 
     fn batch(pos: &[&str], atomic: bool, key: Option<&str>) -> PendingBatch {
         PendingBatch {
@@ -318,7 +298,7 @@ mod tests {
             orders: pos
                 .iter()
                 .enumerate()
-                .map(|(i, po)| (i, order(po)))
+                .map(|(i, po)| (i, NewOrder::example(Some(po))))
                 .collect(),
             atomic,
             check_only: false,

@@ -116,6 +116,32 @@ impl NewOrder {
     }
 }
 
+#[cfg(test)]
+impl NewOrder {
+    /// A valid one-line order with `purchase_order_no` (if any), as the
+    /// create-body parser would give it: for the store's tests.
+    pub fn example(purchase_order_no: Option<&str>) -> Self {
+        fn text<T: TextField>(value: &str) -> T {
+            T::parse(value).unwrap().unwrap()
+        }
+        Self {
+            customer_code: text("C"),
+            site_code: text("S"),
+            sales_name: text("N"),
+            address: text("A"),
+            purchase_order_no: purchase_order_no.map(text),
+            currency: Currency::default(),
+            products: vec![NewOrderLine {
+                product_code: text("P"),
+                quantity: Quantity::parse(Decimal::from_integer(1)).unwrap(),
+                uom: None,
+                unit_price: None,
+                notes: None,
+            }],
+        }
+    }
+}
+
 /// A sales order as the API returns it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Order {

@@ -412,7 +412,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_database_from_before_order_changes_keeps_its_orders_and_frees_cancelled_numbers() {
-        use crate::domain::{Code, NewOrder, NewOrderLine, Quantity, TextField};
+        use crate::domain::NewOrder;
         use crate::store::{InsertOrder, PendingOrder};
 
         let dir = tempfile::tempdir().unwrap();
@@ -451,22 +451,7 @@ mod tests {
                 .unwrap();
         assert_eq!(keys, 1);
 
-        let code = |text: &str| Code::parse(text).unwrap().unwrap();
-        let order = |po: &str| NewOrder {
-            customer_code: code("C"),
-            site_code: code("S"),
-            sales_name: crate::domain::SalesName::parse("N").unwrap().unwrap(),
-            address: crate::domain::Address::parse("A").unwrap().unwrap(),
-            purchase_order_no: Some(code(po)),
-            currency: Default::default(),
-            products: vec![NewOrderLine {
-                product_code: code("X"),
-                quantity: Quantity::parse(crate::domain::Decimal::from_integer(1)).unwrap(),
-                uom: None,
-                unit_price: None,
-                notes: None,
-            }],
-        };
+        let order = |po: &str| NewOrder::example(Some(po));
         let p = crate::domain::ClientId::parse("p").unwrap();
         let now = time::OffsetDateTime::now_utc();
         let reused = store
