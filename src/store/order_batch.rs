@@ -38,7 +38,8 @@ pub struct PendingBatch {
 pub enum BatchOutcome {
     /// Committed: created orders and refused ones.
     Written(Vec<(usize, InsertOrder)>),
-    /// Atomic, and these orders failed: nothing was stored.
+    /// Atomic, and these orders failed (or, with `check_only`, would have):
+    /// nothing was stored.
     Rejected(Vec<Rejection>),
     /// The Idempotency-Key was used before with this request: its answers,
     /// created orders as they are now.
@@ -62,7 +63,7 @@ pub struct Rejection {
 /// order went. Refusals for invalid input are not kept: the same request
 /// is refused the same way again.
 #[derive(Serialize, Deserialize)]
-struct KeptItem {
+pub struct KeptItem {
     index: usize,
     /// The id of the order created.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,11 +77,8 @@ struct KeptItem {
 pub enum BatchWritten {
     Done(BatchOutcome),
     /// Read the kept answer's orders once the transaction is over.
-    Replay(Vec<KeptItemRef>),
+    Replay(Vec<KeptItem>),
 }
-
-/// A kept answer, to be read back.
-pub struct KeptItemRef(KeptItem);
 
 /// Writes `batch` on `connection` in one transaction of its own: its kept
 /// answer if its key was used before, else its orders, all of them undone
@@ -207,9 +205,7 @@ async fn kept_answer<D: Dialect>(
         Some(outcome) if hash == request_hash => {
             let items: Vec<KeptItem> = serde_json::from_str(&outcome)
                 .map_err(|error| StoreError::Corrupt(format!("bad kept batch answer: {error}")))?;
-            Ok(Some(BatchWritten::Replay(
-                items.into_iter().map(KeptItemRef).collect(),
-            )))
+            Ok(Some(BatchWritten::Replay(items)))
         }
         _ => Ok(Some(BatchWritten::Done(BatchOutcome::IdempotencyConflict))),
     }
@@ -265,7 +261,7 @@ impl<D: Dialect> SqlStore<D> {
             BatchWritten::Replay(kept) => kept,
         };
         let mut answers = Vec::with_capacity(kept.len());
-        for KeptItemRef(item) in kept {
+        for item in kept {
             let outcome = match (item.order_id, item.existing_id) {
                 (Some(id), _) => InsertOrder::Replayed(Box::new(
                     self.order(OrderRef::partner(client_id, &id))
