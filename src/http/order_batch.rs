@@ -139,15 +139,16 @@ pub async fn submit_batch(
             purchase_order_nos[*index] = po.to_string();
         }
     }
+    let now = state.clock.now();
     let batch = PendingBatch {
-        client_id: partner.client_id.clone(),
-        orders,
+        orders: PendingBatch::orders(&partner.client_id, orders, now),
+        client_id: partner.client_id,
         atomic,
         // The valid orders are still checked against the store (a number
         // already taken), so the refusal lists every failing order at once.
         check_only: atomic && refused_already,
         idempotency: key.map(|key| (key.to_owned(), request_hash.as_ref().to_vec())),
-        now: state.clock.now(),
+        now,
     };
     let started = std::time::Instant::now();
     let outcome = state.store.insert_batch(batch).await?;

@@ -21,7 +21,9 @@ use crate::domain::{ClientId, Code, NewOrder, Order};
 /// place in the request.
 pub struct PendingBatch {
     pub client_id: ClientId,
-    pub orders: Vec<(usize, NewOrder)>,
+    /// Each order with its place in the request, ready for the insert
+    /// ([`PendingBatch::orders`] makes them).
+    pub orders: Vec<(usize, PendingOrder)>,
     /// All stored or none.
     pub atomic: bool,
     /// Atomic, and orders of the request were already refused (invalid
@@ -31,6 +33,21 @@ pub struct PendingBatch {
     /// Idempotency-Key and the hash of the whole request.
     pub idempotency: Option<(String, Vec<u8>)>,
     pub now: OffsetDateTime,
+}
+
+impl PendingBatch {
+    /// The orders of `client_id`'s batch made at `now`, each with its place
+    /// in the request, as the insert takes them.
+    pub fn orders(
+        client_id: &ClientId,
+        orders: Vec<(usize, NewOrder)>,
+        now: OffsetDateTime,
+    ) -> Vec<(usize, PendingOrder)> {
+        orders
+            .into_iter()
+            .map(|(index, order)| (index, PendingOrder::new(client_id, order, None, now)))
+            .collect()
+    }
 }
 
 /// What a batch came to: each order's answer with its place in the request.
@@ -95,23 +112,20 @@ pub(super) async fn write_batch<D: Dialect>(
             return Ok(kept);
         }
     }
-    let pending: Vec<PendingOrder> = batch
-        .orders
-        .iter()
-        .map(|(_, order)| PendingOrder::new(&batch.client_id, order.clone(), None, batch.now))
-        .collect();
+    let pending = &batch.orders;
     // Sorted by purchase order number, as the group commit sorts: two
     // transactions that want the same numbers take them in the same order.
     // Stable, so of two orders of the batch with one number the earlier wins.
     let mut positions: Vec<usize> = (0..pending.len()).collect();
     positions.sort_by_key(|&i| {
         pending[i]
+            .1
             .order
             .purchase_order_no
             .as_ref()
             .map(Code::as_str)
     });
-    let sorted: Vec<&PendingOrder> = positions.iter().map(|&i| &pending[i]).collect();
+    let sorted: Vec<&PendingOrder> = positions.iter().map(|&i| &pending[i].1).collect();
     let inserted = insert_all(&mut tx, &sorted).await?;
     let mut answers: Vec<Option<(usize, InsertOrder)>> = pending.iter().map(|_| None).collect();
     for (position, written) in positions.into_iter().zip(inserted) {
@@ -120,7 +134,7 @@ pub(super) async fn write_batch<D: Dialect>(
                 "a batch order without a key was a replay".into(),
             ));
         };
-        answers[position] = Some((batch.orders[position].0, outcome));
+        answers[position] = Some((pending[position].0, outcome));
     }
     let answers: Vec<(usize, InsertOrder)> = answers.into_iter().flatten().collect();
     if batch.check_only || (batch.atomic && answers.iter().any(|(_, outcome)| failed(outcome))) {
@@ -134,8 +148,8 @@ pub(super) async fn write_batch<D: Dialect>(
     }
     let created: Vec<(&PendingOrder, &Order)> = answers
         .iter()
-        .zip(&pending)
-        .filter_map(|((_, outcome), pending)| match outcome {
+        .zip(pending)
+        .filter_map(|((_, outcome), (_, pending))| match outcome {
             InsertOrder::Created(order) => Some((pending, &**order)),
             _ => None,
         })
@@ -291,11 +305,14 @@ mod tests {
     fn batch(pos: &[&str], atomic: bool, key: Option<&str>) -> PendingBatch {
         PendingBatch {
             client_id: ClientId::parse("p").unwrap(),
-            orders: pos
-                .iter()
-                .enumerate()
-                .map(|(i, po)| (i, NewOrder::example(Some(po))))
-                .collect(),
+            orders: PendingBatch::orders(
+                &ClientId::parse("p").unwrap(),
+                pos.iter()
+                    .enumerate()
+                    .map(|(i, po)| (i, NewOrder::example(Some(po))))
+                    .collect(),
+                OffsetDateTime::now_utc(),
+            ),
             atomic,
             check_only: false,
             idempotency: key.map(|key| (key.to_owned(), b"hash".to_vec())),

@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 use super::{Order, OrderLine};
 
 /// The difference between an order and its amended self. Lines are matched
-/// by `line_no`: a line in both with other content is changed, one only in
-/// the amended order added, one only in the old removed.
+/// by `line_no` (their place, numbered from 1): a line in both with other
+/// content is changed, one only in the amended order added, one only in the
+/// old removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Amendment {
     /// Order fields whose value changed.
@@ -92,30 +93,25 @@ impl Amendment {
             after.total_amount.as_ref().map(ToString::to_string),
         );
 
-        let old = |line_no: u32| before.products.iter().find(|line| line.line_no == line_no);
-        let new = |line_no: u32| after.products.iter().find(|line| line.line_no == line_no);
-        let lines_removed = before
-            .products
+        // Lines are numbered 1, 2, 3, … in order on both sides, so lines
+        // of the same number stand at the same place.
+        let kept = before.products.len().min(after.products.len());
+        let lines_removed = before.products[kept..]
             .iter()
-            .filter(|line| new(line.line_no).is_none())
             .map(LineSummary::of)
             .collect();
-        let mut lines_added = Vec::new();
-        let mut lines_changed = Vec::new();
-        for line in &after.products {
-            match old(line.line_no) {
-                None => lines_added.push(LineSummary::of(line)),
-                Some(previous) => {
-                    let fields = line_fields(previous, line);
-                    if !fields.is_empty() {
-                        lines_changed.push(LineChange {
-                            line_no: line.line_no,
-                            fields,
-                        });
-                    }
-                }
-            }
-        }
+        let lines_added = after.products[kept..].iter().map(LineSummary::of).collect();
+        let lines_changed = before.products[..kept]
+            .iter()
+            .zip(&after.products[..kept])
+            .filter_map(|(previous, line)| {
+                let fields = line_fields(previous, line);
+                (!fields.is_empty()).then_some(LineChange {
+                    line_no: line.line_no,
+                    fields,
+                })
+            })
+            .collect();
         Self {
             fields,
             lines_added,
