@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorEnvelope};
+use super::error::{ApiError, ErrorEnvelope, FieldError};
 use super::extract::JsonBody;
 use super::state::AppState;
 use crate::auth::AuthError;
@@ -70,7 +70,7 @@ impl IntoResponse for TokenResponse {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "A new access token", body = TokenResponse),
-        (status = 400, description = "`INVALID_JSON`, or `VALIDATION_FAILED` naming every missing, blank or unknown field", body = ErrorEnvelope),
+        (status = 400, description = "`INVALID_JSON`, or `VALIDATION_FAILED` naming every missing, blank or unknown field, or a `client_secret` holding whitespace (secrets never do: a trailing newline copied from a file?)", body = ErrorEnvelope),
         (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`: the body is not sent as `application/json`", body = ErrorEnvelope),
         (status = 401, description = "`INVALID_CREDENTIALS` or `PARTNER_DISABLED`", body = ErrorEnvelope),
         (status = 429, description = "`LOGIN_THROTTLED`: more than 10 failed logins for this client id (or 100 from this address) within a minute; wait `Retry-After` seconds", body = ErrorEnvelope,
@@ -99,6 +99,14 @@ async fn log_in(
     body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
     let [client_id, client_secret] = body.string_fields(["client_id", "client_secret"])?;
+    // No secret we issue holds whitespace: this is a copying mistake, told
+    // as one (and refused before the throttle and argon2, for any client).
+    if client_secret.chars().any(char::is_whitespace) {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "client_secret",
+            "secrets never contain whitespace: a trailing newline from a file? Send the secret exactly as issued",
+        )]));
+    }
     // Only a well-formed client id is worth a throttle counter of its own:
     // malformed ones (which no partner has) share one, so made-up ids of any
     // length cannot fill memory.

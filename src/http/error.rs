@@ -64,7 +64,7 @@ pub enum ApiError {
     InvalidIdempotencyKey,
     /// 409: the `Idempotency-Key` came before with a different request body.
     #[error(
-        "this Idempotency-Key was already used with a different request body; use a new key for a new order"
+        "this Idempotency-Key was already used for a request with different content (compared by meaning: member order and spacing do not count); a retry must send the same content, and only a different order takes a new key"
     )]
     IdempotencyKeyReused,
     /// 409: the order's status does not allow the requested change.

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::authenticate::AuthenticatedPartner;
 use super::error::{ApiError, ErrorEnvelope, FieldError};
+use super::extract::{KnownParams, Params};
 use super::openapi::SIGNED_ROUTE_401;
 use super::state::AppState;
 use crate::domain::Event;
@@ -56,6 +57,10 @@ pub struct EventParams {
     wait: Option<String>,
 }
 
+impl KnownParams for EventParams {
+    const NAMES: &'static [&'static str] = &["after", "limit", "wait"];
+}
+
 /// What an events query asks for, checked.
 #[derive(Debug)]
 pub(super) struct FeedQuery {
@@ -91,12 +96,10 @@ pub(super) struct FeedQuery {
 )]
 pub async fn list_events(
     State(state): State<AppState>,
-    params: Result<Query<EventParams>, QueryRejection>,
+    params: Result<Params<EventParams>, ApiError>,
     partner: AuthenticatedPartner,
 ) -> Result<Json<EventListResponse>, ApiError> {
-    let Query(params) = params.map_err(|rejection| {
-        ApiError::InvalidQuery(vec![FieldError::new("query", rejection.body_text())])
-    })?;
+    let Params(params) = params?;
     let query = parse(&params)?;
     let client_id = &partner.client_id;
     // Taken before the first look, so an event committed during it still

@@ -125,3 +125,62 @@ fn take_string(
     }
     String::new()
 }
+
+/// A route's query parameters, by name: what [`Params`] accepts.
+pub trait KnownParams {
+    const NAMES: &'static [&'static str];
+}
+
+/// Query parameters whose rejection names each parameter at fault in the
+/// envelope's words: an unknown name (with the names the route takes) or a
+/// name given twice. Take it as `Result<Params<T>, ApiError>` so the
+/// signature is checked first.
+pub struct Params<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Params<T>
+where
+    T: KnownParams + serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let mut seen: Vec<std::borrow::Cow<'_, str>> = Vec::new();
+        let mut errors = Vec::new();
+        for (name, _) in url::form_urlencoded::parse(query.as_bytes()) {
+            if !T::NAMES.contains(&name.as_ref()) {
+                errors.push(FieldError::new(
+                    name.as_ref(),
+                    format!(
+                        "is not a parameter of this route; it takes: {}",
+                        T::NAMES.join(", ")
+                    ),
+                ));
+            } else if seen.contains(&name) {
+                errors.push(FieldError::new(
+                    name.as_ref(),
+                    "is given twice; give it once",
+                ));
+            } else {
+                seen.push(name);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::InvalidQuery(errors));
+        }
+        // Every parameter is read as text and checked by the route, so with
+        // the names known this only fails on text that is not UTF-8.
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(params)| Self(params))
+            .map_err(|_| {
+                ApiError::InvalidQuery(vec![FieldError::new(
+                    "query",
+                    "could not be read as name=value pairs of UTF-8 text",
+                )])
+            })
+    }
+}

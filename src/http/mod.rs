@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 mod examples;
 pub mod extract;
+mod fingerprint;
 mod json_fields;
 pub mod middleware;
 pub mod openapi;

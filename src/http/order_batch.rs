@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::authenticate::AuthenticatedPartner;
 use super::error::{ApiError, ErrorEnvelope, FieldError};
 use super::extract::JsonBody;
+use super::fingerprint;
 use super::json_fields::Fields;
 use super::openapi::SIGNED_ROUTE_401;
 use super::orders::{CreateSalesOrderRequest, IDEMPOTENT_REPLAYED, idempotency_key, parse_order};
@@ -131,7 +132,8 @@ pub async fn submit_batch(
         // for a single create refused for its input.
         return Ok(answer(answers, false));
     }
-    let request_hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.0);
+    // By meaning (`fingerprint`); the body parsed above, so it is JSON.
+    let request_hash = key.and_then(|_| fingerprint::of_json(&body.0));
     // Each order's purchase order number by its place, for a duplicate's answer.
     let mut purchase_order_nos = vec![String::new(); answers.len()];
     for (index, order) in &orders {
@@ -147,7 +149,9 @@ pub async fn submit_batch(
         // The valid orders are still checked against the store (a number
         // already taken), so the refusal lists every failing order at once.
         check_only: atomic && refused_already,
-        idempotency: key.map(|key| (key.to_owned(), request_hash.as_ref().to_vec())),
+        idempotency: key
+            .zip(request_hash)
+            .map(|(key, hash)| (key.to_owned(), hash.as_ref().to_vec())),
         now,
     };
     let started = std::time::Instant::now();

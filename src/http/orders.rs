@@ -2,8 +2,8 @@
 //! so none can run before the four-header check has passed.
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -16,7 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::authenticate::AuthenticatedPartner;
 use super::error::FieldError;
 use super::error::{ApiError, ErrorEnvelope, etag};
-use super::extract::JsonBody;
+use super::extract::{JsonBody, KnownParams, Params};
+use super::fingerprint;
 use super::openapi::SIGNED_ROUTE_401;
 use super::order_body::{self, OrderBodyError};
 use super::state::AppState;
@@ -121,6 +122,19 @@ pub struct ListParams {
     updated_to: Option<String>,
 }
 
+impl KnownParams for ListParams {
+    const NAMES: &'static [&'static str] = &[
+        "limit",
+        "cursor",
+        "purchase_order_no",
+        "status",
+        "created_from",
+        "created_to",
+        "updated_from",
+        "updated_to",
+    ];
+}
+
 /// The header that makes a create safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Set on a create answered from an earlier request with the same key.
@@ -173,11 +187,15 @@ pub async fn create_order(
     let body = JsonBody::signed(&headers, partner.body)?;
     let key = idempotency_key(&headers)?;
     let order = parse_order(&state, &body.0)?;
-    let request_hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.0);
-    let idempotency = key.map(|key| Idempotency {
-        key,
-        request_hash: request_hash.as_ref(),
-    });
+    // By meaning (`fingerprint`), and only when a key asks for it; the
+    // body parsed above, so it is JSON.
+    let request_hash = key.and_then(|_| fingerprint::of_json(&body.0));
+    let idempotency = key
+        .zip(request_hash.as_ref())
+        .map(|(key, hash)| Idempotency {
+            key,
+            request_hash: hash.as_ref(),
+        });
     // Kept for a duplicate's answer; the order itself moves to the store.
     let purchase_order_no = order.purchase_order_no.clone();
     let started = std::time::Instant::now();
@@ -236,12 +254,10 @@ pub async fn create_order(
 )]
 pub async fn list_orders(
     State(state): State<AppState>,
-    params: Result<Query<ListParams>, QueryRejection>,
+    params: Result<Params<ListParams>, ApiError>,
     partner: AuthenticatedPartner,
 ) -> Result<Json<OrderListResponse>, ApiError> {
-    let Query(params) = params.map_err(|rejection| {
-        ApiError::InvalidQuery(vec![FieldError::new("query", rejection.body_text())])
-    })?;
+    let Params(params) = params?;
     let mut query = parse_list_params(params)?;
     query.client_id = Some(partner.client_id);
     let page = state.store.orders(&query).await?;

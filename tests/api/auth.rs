@@ -386,3 +386,39 @@ async fn behind_a_trusted_proxy_logins_are_throttled_per_forwarded_address() {
         "another address behind the same proxy"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_with_whitespace_is_a_400_that_suggests_the_trailing_newline() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    for secret in [
+        format!("{}\n", partner.secret),
+        format!(" {}", partner.secret),
+        format!("{}\r\n", partner.secret),
+    ] {
+        let body = expect_error(
+            app.login(&partner.client_id, &secret).await,
+            400,
+            "VALIDATION_FAILED",
+        )
+        .await;
+        assert_eq!(body["error"]["details"][0]["field"], "client_secret");
+        let message = body["error"]["details"][0]["message"].as_str().unwrap();
+        assert!(message.contains("trailing newline"), "{message}");
+        assert!(!body.to_string().contains(&partner.secret), "never echoed");
+    }
+    // Not counted as failed guesses: eleven in a row leave the login open.
+    for _ in 0..11 {
+        let whitespace = format!("{}\n", partner.secret);
+        assert_eq!(
+            app.login(&partner.client_id, &whitespace).await.status(),
+            400
+        );
+    }
+    assert_eq!(
+        app.login(&partner.client_id, &partner.secret)
+            .await
+            .status(),
+        200
+    );
+}

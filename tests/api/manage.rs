@@ -493,3 +493,54 @@ async fn idempotency_keys_are_kept_for_24_hours_then_purged() {
     assert_eq!(response.status(), 201, "a purged key is free again");
     assert!(response.headers().get("idempotent-replayed").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_whose_json_differs_only_in_spacing_and_member_order_is_the_same_request() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let body = order_body("PO-1");
+    let first = with_key(&app, &session, "key-1", &body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 201);
+
+    // The same members, reversed and pretty-printed, a number written
+    // another way (if the example has one) and a string escaped.
+    let mut members: Vec<(String, Value)> = body.as_object().unwrap().clone().into_iter().collect();
+    members.reverse();
+    let mut text = String::from("{\n");
+    for (i, (name, value)) in members.iter().enumerate() {
+        let value = serde_json::to_string_pretty(value).unwrap();
+        let separator = if i + 1 < members.len() { "," } else { "" };
+        text.push_str(&format!("  {name:?} :  {value}{separator}\n"));
+    }
+    text.push('}');
+    let text = text.replace("\"PO-1\"", "\"\\u0050O-1\"");
+    assert_ne!(text, body.to_string());
+    let again = app
+        .signed(&session, Method::POST, ORDERS)
+        .header("Idempotency-Key", "key-1")
+        .header("Content-Type", "application/json")
+        .body(text.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 201, "{}", again.text().await.unwrap());
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+
+    // A value that differs is another request.
+    let changed = text.replace("\\u0050O-1", "PO-9");
+    let conflict = app
+        .signed(&session, Method::POST, ORDERS)
+        .header("Idempotency-Key", "key-1")
+        .header("Content-Type", "application/json")
+        .body(changed)
+        .send()
+        .await
+        .unwrap();
+    expect_error(conflict, 409, "IDEMPOTENCY_KEY_REUSED").await;
+    let listed: Value = app.get(&session, ORDERS).await.json().await.unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+}

@@ -289,3 +289,44 @@ async fn bad_list_parameters_are_refused() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_or_repeated_query_parameter_is_named_in_the_envelopes_words() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+
+    let body = expect_error(
+        app.get(&session, &format!("{ORDERS}?colour=red&limit=5&limit=6"))
+            .await,
+        400,
+        "INVALID_QUERY",
+    )
+    .await;
+
+    let details = body["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 2, "{body}");
+    assert_eq!(details[0]["field"], "colour");
+    let message = details[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not a parameter") && message.contains("purchase_order_no"),
+        "{message}"
+    );
+    assert_eq!(details[1]["field"], "limit");
+    assert!(details[1]["message"].as_str().unwrap().contains("twice"));
+    // No framework wording leaks through.
+    assert!(!body.to_string().contains("deserialize"), "{body}");
+    let body = expect_error(
+        app.get(&session, "/api/v1/events?since=1").await,
+        400,
+        "INVALID_QUERY",
+    )
+    .await;
+    assert_eq!(body["error"]["details"][0]["field"], "since");
+    assert!(
+        body["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("after, limit, wait")
+    );
+}
