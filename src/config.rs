@@ -67,6 +67,9 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// SQLite: order inserts committed together at most (1: each alone).
     pub sqlite_max_batch: usize,
+    /// Where partners reach this server (`/openapi.json`'s `servers`);
+    /// `None`: the address it listens on ([`Settings::public_url`]).
+    pub public_url: Option<String>,
 }
 
 /// PEM files for serving HTTPS directly.
@@ -109,8 +112,37 @@ impl Settings {
             trusted_proxies: Vec::new(),
             tls: None,
             sqlite_max_batch: 256,
+            public_url: None,
         }
     }
+
+    /// The URL partners use: `--public-url`, or else the listening address
+    /// (`localhost` for one that listens on every address).
+    pub fn public_url(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let port = self.listen.port();
+        match self.listen.ip() {
+            ip if ip.is_unspecified() => format!("{scheme}://localhost:{port}"),
+            std::net::IpAddr::V6(ip) => format!("{scheme}://[{ip}]:{port}"),
+            ip => format!("{scheme}://{ip}:{port}"),
+        }
+    }
+}
+
+/// `--public-url`: an absolute http(s) URL with no query or fragment, kept
+/// without a trailing slash (paths are appended to it).
+pub fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("must have no query, fragment or credentials".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// When failed logins are refused (see `auth::throttle`). Defaults from the

@@ -75,20 +75,38 @@ struct Bucket {
     limited: bool,
 }
 
-/// A refused request: how long to wait, and whether it begins an episode of
-/// refusals (worth one audit event) or continues one.
+/// A partner's budget after a request, as the IETF rate-limit fields tell
+/// it (draft-ietf-httpapi-ratelimit-headers): `limit` requests a second,
+/// `remaining` of them to spend now (the bucket's burst may hold more than
+/// one second's), and `reset` seconds until the bucket is full again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub limit: u32,
+    pub remaining: u64,
+    pub reset: u64,
+}
+
+/// A refused request: how long to wait, whether it begins an episode of
+/// refusals (worth one audit event) or continues one, and the budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused {
     pub retry_after: u64,
     pub starts: bool,
+    pub budget: Budget,
 }
 
 impl RateLimiter {
-    /// Takes one request from the partner's bucket: `Ok` to go ahead, or
-    /// `Err(seconds)` to wait before the next request fits.
-    pub fn take(&self, client_id: &str, limit: RateLimit, now_ms: i64) -> Result<(), Refused> {
+    /// Takes one request from the partner's bucket: `Ok` to go ahead (with
+    /// the budget left, or `None` for a partner without a limit), or `Err`
+    /// with how long to wait before the next request fits.
+    pub fn take(
+        &self,
+        client_id: &str,
+        limit: RateLimit,
+        now_ms: i64,
+    ) -> Result<Option<Budget>, Refused> {
         let Some(per_second) = limit.per_second().filter(|rate| *rate > 0) else {
-            return Ok(());
+            return Ok(None);
         };
         let rate = f64::from(per_second);
         let capacity = f64::from(per_second.saturating_mul(BURST_SECONDS));
@@ -105,16 +123,26 @@ impl RateLimiter {
         let elapsed = (now_ms - bucket.updated_ms).max(0) as f64 / 1000.0;
         bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
         bucket.updated_ms = now_ms;
-        if bucket.tokens >= 1.0 {
+        let allowed = bucket.tokens >= 1.0;
+        if allowed {
             bucket.tokens -= 1.0;
+        }
+        // Both are small and non-negative: the casts are exact.
+        let budget = Budget {
+            limit: per_second,
+            remaining: bucket.tokens.floor() as u64,
+            reset: ((capacity - bucket.tokens) / rate).ceil() as u64,
+        };
+        if allowed {
             bucket.limited = false;
-            Ok(())
+            Ok(Some(budget))
         } else {
             let starts = !bucket.limited;
             bucket.limited = true;
             Err(Refused {
                 retry_after: ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64,
                 starts,
+                budget,
             })
         }
     }
@@ -134,6 +162,11 @@ mod tests {
             Err(Refused {
                 retry_after: 1,
                 starts,
+                budget: Budget {
+                    limit: 100,
+                    remaining: 0,
+                    reset: 10,
+                },
             })
         };
         assert_eq!(limiter.take("a", RateLimit::Default, 0), refused(true));
@@ -147,6 +180,29 @@ mod tests {
             assert!(limiter.take("a", RateLimit::Default, 1000).is_ok());
         }
         assert!(limiter.take("a", RateLimit::Default, 1000).is_err());
+    }
+
+    #[test]
+    fn the_budget_counts_down_and_says_when_the_bucket_is_full_again() {
+        let limiter = RateLimiter::default();
+        let first = limiter.take("a", RateLimit::PerSecond(10), 0).unwrap();
+        assert_eq!(
+            first,
+            Some(Budget {
+                limit: 10,
+                remaining: 99,
+                reset: 1,
+            })
+        );
+        for _ in 0..49 {
+            limiter.take("a", RateLimit::PerSecond(10), 0).unwrap();
+        }
+        let half = limiter
+            .take("a", RateLimit::PerSecond(10), 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!((half.remaining, half.reset), (49, 6));
+        assert_eq!(limiter.take("a", RateLimit::Off, 0), Ok(None));
     }
 
     #[test]

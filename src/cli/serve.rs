@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// The currency (ISO 4217) of orders that do not name one.
     #[arg(long, env = "SALES_ORDER_API_DEFAULT_CURRENCY", default_value = "IDR", value_parser = Currency::parse)]
     default_currency: Currency,
+    /// Where partners reach this server, as `/openapi.json` names it (e.g.
+    /// `https://api.example.com` behind a proxy); default: the listening address.
+    #[arg(long, env = "SALES_ORDER_API_PUBLIC_URL", value_parser = crate::config::parse_public_url)]
+    public_url: Option<String>,
 }
 
 /// A duration of more than zero, e.g. `10s` (zero would close every connection).
@@ -119,6 +123,7 @@ pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<(
     settings.idle_timeout = args.idle_timeout;
     settings.webhooks.allow_insecure = args.allow_insecure_webhooks;
     settings.default_currency = args.default_currency;
+    settings.public_url = args.public_url;
     if args.allow_insecure_webhooks {
         tracing::warn!(
             "--allow-insecure-webhooks: partners may register http:// and private-network webhook URLs"

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 /// far outside every range we allow, and expanding it would cost memory.
 const MAX_EXPONENT: i64 = 20;
 /// Longest numeric text accepted; real quantities and prices need < 25.
-const MAX_TEXT_LEN: usize = 48;
+pub const MAX_TEXT_LEN: usize = 48;
 
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Decimal(BigDecimal);

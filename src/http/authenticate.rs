@@ -202,11 +202,22 @@ fn take_rate(
     now: time::OffsetDateTime,
 ) -> Result<(), ApiError> {
     let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    let Err(refused) = state.rate_limiter.take(client.as_str(), limit, now_ms) else {
-        return Ok(());
+    let context = parts.extensions.get::<std::sync::Arc<RequestContext>>();
+    let refused = match state.rate_limiter.take(client.as_str(), limit, now_ms) {
+        Ok(budget) => {
+            if let (Some(budget), Some(context)) = (budget, context) {
+                let _ = context.rate.set(budget);
+            }
+            return Ok(());
+        }
+        Err(refused) => refused,
     };
+    // The envelope always sets the context; without it there is only no audit.
+    if let Some(context) = context {
+        let _ = context.rate.set(refused.budget);
+    }
     if refused.starts
-        && let Some(context) = parts.extensions.get::<std::sync::Arc<RequestContext>>()
+        && let Some(context) = context
     {
         state.audit.record(context.audit_event(
             now,

@@ -307,6 +307,12 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             metrics::counter!("throttled_total", "code" => self.code()).increment(1);
         }
+        if let Self::Unavailable = &self {
+            // Outages here are a restart or a failover: worth a retry soon.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+        }
         if let Self::Auth(auth) = &self {
             metrics::counter!("auth_failures_total", "reason" => auth.code()).increment(1);
         }

@@ -19,6 +19,7 @@ use axum::response::Response;
 use super::audit_note::AuditNote;
 use super::error::{ErrorBody, ErrorEnvelope};
 use super::state::AppState;
+use crate::auth::rate_limit::Budget;
 use crate::domain::AuditKind;
 use crate::store::AuditEvent;
 
@@ -34,6 +35,9 @@ pub struct RequestContext {
     pub client_address: Option<IpAddr>,
     pub client_id: OnceLock<String>,
     pub route: OnceLock<String>,
+    /// The partner's rate budget, once its request was counted: told in
+    /// the IETF rate-limit fields of the answer, a 429 too.
+    pub rate: OnceLock<Budget>,
 }
 
 impl RequestContext {
@@ -156,6 +160,9 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
         &context.request_id,
         state.settings.tls.is_some(),
     );
+    if let Some(budget) = context.rate.get() {
+        rate_limit_fields(response.headers_mut(), budget);
+    }
     observe(
         &context,
         method,
@@ -163,6 +170,19 @@ pub async fn envelope(State(state): State<AppState>, mut request: Request, next:
         started.elapsed(),
     );
     response
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers,
+/// as SPEC words them): the quota per second, then what is left of it and
+/// the seconds until the bucket is full again.
+fn rate_limit_fields(headers: &mut HeaderMap, budget: &Budget) {
+    let policy = format!("\"default\";q={};w=1", budget.limit);
+    let state = format!("\"default\";r={};t={}", budget.remaining, budget.reset);
+    for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
 }
 
 impl RequestContext {

@@ -41,6 +41,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 fn api_routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut document) = api_routes().split_for_parts();
     openapi::RequestBodyRules.modify(&mut document);
+    openapi::CommonHeaders.modify(&mut document);
     examples::add(&mut document);
     (routes, document)
 }
@@ -76,8 +77,9 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, document) = api_routes_and_document();
+    let (api, mut document) = api_routes_and_document();
     let settings = state.settings.clone();
+    document.servers = Some(vec![utoipa::openapi::Server::new(settings.public_url())]);
     let envelope_state = state.clone();
     Router::new()
         .merge(api)

@@ -165,13 +165,16 @@ async fn the_openapi_document_states_the_rules_request_bodies_are_checked_agains
     assert_eq!(order["properties"]["customer_code"]["minLength"], 1);
     assert_eq!(order["properties"]["address"]["maxLength"], 1000);
     assert!(order["properties"]["purchase_order_no"]["minLength"].is_null());
-    assert_eq!(line["properties"]["quantity"]["exclusiveMinimum"], 0);
-    assert_eq!(line["properties"]["quantity"]["maximum"], 1_000_000_000);
-    assert_eq!(line["properties"]["quantity"]["multipleOf"], 0.0001);
+    // A number, or the same exact decimal as a string.
+    let quantity = &line["properties"]["quantity"]["oneOf"][0];
+    assert_eq!(quantity["exclusiveMinimum"], 0);
+    assert_eq!(quantity["maximum"], 1_000_000_000);
+    assert_eq!(quantity["multipleOf"], 0.0001);
     assert_eq!(
-        line["properties"]["unit_price"]["exclusiveMaximum"],
+        line["properties"]["unit_price"]["oneOf"][0]["exclusiveMaximum"],
         1_000_000_000_000_000_i64
     );
+    assert!(line["properties"]["unit_price"]["oneOf"][1]["pattern"].is_string());
     let limit = &document["paths"]["/api/v1/sales-orders"]["get"]["parameters"][0];
     assert_eq!(limit["name"], "limit");
     assert_eq!(limit["schema"]["maximum"], 200);
@@ -314,4 +317,70 @@ async fn the_example_clients_the_guide_links_to_are_served_as_they_are_in_exampl
         .await
         .unwrap();
     expect_error(missing, 404, "NOT_FOUND").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_names_the_server_and_every_header_read_or_sent() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.public_url = Some("https://orders.example.com".to_owned());
+    })
+    .await;
+    let document = openapi_document(&app).await;
+    assert_eq!(
+        document["servers"],
+        serde_json::json!([{"url": "https://orders.example.com"}])
+    );
+    let mut signed = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        for (method, operation) in item.as_object().unwrap() {
+            let where_ = format!("{method} {path}");
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(responses.contains_key("503"), "{where_} declares its 503");
+            for status in ["429", "503"] {
+                if let Some(response) = responses.get(status) {
+                    assert!(
+                        response["headers"]["Retry-After"].is_object(),
+                        "{where_} {status} declares Retry-After"
+                    );
+                }
+            }
+            if operation["security"].as_array().is_none_or(Vec::is_empty) {
+                continue;
+            }
+            signed += 1;
+            let parameters: Vec<&str> = operation["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert!(parameters.contains(&"X-SIGNATURE-VERSION"), "{where_}");
+            let ok = responses
+                .iter()
+                .find(|(status, _)| status.starts_with('2'))
+                .unwrap()
+                .1;
+            for name in ["RateLimit-Policy", "RateLimit"] {
+                assert!(ok["headers"][name].is_object(), "{where_} declares {name}");
+            }
+        }
+    }
+    assert!(signed >= 15, "{signed} signed operations");
+    let line_no = &document["components"]["schemas"]["OrderLine"]["properties"]["line_no"];
+    assert_eq!(line_no["minimum"], 1);
+    let quantity = &document["components"]["schemas"]["ProductDto"]["properties"]["quantity"];
+    let kinds: Vec<&str> = quantity["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|schema| schema["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["number", "string"]);
+    let text = document.to_string();
+    for internal in ["NewOrder", "::parse", "sqlx", "PendingOrder"] {
+        assert!(!text.contains(internal), "{internal} named in the document");
+    }
 }

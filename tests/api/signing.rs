@@ -632,3 +632,62 @@ async fn failed_signatures_are_explained_only_up_to_a_bounded_rate_per_client() 
     );
     assert_eq!(explained.iter().filter(|e| **e).count(), burst);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_signed_answer_tells_the_rate_budget_in_the_ietf_fields_a_429_too() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let output = crate::cli::cli(
+        &app.database_url,
+        &["partner", "set", "versuni-client-001", "--rate-limit", "2"],
+    );
+    assert!(output.status.success());
+
+    let fields = |response: &reqwest::Response| {
+        (
+            response.headers()["ratelimit-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+            response.headers()["ratelimit"].to_str().unwrap().to_owned(),
+        )
+    };
+    // A burst of ten seconds' worth: 20, then one a half second.
+    let first = app.get(&session, ORDERS).await;
+    assert_eq!(
+        fields(&first),
+        (
+            "\"default\";q=2;w=1".to_owned(),
+            "\"default\";r=19;t=1".to_owned()
+        )
+    );
+    let missing = app.get(&session, "/api/v1/sales-orders/so_missing").await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(fields(&missing).1, "\"default\";r=18;t=1");
+    for _ in 0..18 {
+        app.get(&session, ORDERS).await;
+    }
+    let refused = app.get(&session, ORDERS).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(
+        fields(&refused),
+        (
+            "\"default\";q=2;w=1".to_owned(),
+            "\"default\";r=0;t=10".to_owned()
+        )
+    );
+    assert_eq!(refused.headers()["retry-after"], "1");
+
+    // Not on the login, nor on a request refused before it was counted.
+    let login = app.login(&partner.client_id, &partner.secret).await;
+    assert!(login.headers().get("ratelimit").is_none());
+    let unsigned = app
+        .client
+        .get(format!("{}{ORDERS}", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert!(unsigned.headers().get("ratelimit").is_none());
+}

@@ -169,6 +169,7 @@ async fn while_the_database_is_down_calls_get_a_503_envelope_and_the_service_rec
         let response = call.send().await.unwrap();
         let took = started.elapsed();
         assert!(took < Duration::from_secs(8), "took {took:?}");
+        assert_eq!(response.headers()["retry-after"], "1");
         expect_error(response, 503, "SERVICE_UNAVAILABLE").await;
     };
     timed(app.client.get(app.url("/readyz"))).await;

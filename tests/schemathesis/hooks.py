@@ -52,6 +52,12 @@ class SignedPartner:
         message = f"{CLIENT_ID}|{timestamp}".encode()
         signature = PRIVATE_KEY.sign(message, padding.PKCS1v15(), hashes.SHA256())
         case.headers = case.headers or {}
+        # The body schemathesis sends is serialized after this hook, so the
+        # v2 string (which covers it) cannot be signed here: a generated
+        # `X-SIGNATURE-VERSION: 2` is signed as v1 instead. v2 is tested by
+        # tests/api/signing.rs. Other generated values stay, to be refused.
+        if case.headers.get("X-SIGNATURE-VERSION") == "2":
+            case.headers["X-SIGNATURE-VERSION"] = "1"
         case.headers["Authorization"] = f"Bearer {token}"
         case.headers["X-CLIENT-ID"] = CLIENT_ID
         case.headers["X-TIMESTAMP"] = timestamp

@@ -180,6 +180,7 @@ pub struct Order {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderLine {
     /// 1-based position of the line in the order.
+    #[schema(minimum = 1)]
     pub line_no: u32,
     pub product_code: String,
     pub quantity: Decimal,
