@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// The kind of an audit event. Stored and shown by these names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditKind {
     // Partners, through the API.

@@ -53,6 +53,40 @@ fn order(status: OrderStatus) -> Value {
     order
 }
 
+/// Two entries of a partner's activity, as the route makes them.
+fn activity() -> Value {
+    use crate::domain::AuditKind;
+    let entry = |at: &str, kind, code: Option<&str>, reason: Option<&str>, request_id: &str| {
+        super::activity::ActivityEvent::from(crate::store::AuditEvent {
+            at: time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                .expect("an example time"),
+            client_id: Some(CLIENT_ID.into()),
+            kind,
+            code: code.map(Into::into),
+            reason: reason.map(Into::into),
+            source: Some("203.0.113.7".into()),
+            request_id: Some(request_id.into()),
+            actor: "partner".into(),
+        })
+    };
+    json!([
+        entry(
+            "2026-11-24T08:29:03.518Z",
+            AuditKind::SignatureFailed,
+            Some("SIGNATURE_INVALID"),
+            Some("X-SIGNATURE does not verify against any active public key of this partner"),
+            "0f9c2a4e-7b1d-4c3e-8a5f-6d2b9e1c7a40",
+        ),
+        entry(
+            "2026-11-24T08:27:48.902Z",
+            AuditKind::LoginSucceeded,
+            None,
+            None,
+            "4c6f2a9e-1b7d-4e3a-9f0c-8d5b2e7a1c34",
+        ),
+    ])
+}
+
 /// An event as the server returns it: the example order, accepted.
 fn event() -> Value {
     let order = order(OrderStatus::Accepted);
@@ -138,7 +172,12 @@ fn errors(path: &str) -> Vec<ApiError> {
             "address": "Jakarta", "purchase_order_number": "PO-1",
             "products": [{"product_code": "PRD-001", "quantity": 0}]}"#
     };
-    let invalid_query = if path.starts_with("/api/v1/events") {
+    let invalid_query = if path.starts_with("/api/v1/activity") {
+        serde_json::from_value(json!({"since": "yesterday", "limit": "0"}))
+            .map_err(|e| ApiError::InvalidQuery(vec![FieldError::new("query", e.to_string())]))
+            .and_then(|params| super::activity::parse(&params).map(|_| ()))
+            .expect_err("the example query is invalid")
+    } else if path.starts_with("/api/v1/events") {
         serde_json::from_value(json!({"limit": "1000", "wait": "60"}))
             .map_err(|e| ApiError::InvalidQuery(vec![FieldError::new("query", e.to_string())]))
             .and_then(|params| events::parse(&params).map(|_| ()))
@@ -369,6 +408,10 @@ fn success_example(method: &str, path: &str) -> Option<(Value, Option<Value>)> {
                 "data": [event()],
                 "next_after": 42,
             }),
+            None,
+        ),
+        ("get", "/api/v1/activity") => (
+            json!({"message": "Activity retrieved successfully", "data": activity()}),
             None,
         ),
         ("get", "/api/v1/events/{id}") => (

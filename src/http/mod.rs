@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, the error envelope, and the router.
 
+pub mod activity;
 pub mod audit_note;
 pub mod auth;
 pub mod authenticate;
@@ -66,6 +67,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::test_endpoint))
         .routes(routes!(webhooks::enable_endpoint))
+        .routes(routes!(activity::list_activity))
 }
 
 /// `/metrics` alone, for its own listener: counts are for the operator, not

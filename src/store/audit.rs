@@ -27,6 +27,26 @@ pub struct AuditEvent {
     pub actor: String,
 }
 
+/// Which of a partner's events to read.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditQuery<'a> {
+    pub since: Option<OffsetDateTime>,
+    pub request_id: Option<&'a str>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+impl AuditQuery<'_> {
+    /// The newest `limit` events.
+    pub fn latest(limit: u32) -> Self {
+        Self {
+            since: None,
+            request_id: None,
+            limit,
+        }
+    }
+}
+
 fn serialize_time<S: serde::Serializer>(at: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(*at))
 }
@@ -60,18 +80,22 @@ impl<D: Dialect> SqlStore<D> {
         Ok(())
     }
 
-    /// A partner's events, newest first, at or after `since`.
+    /// A partner's events, newest first, at or after `query.since`, of
+    /// one request if `query.request_id` names it.
     pub async fn audit_events(
         &self,
         client_id: &ClientId,
-        since: Option<OffsetDateTime>,
-        limit: u32,
+        query: &AuditQuery<'_>,
     ) -> StoreResult<Vec<AuditEvent>> {
         let mut select = QueryBuilder::<D>::new("SELECT * FROM audit_events WHERE client_id = ");
         select.arg(client_id);
-        if let Some(since) = since {
+        if let Some(since) = query.since {
             select.push(" AND at >= ").arg(Timestamp::new(since));
         }
+        if let Some(request_id) = query.request_id {
+            select.push(" AND request_id = ").arg(request_id);
+        }
+        let limit = query.limit;
         select
             .push(" ORDER BY at DESC, id DESC LIMIT ")
             .arg(i64::from(limit));
@@ -136,7 +160,10 @@ mod tests {
 
         let events = store
             .sql
-            .audit_events(&ClientId::parse("p").unwrap(), None, 10)
+            .audit_events(
+                &ClientId::parse("p").unwrap(),
+                &super::AuditQuery::latest(10),
+            )
             .await
             .unwrap();
 

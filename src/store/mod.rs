@@ -36,7 +36,7 @@ mod webhooks;
 
 use time::OffsetDateTime;
 
-pub use audit::AuditEvent;
+pub use audit::{AuditEvent, AuditQuery};
 pub use encoding::rfc3339;
 pub use error::{StoreError, StoreResult};
 pub use order_amend::Amend;
@@ -333,10 +333,9 @@ impl Store {
     pub async fn audit_events(
         &self,
         client_id: &ClientId,
-        since: Option<OffsetDateTime>,
-        limit: u32,
+        query: &AuditQuery<'_>,
     ) -> StoreResult<Vec<AuditEvent>> {
-        shared!(self, store => store.audit_events(client_id, since, limit).await)
+        shared!(self, store => store.audit_events(client_id, query).await)
     }
 
     pub async fn purge_audit(&self, before: OffsetDateTime) -> StoreResult<u64> {

@@ -162,3 +162,109 @@ async fn throttling_is_recorded_once_when_it_starts_not_per_refused_request() {
     assert_eq!(throttled["source"], "127.0.0.1");
     assert!(throttled["request_id"].is_string());
 }
+
+/// `GET /api/v1/activity` as the partner reads it, polled until it holds
+/// `count` events (written a moment after the answers they record).
+async fn own_activity(
+    app: &TestApp,
+    session: &Session<'_>,
+    query: &str,
+    count: usize,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = app.get(session, &format!("/api/v1/activity{query}")).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        let events = body["data"].as_array().unwrap().clone();
+        if events.len() >= count || Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_reads_its_own_activity_finds_one_request_by_its_id_and_never_anothers() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let other = app.register("partner-b", TestKey::partner_b()).await;
+    let session = app.session(&partner).await;
+    let other_session = app.session(&other).await;
+    // A refused request, with the id its answer carries.
+    let refused = app
+        .with_headers(
+            &session,
+            Method::GET,
+            "/api/v1/sales-orders",
+            &partner.client_id,
+            &app.now().to_string(),
+            Some("AAAA".to_owned()),
+        )
+        .header("X-Request-Id", "my-request-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["x-request-id"], "my-request-42");
+    let output = cli(
+        &app.database_url,
+        &["partner", "set", "versuni-client-001", "--rate-limit", "50"],
+    );
+    assert!(output.status.success());
+
+    // Login, the refused signature and the operator's change, newest first.
+    let events = own_activity(&app, &session, "", 3).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["settings_changed", "signature_failed", "login_succeeded"],
+        "{events:?}"
+    );
+    assert_eq!(events[0]["actor"], "operator", "no operator's name");
+    assert_eq!(events[1]["code"], "SIGNATURE_INVALID");
+    assert_eq!(events[1]["request_id"], "my-request-42");
+    assert_eq!(events[2]["actor"], "partner");
+    assert!(events[0].get("client_id").is_none());
+
+    let one = own_activity(&app, &session, "?request_id=my-request-42", 1).await;
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["kind"], "signature_failed");
+    let operator_view = json_of(&cli(
+        &app.database_url,
+        &[
+            "partner",
+            "activity",
+            "versuni-client-001",
+            "--request-id",
+            "my-request-42",
+            "--json",
+        ],
+    ));
+    assert_eq!(operator_view.as_array().unwrap().len(), 1);
+    let since = events[1]["at"].as_str().unwrap();
+    let newer = own_activity(&app, &session, &format!("?since={since}&limit=5"), 2).await;
+    assert_eq!(newer.len(), 2);
+    assert_eq!(own_activity(&app, &session, "?limit=1", 1).await.len(), 1);
+
+    // The other partner sees its login only.
+    let theirs = own_activity(&app, &other_session, "", 1).await;
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["kind"], "login_succeeded");
+
+    for (query, field) in [
+        ("?since=yesterday", "since"),
+        ("?limit=0", "limit"),
+        ("?limit=501", "limit"),
+        ("?request_id=", "request_id"),
+        ("?client_id=partner-b", "client_id"),
+    ] {
+        let body = expect_error(
+            app.get(&session, &format!("/api/v1/activity{query}")).await,
+            400,
+            "INVALID_QUERY",
+        )
+        .await;
+        assert_eq!(body["error"]["details"][0]["field"], field, "{query}");
+    }
+}

@@ -601,7 +601,10 @@ async fn a_refusal_of_an_expired_token_of_ours_is_in_its_partners_activity() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let refused = loop {
         let events = store
-            .audit_events(&client("versuni-client-001"), None, 10)
+            .audit_events(
+                &client("versuni-client-001"),
+                &sales_order_api::store::AuditQuery::latest(10),
+            )
             .await
             .unwrap();
         if let Some(event) = events
@@ -628,7 +631,10 @@ async fn a_stolen_token_can_store_at_most_sixty_refusals_a_minute_and_the_rest_a
     let store = &app.state.store;
     let stored = |kind| async move {
         let events = store
-            .audit_events(&client("versuni-client-001"), None, 1000)
+            .audit_events(
+                &client("versuni-client-001"),
+                &sales_order_api::store::AuditQuery::latest(1000),
+            )
             .await
             .unwrap();
         events.iter().filter(|e| e.kind == kind).count()
@@ -689,7 +695,10 @@ async fn an_operator_change_is_audited_even_when_its_output_has_no_reader() {
     let events = app
         .state
         .store
-        .audit_events(&client("versuni-client-001"), None, 10)
+        .audit_events(
+            &client("versuni-client-001"),
+            &sales_order_api::store::AuditQuery::latest(10),
+        )
         .await
         .unwrap();
     assert!(
@@ -793,7 +802,10 @@ async fn stored_events(app: &TestApp) -> Vec<sales_order_api::store::AuditEvent>
     tokio::time::sleep(Duration::from_millis(700)).await;
     app.state
         .store
-        .audit_events(&client("versuni-client-001"), None, 1000)
+        .audit_events(
+            &client("versuni-client-001"),
+            &sales_order_api::store::AuditQuery::latest(1000),
+        )
         .await
         .unwrap()
 }

@@ -330,7 +330,10 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_can_be_enabled_again(
         let events = app
             .state
             .store
-            .audit_events(&partner.id(), None, 100)
+            .audit_events(
+                &partner.id(),
+                &sales_order_api::store::AuditQuery::latest(100),
+            )
             .await
             .unwrap();
         events

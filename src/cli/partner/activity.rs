@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{Operator, no_partner};
 use crate::cli::terminal::parse_time;
 use crate::domain::ClientId;
+use crate::store::AuditQuery;
 
 #[derive(Debug, Args)]
 pub struct Opts {
@@ -14,6 +15,9 @@ pub struct Opts {
     /// Only events at or after this time (RFC 3339).
     #[arg(long, value_parser = parse_time)]
     since: Option<time::OffsetDateTime>,
+    /// Only the events of this request (its X-Request-Id).
+    #[arg(long)]
+    request_id: Option<String>,
     /// Show at most this many.
     #[arg(long, default_value_t = 100)]
     limit: u32,
@@ -28,7 +32,14 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         .with_context(|| no_partner(&client_id))?;
     let events = operator
         .store
-        .audit_events(&client_id, opts.since, opts.limit.clamp(1, 10_000))
+        .audit_events(
+            &client_id,
+            &AuditQuery {
+                since: opts.since,
+                request_id: opts.request_id.as_deref(),
+                limit: opts.limit.clamp(1, 10_000),
+            },
+        )
         .await?;
     let mut text = format!(
         "{:<25} {:<22} {:<26} {:<16} {:<37} {}",
