@@ -1,14 +1,18 @@
-//! Why a signature did not verify. Only on the failure path: the signature
-//! is tried against the strings and keys partners most often sign by mistake,
-//! and the first that verifies names the mistake. Each guess is one RSA
-//! verification: at most 14 per active key (hex, newline, the other version,
-//! the body, ten other timestamps) and one per revoked key, about 0.2 ms with
-//! one RSA-2048 key. A valid signature costs nothing here.
+//! Why a signature did not verify. Only on the failure path: the digest the
+//! signature holds is recovered once per key (the RSA public operation, a
+//! few microseconds for RSA-2048), then compared with the SHA-256 of each
+//! string partners most often sign by mistake (a newline, the other version,
+//! the body, other timestamps and units, the v2 query, method and body digest
+//! written differently): about 10 000 hashes at most, a few milliseconds,
+//! for the few failures a second a client gets explained. The first match
+//! names the mistake; with none, the answer still says whether the key was
+//! right (another string) or not (another key). A valid signature costs
+//! nothing here.
 //!
 //! Nothing here is secret: the string the server verified, the key ids and
 //! fingerprints are the partner's own, and the signature is never echoed.
 
-use aws_lc_rs::signature::ParsedPublicKey;
+use base64::Engine;
 
 pub use super::error::{Diagnosis, KeyTried, Mistake};
 use super::request::SignedRequest;
@@ -56,45 +60,111 @@ pub fn diagnose(request: &SignedRequest<'_>, expected: &str, keys: &[KeyRecord])
             fingerprint: key.fingerprint.clone(),
         })
         .collect();
-    let parsed =
-        |keys: &[&KeyRecord]| signature::parse_keys(keys.iter().map(|key| key.spki_der.as_slice()));
     Diagnosis {
         keys_tried,
-        mistake: find_mistake(
-            request,
-            expected,
-            &parsed(&active),
-            &revoked,
-            &parsed(&revoked),
-        ),
+        mistake: find_mistake(request, expected, &active, &revoked),
     }
 }
 
 fn find_mistake(
     request: &SignedRequest<'_>,
     expected: &str,
-    active: &[ParsedPublicKey],
+    active: &[&KeyRecord],
     revoked: &[&KeyRecord],
-    revoked_parsed: &[ParsedPublicKey],
 ) -> Option<Mistake> {
-    let verifies = |keys: &[ParsedPublicKey], message: &[u8], signature: &[u8]| {
-        keys.iter()
-            .position(|key| key.verify_sig(message, signature).is_ok())
-    };
     // Hex digits are also base64 characters, so a hex signature decodes as
     // base64 too, into the wrong bytes: try it as hex first.
-    if let Ok(raw) = hex::decode(request.signature)
-        && verifies(active, expected.as_bytes(), &raw).is_some()
+    if let Ok(raw) = hex::decode(request.signature) {
+        let digests = signed_digests(active, &raw);
+        if digests
+            .iter()
+            .any(|(_, digest)| *digest == sha256(expected))
+        {
+            return Some(Mistake::new(
+                "HEX_NOT_BASE64",
+                "X-SIGNATURE is the right signature written in hex; send it in base64 \
+                 (e.g. `openssl dgst -sha256 -sign private.pem | base64 -w0`)",
+            ));
+        }
+    }
+    let Some(raw) = signature::decode(request.signature) else {
+        return Some(Mistake::new(
+            "NOT_BASE64",
+            "X-SIGNATURE is not base64; send the signature bytes base64-encoded",
+        ));
+    };
+    if !active.is_empty()
+        && let Some(length) = modulus_len(active[0])
+        && active
+            .iter()
+            .all(|key| modulus_len(key).is_some_and(|len| len != raw.len()))
     {
         return Some(Mistake::new(
-            "HEX_NOT_BASE64",
-            "X-SIGNATURE is the right signature written in hex; send it in base64 \
-             (e.g. `openssl dgst -sha256 -sign private.pem | base64 -w0`)",
+            "SIGNATURE_WRONG_LENGTH",
+            format!(
+                "X-SIGNATURE decodes to {} bytes, but a signature by your {}-bit key is {length} \
+                 bytes: it was cut short, padded, or is not the RSA signature itself",
+                raw.len(),
+                length * 8
+            ),
         ));
     }
-    let raw = signature::decode(request.signature)?;
-    let signed = |message: &str| verifies(active, message.as_bytes(), &raw).is_some();
+    let digests = signed_digests(active, &raw);
+    if !digests.is_empty() {
+        let signed = |message: &str| {
+            let digest = sha256(message);
+            digests.iter().any(|(_, signed)| *signed == digest)
+        };
+        if let Some(mistake) = string_mistake(request, expected, &signed) {
+            return Some(mistake);
+        }
+    }
+    if let Some((key, digest)) = signed_digests(revoked, &raw).first() {
+        let over = if *digest == sha256(expected) {
+            ""
+        } else {
+            " (over another string than string_to_sign, too)"
+        };
+        return Some(Mistake::new(
+            "REVOKED_KEY",
+            format!(
+                "the request was signed with key {} ({}), which has been revoked{over}; \
+                 sign with a key that is still active",
+                key.key_id, key.fingerprint
+            ),
+        ));
+    }
+    // Nothing common explains it: say what is known instead of guessing.
+    Some(match digests.first() {
+        Some((key, _)) => Mistake::new(
+            "SIGNED_OTHER_STRING",
+            format!(
+                "the signature was made with your active key {} ({}), but over another string \
+                 than string_to_sign, and not by a common mistake (a newline, the other \
+                 version, the body, another timestamp or unit, the query or the body digest \
+                 left out or written differently); compare your string with string_to_sign \
+                 byte by byte",
+                key.key_id, key.fingerprint
+            ),
+        ),
+        None => Mistake::new(
+            "UNKNOWN_KEY",
+            "the signature was made with none of your keys, active or revoked (see keys_tried), \
+             or was damaged on the way; sign with the private key whose public key was \
+             registered: compare its fingerprint \
+             (`openssl pkey -in private.pem -pubout -outform DER | sha256sum`)",
+        ),
+    })
+}
 
+/// The mistakes in what was signed, found by trying the strings partners
+/// most often sign instead of `expected` with `signed` (one SHA-256 each:
+/// the signed digest is recovered once per key).
+fn string_mistake(
+    request: &SignedRequest<'_>,
+    expected: &str,
+    signed: &dyn Fn(&str) -> bool,
+) -> Option<Mistake> {
     if signed(&format!("{expected}\n")) {
         return Some(Mistake::new(
             "TRAILING_NEWLINE",
@@ -103,18 +173,13 @@ fn find_mistake(
         ));
     }
     let digest = signature::body_digest(request.body);
-    let v2_over = |timestamp: &str| {
-        signature::string_to_sign_v2(
-            request.client_id,
-            timestamp,
-            request.method,
-            request.path_and_query,
-            &digest,
-        )
+    let v2_with = |timestamp: &str, method: &str, path_and_query: &str, digest: &str| {
+        signature::string_to_sign_v2(request.client_id, timestamp, method, path_and_query, digest)
     };
+    let v2_over =
+        |timestamp: &str| v2_with(timestamp, request.method, request.path_and_query, &digest);
     let v1 = signature::string_to_sign(request.client_id, request.timestamp);
-    let v2 = v2_over(request.timestamp);
-    if !request.v2 && signed(&v2) {
+    if !request.v2 && signed(&v2_over(request.timestamp)) {
         return Some(Mistake::new(
             "SIGNED_V2_STRING",
             "the version 2 string (with method, path and body digest) was signed, but the \
@@ -128,57 +193,293 @@ fn find_mistake(
              `X-SIGNATURE-VERSION: 2`; sign the version 2 string shown here, or drop the header",
         ));
     }
-    if !request.body.is_empty() && verifies(active, request.body, &raw).is_some() {
+    if !request.body.is_empty() && std::str::from_utf8(request.body).is_ok_and(signed) {
         return Some(Mistake::new(
             "SIGNED_BODY",
             "the JSON body was signed; sign the string_to_sign shown here instead \
              (the body is covered through its SHA-256 only in version 2)",
         ));
     }
-    for other in other_timestamps(request.timestamp) {
-        let message = if request.v2 {
-            v2_over(&other)
+    if request.v2
+        && let Some(mistake) = v2_mistake(request, &digest, &v2_with, signed)
+    {
+        return Some(mistake);
+    }
+    let sign_at = |timestamp: &str| {
+        if request.v2 {
+            v2_over(timestamp)
         } else {
-            signature::string_to_sign(request.client_id, &other)
-        };
-        if signed(&message) {
+            signature::string_to_sign(request.client_id, timestamp)
+        }
+    };
+    for other in slipped_timestamps(request.timestamp) {
+        if signed(&sign_at(&other)) {
             return Some(Mistake::other_timestamp(&other, request.timestamp));
         }
     }
-    if let Some(index) = verifies(revoked_parsed, expected.as_bytes(), &raw) {
-        return Some(Mistake::new(
-            "REVOKED_KEY",
-            format!(
-                "the request was signed with key {} ({}), which has been revoked; \
-                 sign with a key that is still active",
-                revoked[index].key_id, revoked[index].fingerprint
-            ),
-        ));
+    for (other, unit) in timestamps_in_other_units(request.timestamp) {
+        if signed(&sign_at(&other)) {
+            return Some(Mistake::new(
+                "SIGNED_TIMESTAMP_IN_OTHER_UNIT",
+                format!(
+                    "the signature is over timestamp {other} ({unit}), but X-TIMESTAMP says {}; \
+                     sign exactly the text you send in X-TIMESTAMP (unix seconds, unix \
+                     milliseconds and RFC 3339 are all accepted, as long as both are the same)",
+                    request.timestamp
+                ),
+            ));
+        }
     }
     None
 }
 
-/// Timestamps a client may have signed instead of the one it sent: the same
-/// instant in unix seconds (for milliseconds or RFC 3339 sent), and a few
-/// seconds either side (for unix seconds sent).
-fn other_timestamps(sent: &str) -> Vec<String> {
-    let mut others = Vec::new();
-    if sent.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(number) = sent.parse::<i64>() {
-            if sent.len() == 13 {
-                others.push((number / 1000).to_string());
-            } else {
-                for slip in (1..=TIMESTAMP_SLIP).flat_map(|s| [-s, s]) {
-                    others.push((number + slip).to_string());
-                }
+/// What v2 partners most often get wrong in the method, path or body digest.
+fn v2_mistake(
+    request: &SignedRequest<'_>,
+    digest: &str,
+    v2_with: &dyn Fn(&str, &str, &str, &str) -> String,
+    signed: &dyn Fn(&str) -> bool,
+) -> Option<Mistake> {
+    let (timestamp, method, path_and_query) =
+        (request.timestamp, request.method, request.path_and_query);
+    if let Some((path, query)) = path_and_query.split_once('?') {
+        if signed(&v2_with(timestamp, method, path, digest)) {
+            return Some(Mistake::new(
+                "SIGNED_WITHOUT_QUERY",
+                format!(
+                    "the path was signed without its query string; sign `{path_and_query}`, \
+                     the path and query exactly as sent"
+                ),
+            ));
+        }
+        let decoded = url::form_urlencoded::parse(query.as_bytes())
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        if decoded != query
+            && signed(&v2_with(
+                timestamp,
+                method,
+                &format!("{path}?{decoded}"),
+                digest,
+            ))
+        {
+            return Some(Mistake::new(
+                "SIGNED_DECODED_QUERY",
+                format!(
+                    "the query string was signed percent-decoded; sign `{path_and_query}`, \
+                     exactly as sent on the wire"
+                ),
+            ));
+        }
+    }
+    let lowercase = method.to_ascii_lowercase();
+    if signed(&v2_with(timestamp, &lowercase, path_and_query, digest)) {
+        return Some(Mistake::new(
+            "SIGNED_LOWERCASE_METHOD",
+            format!("the method was signed as `{lowercase}`; sign it in capitals, `{method}`"),
+        ));
+    }
+    for (other, how) in other_body_digests(request.body, digest) {
+        if signed(&v2_with(timestamp, method, path_and_query, &other)) {
+            return Some(Mistake::new(
+                "SIGNED_OTHER_BODY_DIGEST",
+                format!(
+                    "the body digest signed is {how}; sign the lowercase hex SHA-256 of the exact \
+                     bytes you send (`{digest}` for this body): serialize the body once and \
+                     both hash and send those bytes"
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// Digests a v2 partner may have signed instead of `digest` (the lowercase
+/// hex SHA-256 of `body`), and how each was made.
+fn other_body_digests(body: &[u8], digest: &str) -> Vec<(String, &'static str)> {
+    let raw = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    let mut others = vec![
+        (digest.to_ascii_uppercase(), "in upper-case hex"),
+        (
+            base64::engine::general_purpose::STANDARD.encode(raw.as_ref()),
+            "in base64, not hex",
+        ),
+    ];
+    if !body.is_empty() {
+        others.push((signature::body_digest(b""), "of an empty body"));
+        let mut with_newline = body.to_vec();
+        with_newline.push(b'\n');
+        others.push((
+            signature::body_digest(&with_newline),
+            "of the body with a newline after it",
+        ));
+    }
+    if let Ok(text) = std::str::from_utf8(body) {
+        let compact = respaced(text, "", "");
+        for (spaced, how) in [
+            (
+                compact.clone(),
+                "of the body without its spaces and line breaks (the JSON was serialized again after hashing)",
+            ),
+            (
+                respaced(&compact, " ", " "),
+                "of the body with a space after each `,` and `:` (Python's `json.dumps` default; the JSON was serialized again after hashing)",
+            ),
+        ] {
+            if spaced.as_bytes() != body {
+                others.push((signature::body_digest(spaced.as_bytes()), how));
             }
         }
-    } else if let Ok(at) =
-        time::OffsetDateTime::parse(sent, &time::format_description::well_known::Rfc3339)
-    {
-        others.push(at.unix_timestamp().to_string());
     }
     others
+}
+
+/// `json` with the white space between its tokens removed, then `after_comma`
+/// after each `,` and `after_colon` after each `:` (never inside strings).
+fn respaced(json: &str, after_comma: &str, after_colon: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            ' ' | '\n' | '\r' | '\t' => {}
+            ',' => {
+                out.push(c);
+                out.push_str(after_comma);
+            }
+            ':' => {
+                out.push(c);
+                out.push_str(after_colon);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn sha256(message: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message.as_bytes());
+    let mut out = [0; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// The length in bytes of `key`'s modulus: the length of its signatures.
+fn modulus_len(key: &KeyRecord) -> Option<usize> {
+    aws_lc_rs::rsa::PublicKey::from_der(&key.spki_der)
+        .ok()
+        .map(|key| key.modulus_len())
+}
+
+/// The SHA-256 digest each of `keys` signed in `raw`, for the keys that made
+/// it. Undoing the RSA operation once per key (`raw`^e mod n, checked for
+/// the PKCS #1 v1.5 SHA-256 layout) recovers the digest, so each guess
+/// after that costs a hash, not a verification: enough to try the thousand
+/// millisecond readings of one second.
+fn signed_digests<'k>(keys: &[&'k KeyRecord], raw: &[u8]) -> Vec<(&'k KeyRecord, [u8; 32])> {
+    keys.iter()
+        .filter_map(|key| Some((*key, recover_digest(&key.spki_der, raw)?)))
+        .collect()
+}
+
+/// DigestInfo for SHA-256 (RFC 8017, 9.2 note 1), before the digest.
+const SHA256_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+
+fn recover_digest(spki_der: &[u8], raw: &[u8]) -> Option<[u8; 32]> {
+    use aws_lc_rs::rsa::PublicKeyComponents;
+    use num_bigint::BigUint;
+    let key = aws_lc_rs::rsa::PublicKey::from_der(spki_der).ok()?;
+    let length = key.modulus_len();
+    if raw.len() != length {
+        return None;
+    }
+    let components = PublicKeyComponents::<Vec<u8>>::from(&key);
+    let n = BigUint::from_bytes_be(&components.n);
+    let signature = BigUint::from_bytes_be(raw);
+    if signature >= n {
+        return None;
+    }
+    let message = signature
+        .modpow(&BigUint::from_bytes_be(&components.e), &n)
+        .to_bytes_be();
+    // EM = 0x00 0x01 PS (0xff …) 0x00 DigestInfo digest; the leading zero is
+    // dropped by `to_bytes_be`.
+    let padding = length.checked_sub(3 + SHA256_DIGEST_INFO.len() + 32)?;
+    let (head, rest) = message.split_at_checked(1 + padding + 1)?;
+    let layout_ok = message.len() == length - 1
+        && head[0] == 0x01
+        && head[1..=padding].iter().all(|byte| *byte == 0xff)
+        && head[padding + 1] == 0x00
+        && rest.starts_with(&SHA256_DIGEST_INFO);
+    if !layout_ok {
+        return None;
+    }
+    rest[SHA256_DIGEST_INFO.len()..].try_into().ok()
+}
+
+/// A few seconds either side of unix seconds sent: a client that reads the
+/// clock twice, once to sign and once for the header.
+fn slipped_timestamps(sent: &str) -> Vec<String> {
+    match unix(sent) {
+        Some(seconds) if sent.len() <= 11 => (1..=TIMESTAMP_SLIP)
+            .flat_map(|slip| [seconds - slip, seconds + slip])
+            .map(|t| t.to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The instant sent, and a second or two either side, written in the other
+/// units a client may have signed: seconds for milliseconds sent,
+/// milliseconds (every one of those seconds) for seconds sent, and both for
+/// RFC 3339 sent.
+fn timestamps_in_other_units(sent: &str) -> Vec<(String, &'static str)> {
+    const NEAR: i64 = 2;
+    let seconds = |at: i64| (at - NEAR..=at + NEAR).map(|s| (s.to_string(), "unix seconds"));
+    let milliseconds = |at: i64| {
+        (at - NEAR..=at + NEAR).flat_map(|s| {
+            (0..1000).map(move |ms| ((s * 1000 + ms).to_string(), "unix milliseconds"))
+        })
+    };
+    match unix(sent) {
+        Some(ms) if sent.len() == 13 => seconds(ms / 1000).collect(),
+        Some(s) => milliseconds(s).collect(),
+        None => {
+            match time::OffsetDateTime::parse(sent, &time::format_description::well_known::Rfc3339)
+            {
+                Ok(at) => {
+                    let s = at.unix_timestamp();
+                    seconds(s).chain(milliseconds(s)).collect()
+                }
+                Err(_) => Vec::new(),
+            }
+        }
+    }
+}
+
+/// Digits only, as a number that leaves room for the guesses around it.
+fn unix(sent: &str) -> Option<i64> {
+    if sent.is_empty() || sent.len() > 13 || !sent.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    sent.parse().ok()
 }
 
 #[cfg(test)]
@@ -284,13 +585,13 @@ mod tests {
                 "1764000000123",
                 false,
                 b64(&active.key, "acme|1764000000"),
-                "SIGNED_OTHER_TIMESTAMP",
+                "SIGNED_TIMESTAMP_IN_OTHER_UNIT",
             ),
             (
                 "2025-11-24T16:00:00Z",
                 false,
                 b64(&active.key, "acme|1764000000"),
-                "SIGNED_OTHER_TIMESTAMP",
+                "SIGNED_TIMESTAMP_IN_OTHER_UNIT",
             ),
             (ts, false, b64(&old.key, "acme|1764000000"), "REVOKED_KEY"),
         ];
@@ -301,7 +602,142 @@ mod tests {
     }
 
     #[test]
-    fn a_signature_by_an_unknown_key_names_no_mistake_but_lists_the_keys_tried() {
+    fn unit_query_method_and_body_digest_mistakes_are_named() {
+        let active = partner("key_active", false);
+        let keys = [active.record.clone()];
+        let b64 = |message: &str| STANDARD.encode(sign(&active.key, message.as_bytes()));
+        let v2 = |timestamp: &str, method: &str, path: &str, digest: &str| {
+            b64(&signature::string_to_sign_v2(
+                "acme", timestamp, method, path, digest,
+            ))
+        };
+        let digest = signature::body_digest(BODY);
+        let pretty = br#"{"customer_code": "C"}"#;
+        let with_query = |v2, signature: &str, path: &'static str| {
+            let mut request = request("1764000000", v2, "");
+            request.path_and_query = path;
+            (request, signature.to_owned())
+        };
+        let cases = [
+            // Milliseconds signed, seconds sent: 1764000000 then 1764000001.387.
+            (
+                with_query(false, &b64("acme|1764000001387"), "/api/v1/sales-orders"),
+                "SIGNED_TIMESTAMP_IN_OTHER_UNIT",
+            ),
+            (
+                with_query(
+                    true,
+                    &v2("1764000000", "POST", "/api/v1/sales-orders", &digest),
+                    "/api/v1/sales-orders?dry=1",
+                ),
+                "SIGNED_WITHOUT_QUERY",
+            ),
+            (
+                with_query(
+                    true,
+                    &v2("1764000000", "POST", "/api/v1/sales-orders?q=a b", &digest),
+                    "/api/v1/sales-orders?q=a%20b",
+                ),
+                "SIGNED_DECODED_QUERY",
+            ),
+            (
+                with_query(
+                    true,
+                    &v2("1764000000", "post", "/api/v1/sales-orders", &digest),
+                    "/api/v1/sales-orders",
+                ),
+                "SIGNED_LOWERCASE_METHOD",
+            ),
+            (
+                with_query(
+                    true,
+                    &v2(
+                        "1764000000",
+                        "POST",
+                        "/api/v1/sales-orders",
+                        &digest.to_uppercase(),
+                    ),
+                    "/api/v1/sales-orders",
+                ),
+                "SIGNED_OTHER_BODY_DIGEST",
+            ),
+            (
+                with_query(
+                    true,
+                    &v2(
+                        "1764000000",
+                        "POST",
+                        "/api/v1/sales-orders",
+                        &signature::body_digest(pretty),
+                    ),
+                    "/api/v1/sales-orders",
+                ),
+                "SIGNED_OTHER_BODY_DIGEST",
+            ),
+            (
+                with_query(
+                    true,
+                    &v2(
+                        "1764000000",
+                        "POST",
+                        "/api/v1/sales-orders",
+                        &signature::body_digest(b""),
+                    ),
+                    "/api/v1/sales-orders",
+                ),
+                "SIGNED_OTHER_BODY_DIGEST",
+            ),
+            (
+                with_query(false, &b64("acme|something else"), "/api/v1/sales-orders"),
+                "SIGNED_OTHER_STRING",
+            ),
+            (
+                with_query(false, "not base64!", "/api/v1/sales-orders"),
+                "NOT_BASE64",
+            ),
+            (
+                with_query(false, &STANDARD.encode([7u8; 64]), "/api/v1/sales-orders"),
+                "SIGNATURE_WRONG_LENGTH",
+            ),
+        ];
+        for ((mut request, signature), code) in cases {
+            request.signature = &signature;
+            assert_eq!(mistake(&request, &keys), Some(code), "{code}");
+        }
+        // Milliseconds sent, seconds signed.
+        let signature = b64("acme|1764000000");
+        let request = request("1764000001999", false, &signature);
+        assert_eq!(
+            mistake(&request, &keys),
+            Some("SIGNED_TIMESTAMP_IN_OTHER_UNIT")
+        );
+    }
+
+    #[test]
+    fn the_recovered_digest_is_the_one_signed_and_only_for_the_key_that_signed() {
+        let active = partner("key_active", false);
+        let stranger = partner("key_stranger", false);
+        let raw = sign(&active.key, b"acme|1764000000");
+        assert_eq!(
+            recover_digest(&active.record.spki_der, &raw),
+            Some(sha256("acme|1764000000"))
+        );
+        assert_eq!(recover_digest(&stranger.record.spki_der, &raw), None);
+        assert_eq!(recover_digest(&active.record.spki_der, &raw[1..]), None);
+    }
+
+    #[test]
+    fn the_python_and_javascript_spacings_of_a_body_are_tried() {
+        let pretty = "{\n  \"a\": [1, 2],\n  \"b\": \"x, y: z\"\n}";
+        assert_eq!(respaced(pretty, "", ""), r#"{"a":[1,2],"b":"x, y: z"}"#);
+        assert_eq!(
+            respaced(r#"{"a":[1,2],"b":"q\"x, y"}"#, " ", " "),
+            r#"{"a": [1, 2], "b": "q\"x, y"}"#
+        );
+    }
+
+    #[test]
+    fn a_signature_by_an_unknown_key_says_so_and_lists_the_keys_tried() {
         let active = partner("key_active", false);
         let old = partner("key_old", true);
         let stranger = partner("key_stranger", false);
@@ -312,7 +748,7 @@ mod tests {
             "acme|1764000000",
             &[active.record.clone(), old.record],
         );
-        assert_eq!(diagnosis.mistake, None);
+        assert_eq!(diagnosis.mistake.unwrap().code, "UNKNOWN_KEY");
         assert_eq!(
             diagnosis.keys_tried,
             vec![KeyTried {

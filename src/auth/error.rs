@@ -99,9 +99,13 @@ pub struct KeyTried {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mistake {
-    /// Stable: `HEX_NOT_BASE64`, `TRAILING_NEWLINE`, `SIGNED_V2_STRING`,
-    /// `SIGNED_V1_STRING`, `SIGNED_BODY`, `SIGNED_OTHER_TIMESTAMP`,
-    /// `REVOKED_KEY`.
+    /// Stable: `HEX_NOT_BASE64`, `NOT_BASE64`, `SIGNATURE_WRONG_LENGTH`,
+    /// `TRAILING_NEWLINE`, `SIGNED_V2_STRING`, `SIGNED_V1_STRING`,
+    /// `SIGNED_BODY`, `SIGNED_WITHOUT_QUERY`, `SIGNED_DECODED_QUERY`,
+    /// `SIGNED_LOWERCASE_METHOD`, `SIGNED_OTHER_BODY_DIGEST`,
+    /// `SIGNED_OTHER_TIMESTAMP`, `SIGNED_TIMESTAMP_IN_OTHER_UNIT`,
+    /// `REVOKED_KEY`, and when none of those: `SIGNED_OTHER_STRING` (the
+    /// right key, another string) or `UNKNOWN_KEY` (none of the partner's keys).
     pub code: &'static str,
     /// What happened and how to fix it.
     pub hint: String,

@@ -107,7 +107,8 @@ async fn logins_refreshes_refusals_and_operator_changes_are_recorded_without_sec
         failed_signature["reason"]
             .as_str()
             .unwrap()
-            .contains("does not verify")
+            .contains("X-SIGNATURE decodes to 258 bytes"),
+        "the mistake recognised: {failed_signature}"
     );
     assert!(
         events[0]["actor"]

@@ -149,7 +149,7 @@ async fn a_signature_by_another_key_is_refused_and_the_string_to_sign_echoed() {
     let body = expect_error(response, 401, "SIGNATURE_INVALID").await;
     let detail = &body["error"]["details"][0];
     assert_eq!(detail["string_to_sign"], message);
-    // The partner's one key was tried; no common mistake explains it.
+    // The partner's one key was tried, and the answer says it did not sign.
     let keys = app
         .state
         .store
@@ -160,7 +160,33 @@ async fn a_signature_by_another_key_is_refused_and_the_string_to_sign_echoed() {
         detail["keys_tried"],
         json!([{"key_id": keys[0].key_id, "fingerprint": keys[0].fingerprint}])
     );
-    assert_eq!(detail.get("mistake"), None);
+    assert_eq!(detail["mistake"]["code"], "UNKNOWN_KEY");
+    assert_eq!(body["message"], detail["mistake"]["hint"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn milliseconds_signed_but_seconds_sent_is_named_over_http() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let seconds = app.now();
+    let signed = format!("versuni-client-001|{}", seconds * 1000 + 517);
+    let response = app
+        .with_headers(
+            &session,
+            Method::GET,
+            "/api/v1/sales-orders",
+            "versuni-client-001",
+            &seconds.to_string(),
+            Some(partner.key.sign(&signed)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(response, 401, "SIGNATURE_INVALID").await;
+    let mistake = &body["error"]["details"][0]["mistake"];
+    assert_eq!(mistake["code"], "SIGNED_TIMESTAMP_IN_OTHER_UNIT", "{body}");
+    assert!(mistake["hint"].as_str().unwrap().contains("milliseconds"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
