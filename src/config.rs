@@ -67,6 +67,9 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// SQLite: order inserts committed together at most (1: each alone).
     pub sqlite_max_batch: usize,
+    /// How long after a refresh the same old token gets the same new token
+    /// again (a retry after a lost answer) instead of being treated as reuse.
+    pub refresh_grace: Duration,
     /// Where partners reach this server (`/openapi.json`'s `servers`);
     /// `None`: the address it listens on ([`Settings::public_url`]).
     pub public_url: Option<String>,
@@ -113,6 +116,7 @@ impl Settings {
             tls: None,
             sqlite_max_batch: 256,
             public_url: None,
+            refresh_grace: Duration::from_secs(30),
         }
     }
 

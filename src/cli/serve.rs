@@ -24,6 +24,11 @@ pub struct ServeArgs {
     /// How long after expiry a token can still be refreshed.
     #[arg(long, env = "SALES_ORDER_API_REFRESH_WINDOW", default_value = "7days", value_parser = humantime::parse_duration)]
     refresh_window: Duration,
+    /// How long after a refresh a retry with the same old token gets the same
+    /// new token (its answer was lost) instead of revoking the login as
+    /// reuse; 0s turns it off.
+    #[arg(long, env = "SALES_ORDER_API_REFRESH_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    refresh_grace: Duration,
     /// How long after login a token lineage can be refreshed at all.
     #[arg(long, env = "SALES_ORDER_API_ABSOLUTE_LIFETIME", default_value = "30days", value_parser = humantime::parse_duration)]
     absolute_lifetime: Duration,
@@ -112,6 +117,7 @@ pub async fn run(args: ServeArgs, database_url: DatabaseUrl) -> anyhow::Result<(
     settings.token_ttl = args.token_ttl;
     settings.timestamp_tolerance = args.timestamp_tolerance;
     settings.refresh_window = args.refresh_window;
+    settings.refresh_grace = args.refresh_grace;
     settings.absolute_lifetime = args.absolute_lifetime;
     settings.jwt_secret = args.jwt_secret;
     settings.database_connections = args.database_connections;

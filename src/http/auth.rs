@@ -189,9 +189,11 @@ async fn log_in(
 
 /// Refresh JWT token
 ///
-/// Exchanges a token, expired or not, for a new one. Each token can be refreshed
-/// exactly once; presenting an already-refreshed token again revokes every token
-/// of its login. Refused when the token expired more than 7 days ago, the login
+/// Exchanges a token, expired or not, for a new one. Each token is refreshed
+/// into exactly one new token; the old one keeps working until it expires. The
+/// same refresh sent again within 30 seconds (its answer was lost) gets the
+/// same new token; later, or once the new token was refreshed in turn, it is
+/// `TOKEN_REUSED` and every token of the login ends. Refused when the token expired more than 7 days ago, the login
 /// is older than 30 days, the secret was rotated, or the partner is disabled.
 #[utoipa::path(
     post,
@@ -257,12 +259,24 @@ async fn exchange(
         old.secret_version,
         now,
     );
+    let grace =
+        time::Duration::try_from(state.settings.refresh_grace).unwrap_or(time::Duration::ZERO);
     let outcome = state
         .store
-        .refresh(&old.jti, old.secret_version, &token_row(&claims)?)
+        .refresh(&old.jti, old.secret_version, &token_row(&claims)?, grace)
         .await?;
     match outcome {
         RefreshOutcome::Refreshed => issue(state, &claims),
+        // The same claims, so the same token (HS256 is deterministic).
+        RefreshOutcome::Repeated(issued) => issue(
+            state,
+            &Claims {
+                iat: issued.issued_at.unix_timestamp(),
+                exp: issued.expires_at.unix_timestamp(),
+                jti: issued.jti,
+                ..claims
+            },
+        ),
         RefreshOutcome::Reused => {
             state.auth_cache.forget_session(&old.sid);
             tracing::warn!(client_id = %old.client_id, session = %old.sid, "refresh token reuse: session revoked");

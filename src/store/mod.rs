@@ -44,7 +44,7 @@ pub use order_batch::{BatchOutcome, PendingBatch};
 pub use order_insert::{Idempotency, InsertOrder, PendingOrder};
 pub use orders::{OrderKey, OrderPage, OrderQuery, OrderRef, StatusChange, Transition};
 pub use partners::{AddKey, KeyRecord, NewPartner, PartnerRecord, PartnerSettings};
-pub use sessions::{RefreshOutcome, SessionState, TokenRow};
+pub use sessions::{IssuedToken, RefreshOutcome, SessionState, TokenRow};
 pub use wakeups::{AnyEvent, Subscription};
 pub use webhooks::{AfterAttempt, Attempted, Claimed, EndpointRecord, NewEndpoint};
 
@@ -286,8 +286,9 @@ impl Store {
         old_jti: &str,
         secret_version: i64,
         new: &TokenRow<'_>,
+        grace: time::Duration,
     ) -> StoreResult<RefreshOutcome> {
-        shared!(self, store => store.refresh(old_jti, secret_version, new).await)
+        shared!(self, store => store.refresh(old_jti, secret_version, new, grace).await)
     }
 
     pub async fn order(&self, target: OrderRef<'_>) -> StoreResult<Option<Order>> {

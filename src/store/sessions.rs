@@ -32,12 +32,24 @@ pub struct TokenRow<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
     Refreshed,
+    /// The presented token was refreshed moments ago (within the grace
+    /// window) into this token, which has not been refreshed since: the
+    /// answer was lost, and the same token is given again.
+    Repeated(IssuedToken),
     /// The presented token had already been refreshed: its session is now revoked.
     Reused,
     UnknownToken,
     SessionRevoked,
     PartnerDisabled,
     SecretRotated,
+}
+
+/// A token already issued, as stored: enough to issue it again unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub jti: String,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
 }
 
 /// What the stored lineage says of a token presented for refresh.
@@ -65,6 +77,28 @@ impl Presented {
             None
         }
     }
+}
+
+/// The token `row`'s token was refreshed into, if that was within `grace`
+/// of `now` and it has not been refreshed itself.
+fn repeat_within<D: Dialect>(
+    row: &D::Row,
+    now: OffsetDateTime,
+    grace: time::Duration,
+) -> StoreResult<Option<IssuedToken>> {
+    let refreshed_at: Option<Timestamp> = D::get(row, "refreshed_at")?;
+    let next_jti: Option<String> = D::get(row, "next_jti")?;
+    let (Some(refreshed_at), Some(jti)) = (refreshed_at, next_jti) else {
+        return Ok(None);
+    };
+    if now - refreshed_at.get() >= grace || D::get::<bool>(row, "next_refreshed")? {
+        return Ok(None);
+    }
+    Ok(Some(IssuedToken {
+        jti,
+        issued_at: D::get::<Timestamp>(row, "next_issued_at")?.get(),
+        expires_at: D::get::<Timestamp>(row, "next_expires_at")?.get(),
+    }))
 }
 
 impl<D: Dialect> SqlStore<D> {
@@ -123,11 +157,16 @@ impl<D: Dialect> SqlStore<D> {
     /// Exchanges token `old_jti` for `new`, at most once, whichever instance
     /// asks. A second attempt on the same token is reuse: the whole session
     /// is revoked (RFC 9700 §4.14.2).
+    /// Within `grace` of that first exchange, while its token has not been
+    /// refreshed in turn, the same token is answered again instead
+    /// ([`RefreshOutcome::Repeated`]): a client whose answer was lost can
+    /// retry without losing its login.
     pub async fn refresh(
         &self,
         old_jti: &str,
         secret_version: i64,
         new: &TokenRow<'_>,
+        grace: time::Duration,
     ) -> StoreResult<RefreshOutcome> {
         let issued_at = Timestamp::new(new.issued_at);
         let mut tx = D::begin(&self.writer).await?;
@@ -136,10 +175,13 @@ impl<D: Dialect> SqlStore<D> {
         // committed `refreshed_at` of the first and is treated as reuse.
         let mut select = QueryBuilder::<D>::new(
             "SELECT t.refreshed_at IS NOT NULL AS refreshed, s.revoked_at IS NOT NULL AS revoked,
-                    p.enabled, p.secret_version
+                    p.enabled, p.secret_version, t.refreshed_at, c.jti AS next_jti,
+                    c.issued_at AS next_issued_at, c.expires_at AS next_expires_at,
+                    c.refreshed_at IS NOT NULL AS next_refreshed
              FROM auth_tokens t
              JOIN auth_sessions s ON s.id = t.session_id
              JOIN partners p ON p.client_id = s.client_id
+             LEFT JOIN auth_tokens c ON c.jti = t.replaced_by
              WHERE t.jti = ",
         );
         select
@@ -156,8 +198,14 @@ impl<D: Dialect> SqlStore<D> {
             already_refreshed: D::get(&row, "refreshed")?,
             secret_version: D::get(&row, "secret_version")?,
         };
+        let refusal = presented.refusal(secret_version);
+        if refusal == Some(RefreshOutcome::Reused)
+            && let Some(repeated) = repeat_within::<D>(&row, new.issued_at, grace)?
+        {
+            return Ok(RefreshOutcome::Repeated(repeated));
+        }
         drop(row);
-        let outcome = match presented.refusal(secret_version) {
+        let outcome = match refusal {
             Some(RefreshOutcome::Reused) => {
                 sqlx::query::<D>(
                     "UPDATE auth_sessions SET revoked_at = $1, revoked_reason = 'refresh token reuse' WHERE id = $2",

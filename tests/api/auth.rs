@@ -234,6 +234,9 @@ async fn refresh_of_an_already_refreshed_token_revokes_its_whole_lineage() {
     };
     assert_eq!(app.get(&second, "/api/v1/sales-orders").await.status(), 200);
 
+    // Past the grace window for a lost answer (30 s), a second refresh of
+    // the same token is reuse.
+    app.advance_clock(Duration::from_secs(31));
     expect_error(app.refresh(&first.token).await, 401, "TOKEN_REUSED").await;
 
     expect_error(
@@ -249,11 +252,27 @@ async fn refresh_of_an_already_refreshed_token_revokes_its_whole_lineage() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn eight_racing_refreshes_of_one_token_succeed_exactly_once() {
+async fn eight_racing_refreshes_of_one_token_make_one_new_token() {
     let app = TestApp::spawn().await;
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
     let session = app.session(&partner).await;
     let attempts = (0..8).map(|_| app.refresh(&session.token));
+    let mut tokens = Vec::new();
+    for response in futures::future::join_all(attempts).await {
+        assert_eq!(response.status(), 200);
+        tokens.push(response.json::<Value>().await.unwrap()["token"].clone());
+    }
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "one token, answered eight times");
+
+    // Without a grace window, exactly one succeeds and the rest are reuse.
+    let strict = TestApp::spawn_with(|settings| settings.refresh_grace = Duration::ZERO).await;
+    let partner = strict
+        .register("versuni-client-001", TestKey::vectors())
+        .await;
+    let session = strict.session(&partner).await;
+    strict.advance_clock(Duration::from_secs(1));
+    let attempts = (0..8).map(|_| strict.refresh(&session.token));
     let statuses: Vec<u16> = futures::future::join_all(attempts)
         .await
         .iter()
@@ -269,6 +288,41 @@ async fn eight_racing_refreshes_of_one_token_succeed_exactly_once() {
         7,
         "{statuses:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_whose_answer_was_lost_is_answered_again_with_the_same_token_within_30_seconds() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let first = app.session(&partner).await;
+    app.advance_clock(Duration::from_secs(60));
+    let lost: Value = app.refresh(&first.token).await.json().await.unwrap();
+    app.advance_clock(Duration::from_secs(29));
+
+    let again = app.refresh(&first.token).await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, lost, "the same token and expiry");
+    let second = Session {
+        partner: &partner,
+        token: again["token"].as_str().unwrap().to_owned(),
+    };
+    assert_eq!(app.get(&second, "/api/v1/sales-orders").await.status(), 200);
+
+    // Once the new token was refreshed in turn, the old one is reuse even
+    // within the window, and the whole login ends.
+    let third: Value = app.refresh(&second.token).await.json().await.unwrap();
+    expect_error(app.refresh(&first.token).await, 401, "TOKEN_REUSED").await;
+    let third = Session {
+        partner: &partner,
+        token: third["token"].as_str().unwrap().to_owned(),
+    };
+    expect_error(
+        app.get(&third, "/api/v1/sales-orders").await,
+        401,
+        "TOKEN_REVOKED",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -332,7 +332,9 @@ mod tests {
             expires_at: at(1_764_044_200),
         };
         assert_eq!(
-            sql.refresh("tok_1", 1, &new).await.unwrap(),
+            sql.refresh("tok_1", 1, &new, time::Duration::ZERO)
+                .await
+                .unwrap(),
             RefreshOutcome::Refreshed
         );
         // Converted times still compare as times.
