@@ -124,6 +124,7 @@ fn store_at(runtime: &tokio::runtime::Runtime, url: &str) -> Store {
                 secret_hash: "unused",
                 key_id: "key_bench",
                 key: &key,
+                sandbox: false,
                 now: time::OffsetDateTime::UNIX_EPOCH,
             })
             .await

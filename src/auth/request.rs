@@ -144,6 +144,7 @@ mod tests {
             revoked: false,
             require_body_signature: false,
             rate_limit: None,
+            sandbox: false,
         }
     }
 

@@ -71,7 +71,7 @@ impl SecretVerifier {
                     }
                 })?;
         }
-        let dummy = Secret::new(ids::new_client_secret());
+        let dummy = Secret::new(ids::new_client_secret(false));
         Ok(Self {
             // As many in flight as there are threads: the queue stays empty.
             permits: Arc::new(Semaphore::new(workers)),

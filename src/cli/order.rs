@@ -69,6 +69,10 @@ struct Filter {
     /// Only orders created before this time (RFC 3339).
     #[arg(long, value_parser = parse_time)]
     until: Option<OffsetDateTime>,
+    /// Also sandbox (test-mode) partners' orders, left out otherwise unless
+    /// `--partner` names a sandbox partner.
+    #[arg(long)]
+    include_sandbox: bool,
 }
 
 impl Filter {
@@ -78,6 +82,7 @@ impl Filter {
             status: self.status,
             created_from: self.since,
             created_to: self.until,
+            live_only: !self.include_sandbox && self.partner.is_none(),
             oldest_first,
             limit: PAGE,
             ..OrderQuery::default()
@@ -430,6 +435,7 @@ mod tests {
             id: "so_1".into(),
             order_number: "SO-00000001".into(),
             client_id: "acme".into(),
+            livemode: true,
             status: OrderStatus::Rejected,
             status_reason: Some("\r=1+1".into()),
             customer_code: "CUST-001".into(),

@@ -68,9 +68,11 @@ pub fn new_client_id() -> String {
     format!("client-{}", hex::encode(random_bytes::<8>()))
 }
 
-/// A client secret: 256 random bits, URL-safe base64 (43 characters).
-pub fn new_client_secret() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+/// A client secret: `sk_live_` (or `sk_test_` for a sandbox partner, so
+/// nobody mistakes one for the other) and 256 random bits, URL-safe base64.
+pub fn new_client_secret(sandbox: bool) -> String {
+    let prefix = if sandbox { "sk_test_" } else { "sk_live_" };
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
 }
 
 /// The human-readable order number shown next to the opaque id.
@@ -98,10 +100,12 @@ mod tests {
     }
 
     #[test]
-    fn client_secrets_carry_256_bits() {
-        let secret = new_client_secret();
-        assert_eq!(URL_SAFE_NO_PAD.decode(&secret).unwrap().len(), 32);
-        assert_ne!(secret, new_client_secret());
+    fn client_secrets_carry_256_bits_and_say_their_mode() {
+        let secret = new_client_secret(false);
+        let random = secret.strip_prefix("sk_live_").unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(random).unwrap().len(), 32);
+        assert_ne!(secret, new_client_secret(false));
+        assert!(new_client_secret(true).starts_with("sk_test_"));
     }
 
     #[test]

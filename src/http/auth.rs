@@ -29,6 +29,11 @@ pub struct LoginRequest {
     /// Client Secret
     #[schema(example = "secret-key-123")]
     pub client_secret: String,
+    /// Sandbox clients only: this token's lifetime in seconds, 10–43200
+    /// (to test expiry and refresh without waiting 12 hours). A live client
+    /// sending it gets 400.
+    #[schema(minimum = 10, maximum = 43200, nullable = false)]
+    pub ttl_seconds: Option<u32>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -98,7 +103,9 @@ async fn log_in(
     extensions: &axum::http::Extensions,
     body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
-    let [client_id, client_secret] = body.string_fields(["client_id", "client_secret"])?;
+    let ([client_id, client_secret], ttl_seconds) =
+        body.string_fields_and(["client_id", "client_secret"], Some("ttl_seconds"))?;
+    let ttl_seconds = ttl_seconds.map(parse_ttl).transpose()?;
     // No secret we issue holds whitespace: this is a copying mistake, told
     // as one (and refused before the throttle and argon2, for any client).
     if client_secret.chars().any(char::is_whitespace) {
@@ -168,14 +175,25 @@ async fn log_in(
     if !partner.enabled {
         return Err(AuthError::PartnerDisabled.into());
     }
+    // Checked once the secret matched: a stranger learns nothing of the mode.
+    if ttl_seconds.is_some() && !partner.sandbox {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "ttl_seconds",
+            "is for sandbox clients only (to test expiry and refresh); a live client's tokens last the standard time",
+        )]));
+    }
     let now = state.clock.unix_now();
-    let claims = state.new_claims(
+    let mut claims = state.new_claims(
         partner.client_id.as_str(),
         ids::new_session_id(),
         now,
         partner.secret_version,
         now,
     );
+    if let Some(ttl) = ttl_seconds {
+        // This token only: a refresh of it gets the standard lifetime.
+        claims.exp = now.saturating_add(ttl);
+    }
     // Disabled while the secret was being checked: no session survives it.
     if !state
         .store
@@ -329,6 +347,23 @@ async fn record_throttling(
         ));
     }
 }
+
+/// A sandbox login's token lifetime: whole seconds, 10 s to 12 h.
+fn parse_ttl(value: serde_json::Value) -> Result<i64, ApiError> {
+    value
+        .as_i64()
+        .filter(|ttl| (MIN_TTL..=MAX_TTL).contains(ttl))
+        .ok_or_else(|| {
+            ApiError::Validation(vec![FieldError::new(
+                "ttl_seconds",
+                format!("must be a whole number of seconds from {MIN_TTL} to {MAX_TTL}"),
+            )])
+        })
+}
+
+/// `ttl_seconds` bounds (SPEC): long enough to make a call, at most 12 h.
+const MIN_TTL: i64 = 10;
+const MAX_TTL: i64 = 43_200;
 
 fn seconds(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)

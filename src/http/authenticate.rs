@@ -37,6 +37,8 @@ use crate::domain::{AuditKind, ClientId};
 #[derive(Debug, Clone)]
 pub struct AuthenticatedPartner {
     pub client_id: ClientId,
+    /// A sandbox (test-mode) partner: its orders say `livemode: false`.
+    pub sandbox: bool,
     pub body: Bytes,
 }
 
@@ -84,8 +86,12 @@ impl FromRequest<AppState> for AuthenticatedPartner {
         } else {
             Bytes::new()
         };
-        let client_id = authenticate(&parts, &body, state).await.map_err(audited)?;
-        Ok(Self { client_id, body })
+        let (client_id, sandbox) = authenticate(&parts, &body, state).await.map_err(audited)?;
+        Ok(Self {
+            client_id,
+            sandbox,
+            body,
+        })
     }
 }
 
@@ -102,8 +108,13 @@ fn check_token_first(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The partner's client id, once every check passed.
-async fn authenticate(parts: &Parts, body: &[u8], state: &AppState) -> Result<ClientId, ApiError> {
+/// The partner's client id and whether it is a sandbox partner, once every
+/// check passed.
+async fn authenticate(
+    parts: &Parts,
+    body: &[u8],
+    state: &AppState,
+) -> Result<(ClientId, bool), ApiError> {
     let (request, token) = read_headers(parts, body)?;
     let now = state.clock.now();
     let claims = state.tokens.decode(token)?;
@@ -124,6 +135,7 @@ async fn authenticate(parts: &Parts, body: &[u8], state: &AppState) -> Result<Cl
         .session_state(&state.store, &claims.sid)
         .await?;
     let login = request.check_login(&claims, login.as_deref())?;
+    let sandbox = login.sandbox;
 
     let keys = state.auth_cache.active_keys(&state.store, &client).await?;
     let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
@@ -149,7 +161,7 @@ async fn authenticate(parts: &Parts, body: &[u8], state: &AppState) -> Result<Cl
     if request.v2 && !parts.method.is_safe() {
         remember_signature(state, &client, &message, now).await?;
     }
-    Ok(client)
+    Ok((client, sandbox))
 }
 
 /// The signed request the headers describe, and the bearer token.

@@ -44,6 +44,11 @@ pub enum ApiError {
     /// 401, with a code naming the check that failed.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// 403: a sandbox route called by a live partner.
+    #[error(
+        "this route is for sandbox (test-mode) clients only; a live client's orders are moved by the integration team"
+    )]
+    SandboxOnly,
     /// 404: no such order for this partner (also another partner's order).
     #[error("no sales order with id {0:?} exists for this client")]
     OrderNotFound(String),
@@ -148,6 +153,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SandboxOnly => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -178,6 +184,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::RequestTimeout(_) => "REQUEST_TIMEOUT",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
+            Self::SandboxOnly => "SANDBOX_ONLY",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
     }

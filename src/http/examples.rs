@@ -220,6 +220,11 @@ fn errors(path: &str) -> Vec<ApiError> {
             current: OrderStatus::Accepted,
             requested: OrderStatus::Cancelled,
         },
+        ApiError::StatusConflict {
+            current: OrderStatus::Fulfilled,
+            requested: OrderStatus::Rejected,
+        },
+        ApiError::SandboxOnly,
         ApiError::OrderNotAmendable {
             current: OrderStatus::Accepted,
         },
@@ -305,6 +310,16 @@ fn success_example(method: &str, path: &str) -> Option<(Value, Option<Value>)> {
             ),
         ),
         ("post", "/api/v1/auth/refresh") => (token, Some(json!({"token": TOKEN}))),
+        ("post", "/api/v1/sandbox/sales-orders/{id}/status") => {
+            let mut moved = order(OrderStatus::Accepted);
+            moved["livemode"] = json!(false);
+            moved["status_reason"] = json!("stock reserved");
+            moved["version"] = json!(2);
+            (
+                json!({"message": "Sales order moved", "data": moved}),
+                Some(json!({"status": "accepted", "reason": "stock reserved"})),
+            )
+        }
         ("post", "/api/v1/sales-orders") => (
             one("Sales order created successfully", OrderStatus::Received),
             Some(order_request()),

@@ -84,6 +84,17 @@ impl JsonBody {
         &self,
         names: [&'static str; N],
     ) -> Result<[String; N], ApiError> {
+        self.string_fields_and(names, None)
+            .map(|(values, _)| values)
+    }
+
+    /// [`Self::string_fields`], and the value of the one `optional` field
+    /// if it is there, of any JSON type (the caller checks it).
+    pub fn string_fields_and<const N: usize>(
+        &self,
+        names: [&'static str; N],
+        optional: Option<&'static str>,
+    ) -> Result<([String; N], Option<Value>), ApiError> {
         let value: Value = serde_json::from_slice(&self.0)
             .map_err(|e| ApiError::InvalidJson(format!("request body is not valid JSON: {e}")))?;
         let Value::Object(mut object) = value else {
@@ -94,17 +105,19 @@ impl JsonBody {
         };
         let mut errors = Vec::new();
         let values = names.map(|name| take_string(&mut object, name, &mut errors));
+        let extra = optional.and_then(|name| object.remove(name));
+        let known: Vec<&str> = names.iter().copied().chain(optional).collect();
         for unknown in object.keys() {
             errors.push(FieldError::new(
                 unknown.as_str(),
                 format!(
                     "is not a known field; expected one of: {}",
-                    names.join(", ")
+                    known.join(", ")
                 ),
             ));
         }
         if errors.is_empty() {
-            Ok(values)
+            Ok((values, extra))
         } else {
             Err(ApiError::Validation(errors))
         }

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod order_batch;
 pub mod order_body;
 pub mod orders;
+pub mod sandbox;
 pub mod server;
 pub mod service;
 mod state;
@@ -68,6 +69,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::test_endpoint))
         .routes(routes!(webhooks::enable_endpoint))
         .routes(routes!(activity::list_activity))
+        .routes(routes!(sandbox::set_status))
 }
 
 /// `/metrics` alone, for its own listener: counts are for the operator, not

@@ -31,6 +31,7 @@ use crate::domain::{Event, EventType, Order, OrderLine, OrderStatus};
         (name = "Sales Orders", description = "Endpoints for creating and managing sales orders submitted by authorized partner applications."),
         (name = "Webhooks", description = "Endpoints your events are POSTed to, signed as the Standard Webhooks specification describes."),
         (name = "Events", description = "Every change to your orders, in order and without gaps: read the feed (with long polling), or receive it by webhook."),
+        (name = "Sandbox", description = "Test mode: a sandbox client moves its own orders as the integration team would, to test its handling of every change."),
         (name = "Activity", description = "What happened to your access: logins, refusals, throttling and the integration team's changes."),
     )
 )]

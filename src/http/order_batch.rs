@@ -117,7 +117,10 @@ pub async fn submit_batch(
             continue;
         }
         match parse_order(&state, item.get().as_bytes()) {
-            Ok(order) => orders.push((index, order)),
+            Ok(mut order) => {
+                order.livemode = !partner.sandbox;
+                orders.push((index, order));
+            }
             Err(error) => answers[index] = Some(refused(index, &error)),
         }
     }

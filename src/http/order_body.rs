@@ -99,6 +99,7 @@ pub fn parse(body: &[u8], default_currency: &Currency) -> Result<NewOrder, Order
             purchase_order_no: purchase_order_no.flatten(),
             currency,
             products,
+            livemode: true,
         }),
         _ => Err(OrderBodyError::Invalid(errors)),
     }

@@ -186,7 +186,8 @@ pub async fn create_order(
 ) -> Result<Response, ApiError> {
     let body = JsonBody::signed(&headers, partner.body)?;
     let key = idempotency_key(&headers)?;
-    let order = parse_order(&state, &body.0)?;
+    let mut order = parse_order(&state, &body.0)?;
+    order.livemode = !partner.sandbox;
     // By meaning (`fingerprint`), and only when a key asks for it; the
     // body parsed above, so it is JSON.
     let request_hash = key.and_then(|_| fingerprint::of_json(&body.0));
@@ -314,7 +315,7 @@ async fn find(
 }
 
 /// A single-order answer, with the order's version as its `ETag`.
-fn single(status: StatusCode, message: &'static str, order: Order) -> Response {
+pub(super) fn single(status: StatusCode, message: &'static str, order: Order) -> Response {
     let etag = etag(order.version);
     (
         status,

@@ -338,7 +338,7 @@ pub async fn test_endpoint(
             "id": event_id,
             "type": "ping",
             "created_at": crate::store::rfc3339(now),
-            "livemode": true,
+            "livemode": !partner.sandbox,
             "data": {"endpoint_id": endpoint.id},
         });
         state

@@ -124,8 +124,9 @@ impl<D: Dialect> SqlStore<D> {
     /// One of the partner's events, by id.
     pub async fn event(&self, client_id: &ClientId, id: &str) -> StoreResult<Option<Event>> {
         let row = sqlx::query::<D>(
-            "SELECT id, sequence, type, created_at, data FROM order_events
-             WHERE client_id = $1 AND id = $2",
+            "SELECT e.id, e.sequence, e.type, e.created_at, e.data, p.sandbox
+             FROM order_events e JOIN partners p ON p.client_id = e.client_id
+             WHERE e.client_id = $1 AND e.id = $2",
         )
         .arg(client_id)
         .arg(id)
@@ -158,8 +159,9 @@ pub(super) async fn events_after<'c, D: Dialect>(
     limit: u32,
 ) -> StoreResult<Vec<Event>> {
     let rows = sqlx::query::<D>(
-        "SELECT id, sequence, type, created_at, data FROM order_events
-         WHERE client_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+        "SELECT e.id, e.sequence, e.type, e.created_at, e.data, p.sandbox
+         FROM order_events e JOIN partners p ON p.client_id = e.client_id
+         WHERE e.client_id = $1 AND e.sequence > $2 ORDER BY e.sequence LIMIT $3",
     )
     .arg(client_id)
     .arg(after)
@@ -178,7 +180,8 @@ fn event_from_row<D: Dialect>(row: &D::Row) -> StoreResult<Event> {
             .ok_or_else(|| StoreError::Corrupt(format!("bad event type {kind:?}")))?,
         sequence: D::get(row, "sequence")?,
         created_at: D::get::<Timestamp>(row, "created_at")?.rfc3339(),
-        livemode: true,
+        // The partner's mode: a partner is created live or sandbox, never moved.
+        livemode: !D::get::<bool>(row, "sandbox")?,
         data: RawValue::from_string(data)
             .map_err(|error| StoreError::Corrupt(error.to_string()))?,
     })

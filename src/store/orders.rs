@@ -101,6 +101,8 @@ pub struct OrderQuery {
     pub updated_from: Option<OffsetDateTime>,
     /// Last changed before this instant.
     pub updated_to: Option<OffsetDateTime>,
+    /// Leave out sandbox partners' orders (the operator's views).
+    pub live_only: bool,
     /// Oldest first (the export) instead of newest first (the API).
     pub oldest_first: bool,
     /// Continue after this position (from the previous page).
@@ -133,6 +135,9 @@ impl<D: Dialect> SqlStore<D> {
         }
         if let Some(po) = &query.purchase_order_no {
             select.push(" AND purchase_order_no = ").arg(po);
+        }
+        if query.live_only {
+            select.push(" AND livemode = ").arg(true);
         }
         if let Some(status) = query.status {
             select.push(" AND status = ").arg(status.as_str());
@@ -439,6 +444,7 @@ fn order_from_row<D: Dialect>(
         id: D::get(row, "id")?,
         order_number: ids::order_number(seq),
         client_id: D::get(row, "client_id")?,
+        livemode: D::get(row, "livemode")?,
         status: parse_status(D::get(row, "status")?)?,
         status_reason: D::get(row, "status_reason")?,
         customer_code: D::get(row, "customer_code")?,

@@ -20,6 +20,8 @@ pub struct PartnerRecord {
     pub require_body_signature: bool,
     /// Requests per second on the sales-order routes: `None` the default, 0 off.
     pub rate_limit: Option<i64>,
+    /// A test-mode partner: its orders and events say `livemode: false`.
+    pub sandbox: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -49,6 +51,7 @@ pub struct NewPartner<'a> {
     pub secret_hash: &'a str,
     pub key_id: &'a str,
     pub key: &'a PublicKey,
+    pub sandbox: bool,
     pub now: OffsetDateTime,
 }
 
@@ -66,12 +69,14 @@ impl<D: Dialect> SqlStore<D> {
         let now = Timestamp::new(partner.now);
         let mut tx = D::begin(&self.writer).await?;
         let inserted = sqlx::query::<D>(
-            "INSERT INTO partners (client_id, name, secret_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+            "INSERT INTO partners (client_id, name, secret_hash, sandbox, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5)
              ON CONFLICT (client_id) DO NOTHING",
         )
         .arg(partner.client_id.as_str())
         .arg(partner.name)
         .arg(partner.secret_hash)
+        .arg(partner.sandbox)
         .arg(now)
         .execute(D::on(&mut tx))
         .await?
@@ -280,6 +285,7 @@ fn partner_from_row<D: Dialect>(row: &D::Row) -> StoreResult<PartnerRecord> {
         enabled: D::get(row, "enabled")?,
         require_body_signature: D::get(row, "require_body_signature")?,
         rate_limit: D::get(row, "rate_limit")?,
+        sandbox: D::get(row, "sandbox")?,
         created_at: D::get::<Timestamp>(row, "created_at")?.get(),
     })
 }

@@ -18,6 +18,8 @@ pub struct SessionState {
     pub revoked: bool,
     pub require_body_signature: bool,
     pub rate_limit: Option<i64>,
+    /// A sandbox (test-mode) partner.
+    pub sandbox: bool,
 }
 
 /// A token being issued, by login or refresh.
@@ -135,7 +137,7 @@ impl<D: Dialect> SqlStore<D> {
     pub async fn session_state(&self, session_id: &str) -> StoreResult<Option<SessionState>> {
         let row = sqlx::query::<D>(
             "SELECT s.client_id, s.revoked_at IS NOT NULL AS revoked, p.enabled, p.secret_version,
-                    p.require_body_signature, p.rate_limit
+                    p.require_body_signature, p.rate_limit, p.sandbox
              FROM auth_sessions s JOIN partners p ON p.client_id = s.client_id WHERE s.id = $1",
         )
         .arg(session_id)
@@ -149,6 +151,7 @@ impl<D: Dialect> SqlStore<D> {
                 revoked: D::get(&row, "revoked")?,
                 require_body_signature: D::get(&row, "require_body_signature")?,
                 rate_limit: D::get(&row, "rate_limit")?,
+                sandbox: D::get(&row, "sandbox")?,
             })
         })
         .transpose()

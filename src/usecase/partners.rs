@@ -21,9 +21,10 @@ pub async fn register(
     client_id: ClientId,
     name: &str,
     key: &PublicKey,
+    sandbox: bool,
     now: OffsetDateTime,
 ) -> anyhow::Result<Option<Registered>> {
-    let client_secret = Secret::new(ids::new_client_secret());
+    let client_secret = Secret::new(ids::new_client_secret(sandbox));
     let secret_hash = secret::hash(&client_secret)?;
     let key_id = ids::new_key_id();
     let partner = NewPartner {
@@ -32,6 +33,7 @@ pub async fn register(
         secret_hash: &secret_hash,
         key_id: &key_id,
         key,
+        sandbox,
         now,
     };
     if !store.insert_partner(&partner).await? {
@@ -51,7 +53,10 @@ pub async fn rotate_secret(
     client_id: &ClientId,
     now: OffsetDateTime,
 ) -> anyhow::Result<Option<Secret>> {
-    let client_secret = Secret::new(ids::new_client_secret());
+    let Some(partner) = store.partner(client_id).await? else {
+        return Ok(None);
+    };
+    let client_secret = Secret::new(ids::new_client_secret(partner.sandbox));
     let rotated = store
         .rotate_secret(client_id, &secret::hash(&client_secret)?, now)
         .await?;

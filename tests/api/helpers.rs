@@ -385,13 +385,28 @@ impl TestApp {
 
     /// Registers a partner the way `partner create` does.
     pub async fn register(&self, client_id: &str, key: TestKey) -> Partner {
+        self.register_as(client_id, key, false).await
+    }
+
+    /// A sandbox (test-mode) partner.
+    pub async fn register_sandbox(&self, client_id: &str, key: TestKey) -> Partner {
+        self.register_as(client_id, key, true).await
+    }
+
+    async fn register_as(&self, client_id: &str, key: TestKey, sandbox: bool) -> Partner {
         let public = PublicKey::from_pem(key.public_pem.as_bytes()).unwrap();
         let client = ClientId::parse(client_id).unwrap();
-        let registered =
-            partners::register(&self.state.store, client, client_id, &public, self.time())
-                .await
-                .unwrap()
-                .expect("a new client id");
+        let registered = partners::register(
+            &self.state.store,
+            client,
+            client_id,
+            &public,
+            sandbox,
+            self.time(),
+        )
+        .await
+        .unwrap()
+        .expect("a new client id");
         Partner {
             client_id: client_id.to_owned(),
             secret: registered.client_secret.expose().to_owned(),

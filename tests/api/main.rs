@@ -21,6 +21,7 @@ mod interop;
 mod kit;
 mod manage;
 mod orders;
+mod sandbox;
 mod service;
 mod signing;
 mod tls;

@@ -230,7 +230,7 @@ async fn every_operation_documents_an_example_request_and_an_example_of_every_an
             }
         }
     }
-    assert_eq!(operations, 18);
+    assert_eq!(operations, 19);
     let signature = &document["paths"]["/api/v1/sales-orders"]["post"]["responses"]["401"]["content"]
         ["application/json"]["examples"]["SIGNATURE_INVALID"]["value"];
     assert_eq!(

@@ -818,3 +818,47 @@ async fn one_partners_stalled_endpoints_take_only_its_share_of_the_delivery_slot
     let in_flight: usize = stalled.iter().map(|r| r.received().len()).sum();
     assert!(in_flight <= 4, "the slow partner's share is 4: {in_flight}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sandbox_partners_own_moves_are_delivered_as_webhooks_marked_test_mode() {
+    let app = insecure_app().await;
+    let partner = app
+        .register_sandbox("versuni-sandbox", TestKey::vectors())
+        .await;
+    let session = app.session(&partner).await;
+    let receiver = Receiver::start(&[]).await;
+    let created = endpoint(&app, &session, &receiver.url()).await;
+    let secret = created["secret"].as_str().unwrap();
+    let order = order(&app, &session, "PO-1").await;
+    let id = order["id"].as_str().unwrap();
+    for status in ["accepted", "fulfilled"] {
+        let moved = app
+            .signed(
+                &session,
+                Method::POST,
+                &format!("/api/v1/sandbox/sales-orders/{id}/status"),
+            )
+            .json(&json!({"status": status}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(moved.status(), 200);
+    }
+
+    let received = receiver.wait_for(3, Duration::from_secs(5)).await;
+    let events: Vec<Value> = received
+        .iter()
+        .map(|delivery| serde_json::from_str(&delivery.body).unwrap())
+        .collect();
+    let mut types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        ["order.accepted", "order.created", "order.fulfilled"]
+    );
+    for (delivery, event) in received.iter().zip(&events) {
+        assert!(signed_by(delivery, secret));
+        assert_eq!(event["livemode"], false);
+        assert_eq!(event["data"]["order"]["livemode"], false);
+    }
+}

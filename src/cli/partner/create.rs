@@ -21,6 +21,11 @@ pub struct Opts {
     /// Choose the client id (e.g. versuni-client-001) instead of generating one.
     #[arg(long)]
     client_id: Option<String>,
+    /// A sandbox (test-mode) partner: an `sk_test_` secret, orders and events
+    /// with `livemode: false`, the sandbox routes, short test tokens; left out
+    /// of the operator's order views unless `--include-sandbox`.
+    #[arg(long)]
+    sandbox: bool,
 }
 
 pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
@@ -35,7 +40,15 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         client_id,
         client_secret,
         key_id,
-    }) = partners::register(operator.store, client_id.clone(), name, &key, operator.now).await?
+    }) = partners::register(
+        operator.store,
+        client_id.clone(),
+        name,
+        &key,
+        opts.sandbox,
+        operator.now,
+    )
+    .await?
     else {
         bail!("a partner with client id {client_id} already exists");
     };
@@ -44,9 +57,11 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         "client_secret": client_secret.expose(),
         "key_id": key_id,
         "fingerprint": key.fingerprint(),
+        "sandbox": opts.sandbox,
     });
     let text = format!(
-        "Partner registered.\n  client_id:     {client_id}\n  client_secret: {}\n  key_id:        {key_id}\n  fingerprint:   {}\n\nThe client secret is shown only this once; hand it to the partner over a secure channel.",
+        "{}Partner registered.\n  client_id:     {client_id}\n  client_secret: {}\n  key_id:        {key_id}\n  fingerprint:   {}\n\nThe client secret is shown only this once; hand it to the partner over a secure channel.",
+        if opts.sandbox { "Sandbox " } else { "" },
         client_secret.expose(),
         key.fingerprint()
     );

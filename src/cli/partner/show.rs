@@ -49,9 +49,14 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
         })
         .collect();
     let mut text = format!(
-        "client_id:      {}\nname:           {}\nstatus:         {}\nsecret_version: {}\nsignature:      {}\nrate limit:     {}\nkeys:",
+        "client_id:      {}\nname:           {}\nmode:           {}\nstatus:         {}\nsecret_version: {}\nsignature:      {}\nrate limit:     {}\nkeys:",
         partner.client_id,
         partner.name,
+        if partner.sandbox {
+            "sandbox (test mode)"
+        } else {
+            "live"
+        },
         status(partner.enabled),
         partner.secret_version,
         if partner.require_body_signature {
@@ -78,7 +83,7 @@ pub async fn run(opts: Opts, operator: &Operator<'_>) -> anyhow::Result<()> {
     operator.output.print(
         &json!({"client_id": partner.client_id, "name": partner.name, "enabled": partner.enabled,
                 "secret_version": partner.secret_version, "require_body_signature": partner.require_body_signature,
-                "rate_limit": partner.rate_limit,
+                "rate_limit": partner.rate_limit, "sandbox": partner.sandbox,
                 "created_at": partner.created_at.unix_timestamp(), "keys": key_rows}),
         &text,
     );

@@ -27,6 +27,9 @@ pub struct NewOrder {
     pub purchase_order_no: Option<Code>,
     pub currency: Currency,
     pub products: Vec<NewOrderLine>,
+    /// `false` for a sandbox partner's order (set from the partner, never
+    /// from the body).
+    pub livemode: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +68,7 @@ impl NewOrder {
             id,
             order_number: super::ids::order_number(seq),
             client_id: client_id.to_owned(),
+            livemode: self.livemode,
             status: OrderStatus::Received,
             status_reason: None,
             customer_code: self.customer_code.to_string(),
@@ -89,6 +93,7 @@ impl NewOrder {
             id: current.id.clone(),
             order_number: current.order_number.clone(),
             client_id: current.client_id.clone(),
+            livemode: current.livemode,
             status: current.status,
             status_reason: current.status_reason.clone(),
             version: current.version + 1,
@@ -131,6 +136,7 @@ impl NewOrder {
             address: text("A"),
             purchase_order_no: purchase_order_no.map(text),
             currency: Currency::default(),
+            livemode: true,
             products: vec![NewOrderLine {
                 product_code: text("P"),
                 quantity: Quantity::parse(Decimal::from_integer(1)).unwrap(),
@@ -152,6 +158,9 @@ pub struct Order {
     #[schema(example = "SO-00000042")]
     pub order_number: String,
     pub client_id: String,
+    /// `false` for a sandbox partner's orders: test data, never fulfilled.
+    #[schema(example = true)]
+    pub livemode: bool,
     pub status: OrderStatus,
     /// Why the order is in its status (set by the operator, e.g. on rejection).
     pub status_reason: Option<String>,

@@ -140,6 +140,7 @@ impl SqliteStore {
                 secret_hash: "-",
                 key_id: "key_1",
                 key: &crate::domain::PublicKey::from_pem(pem).unwrap(),
+                sandbox: false,
                 now: time::OffsetDateTime::UNIX_EPOCH,
             })
             .await
