@@ -4,6 +4,7 @@ pub mod activity;
 pub mod audit_note;
 pub mod auth;
 pub mod authenticate;
+mod docs;
 pub mod error;
 pub mod events;
 mod examples;
@@ -44,6 +45,8 @@ fn api_routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut document) = api_routes().split_for_parts();
     openapi::RequestBodyRules.modify(&mut document);
     openapi::CommonHeaders.modify(&mut document);
+    // utoipa copies Cargo's `license`, which says nothing to a partner.
+    document.info.license = None;
     examples::add(&mut document);
     (routes, document)
 }
@@ -90,9 +93,13 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(service::healthz))
         .route("/readyz", get(service::readyz))
         .route("/examples/{file}", get(service::example))
+        .route("/docs", get(docs::reference))
+        .route("/docs/", get(docs::reference))
+        .route("/docs/guide", get(docs::guide))
+        .route("/docs/redoc.standalone.js", get(docs::redoc_script))
         .route_layer(axum::middleware::from_fn(middleware::record_route))
         .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
+        .merge(SwaggerUi::new("/docs/try").url("/openapi.json", document))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

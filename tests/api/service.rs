@@ -97,23 +97,28 @@ async fn the_openapi_document_names_the_seed_schemes_and_routes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_docs_page_loads_its_scripts_from_this_server_only() {
+async fn the_docs_pages_load_their_scripts_from_this_server_only() {
     let app = TestApp::spawn().await;
-    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    assert!(
-        !html.contains("http://") && !html.contains("https://"),
-        "no external URLs: {html}"
-    );
-    let script = app
-        .client
-        .get(app.url("/docs/swagger-ui-bundle.js"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(script.status(), 200);
-    assert!(script.text().await.unwrap().len() > 100_000);
+    for (page, script) in [
+        ("/docs", "/docs/redoc.standalone.js"),
+        ("/docs/try/", "/docs/try/swagger-ui-bundle.js"),
+    ] {
+        let response = app.client.get(app.url(page)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{page}");
+        let html = response.text().await.unwrap();
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "no external URLs: {html}"
+        );
+        assert!(html.contains(script.rsplit('/').next().unwrap()), "{page}");
+        let script = app.client.get(app.url(script)).send().await.unwrap();
+        assert_eq!(script.status(), 200);
+        assert!(script.text().await.unwrap().len() > 100_000);
+    }
+    let guide = app.client.get(app.url("/docs/guide")).send().await.unwrap();
+    assert_eq!(guide.status(), 200);
+    let guide = guide.text().await.unwrap();
+    assert!(guide.contains("Quick start") && !guide.contains("<script"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
