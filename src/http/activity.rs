@@ -34,7 +34,7 @@ pub struct ActivityParams {
     limit: Option<String>,
     /// Only the events of the request with this `X-Request-Id` (as every
     /// answer carries it).
-    #[param(value_type = Option<String>, max_length = 200)]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 200)]
     request_id: Option<String>,
 }
 

@@ -18,14 +18,18 @@ pub async fn list(operator: &Operator<'_>) -> anyhow::Result<()> {
     let partners = operator.store.partners().await?;
     let rows: Vec<serde_json::Value> = partners
         .iter()
-        .map(|p| json!({"client_id": p.client_id, "name": p.name, "enabled": p.enabled, "created_at": p.created_at.unix_timestamp()}))
+        .map(|p| json!({"client_id": p.client_id, "name": p.name, "enabled": p.enabled, "sandbox": p.sandbox, "created_at": p.created_at.unix_timestamp()}))
         .collect();
-    let mut text = format!("{:<40} {:<9} {}", "CLIENT ID", "STATUS", "NAME");
+    let mut text = format!(
+        "{:<40} {:<9} {:<8} {}",
+        "CLIENT ID", "STATUS", "MODE", "NAME"
+    );
     for p in &partners {
         text.push_str(&format!(
-            "\n{:<40} {:<9} {}",
+            "\n{:<40} {:<9} {:<8} {}",
             p.client_id,
             status(p.enabled),
+            if p.sandbox { "sandbox" } else { "live" },
             p.name
         ));
     }
