@@ -59,8 +59,9 @@ pub struct ActivityEvent {
     pub source: Option<String>,
     /// The request's `X-Request-Id`.
     pub request_id: Option<String>,
-    /// `partner` (your client, through the API) or `operator` (the
-    /// integration team, e.g. a key added or a rate changed).
+    /// `partner` (your client, through the API), `operator` (the
+    /// integration team, e.g. a key added or a rate changed) or `server`
+    /// (e.g. a webhook endpoint disabled after days of failures).
     #[schema(example = "partner")]
     pub actor: &'static str,
 }
@@ -75,10 +76,10 @@ impl From<AuditEvent> for ActivityEvent {
             source: event.source,
             request_id: event.request_id,
             // Which operator is the integration team's business.
-            actor: if event.actor.starts_with("operator") {
-                "operator"
-            } else {
-                "partner"
+            actor: match event.actor.as_str() {
+                "partner" => "partner",
+                actor if actor.starts_with("operator") => "operator",
+                _ => "server",
             },
         }
     }

@@ -191,8 +191,9 @@ async fn log_in(
         now,
     );
     if let Some(ttl) = ttl_seconds {
-        // This token only: a refresh of it gets the standard lifetime.
-        claims.exp = now.saturating_add(ttl);
+        // This token only: a refresh of it gets the standard lifetime, which
+        // is also the longest a token may live.
+        claims.exp = now.saturating_add(ttl.min(seconds(state.settings.token_ttl)));
     }
     // Disabled while the secret was being checked: no session survives it.
     if !state

@@ -13,31 +13,55 @@ use std::collections::BTreeMap;
 use aws_lc_rs::digest::{Digest, SHA256, digest};
 use serde_json::value::RawValue;
 
-/// The digest of `body`'s canonical form; `None` if it is not JSON (the
-/// request is refused for that before a key is looked at).
-pub fn of_json(body: &[u8]) -> Option<Digest> {
-    let text = std::str::from_utf8(body).ok()?;
-    let value: &RawValue = serde_json::from_str(text).ok()?;
-    let mut canonical = Vec::with_capacity(body.len());
-    write_canonical(value.get(), &mut canonical).ok()?;
-    Some(digest(&SHA256, &canonical))
+/// Levels of nesting read by meaning; deeper values (no order has them)
+/// are compared as written. Each level reads its subtree once more, so this
+/// bounds the work to a few passes over the body.
+const MAX_DEPTH: usize = 6;
+
+/// The digest of `body`'s canonical form, or of its bytes when it is not
+/// JSON: an Idempotency-Key sent is never ignored.
+pub fn of_json(body: &[u8]) -> Digest {
+    let canonical = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| serde_json::from_str::<&RawValue>(text).ok())
+        .map(|value| {
+            let mut canonical = Vec::with_capacity(body.len());
+            write_canonical(value.get(), &mut canonical, 0);
+            canonical
+        });
+    digest(&SHA256, canonical.as_deref().unwrap_or(body))
 }
 
 /// Objects with their members sorted by name, strings re-escaped one way,
-/// numbers as their exact value, no spaces. serde_json's own depth limit
-/// bounds the recursion.
-fn write_canonical(text: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
+/// numbers as their exact value, no spaces. A value serde cannot read into
+/// Rust (a lone surrogate `"\ud800"`) or deeper than [`MAX_DEPTH`] is kept
+/// as written.
+fn write_canonical(text: &str, out: &mut Vec<u8>, depth: usize) {
+    if canonical_value(text, out, depth).is_err() {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+fn canonical_value(text: &str, out: &mut Vec<u8>, depth: usize) -> serde_json::Result<()> {
+    if depth >= MAX_DEPTH {
+        out.extend_from_slice(text.as_bytes());
+        return Ok(());
+    }
     match text.as_bytes().first() {
         Some(b'{') => {
             let members: BTreeMap<String, &RawValue> = serde_json::from_str(text)?;
+            let mark = out.len();
             out.push(b'{');
             for (i, (name, value)) in members.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut *out, name)?;
+                if let Err(error) = serde_json::to_writer(&mut *out, name) {
+                    out.truncate(mark);
+                    return Err(error);
+                }
                 out.push(b':');
-                write_canonical(value.get(), out)?;
+                write_canonical(value.get(), out, depth + 1);
             }
             out.push(b'}');
         }
@@ -48,7 +72,7 @@ fn write_canonical(text: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_canonical(item.get(), out)?;
+                write_canonical(item.get(), out, depth + 1);
             }
             out.push(b']');
         }
@@ -102,7 +126,7 @@ mod tests {
     use super::*;
 
     fn same(a: &str, b: &str) -> bool {
-        of_json(a.as_bytes()).unwrap().as_ref() == of_json(b.as_bytes()).unwrap().as_ref()
+        of_json(a.as_bytes()).as_ref() == of_json(b.as_bytes()).as_ref()
     }
 
     #[test]
@@ -138,7 +162,19 @@ mod tests {
         assert!(!same(r#"{"a": [1, 2]}"#, r#"{"a": [2, 1]}"#));
         assert!(!same(r#"{"a": "1"}"#, r#"{"a": 1}"#));
         assert!(!same(r#"{"a": 1}"#, r#"{"a": 1, "b": null}"#));
-        assert!(of_json(b"{not json").is_none());
+        assert!(!same("{\"a\": 1}", "{\"a\":  1}x"));
+    }
+
+    #[test]
+    fn a_lone_surrogate_or_deep_nesting_is_kept_as_written_never_dropped() {
+        assert!(same(
+            r#"{"b": "\ud800", "a": 1}"#,
+            r#"{"a": 1, "b": "\ud800"}"#
+        ));
+        assert!(!same(r#"{"a": "\ud800"}"#, r#"{"a": "\udc00"}"#));
+        let deep = |inner: &str| format!("{}{inner}{}", "[".repeat(100), "]".repeat(100));
+        assert!(!same(&deep("1"), &deep("2")));
+        assert!(same(&deep("1"), &deep("1")));
     }
 
     #[test]

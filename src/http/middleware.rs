@@ -247,6 +247,13 @@ fn render_error(response: &mut Response, body: ErrorBody, request_id: &str) {
 
 /// Headers every answer carries.
 fn standard_headers(response: &mut Response, request_id: &str, tls: bool) {
+    // Every 503 (the store's, or the request timeout's) says when to retry.
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .entry(header::RETRY_AFTER)
+            .or_insert(HeaderValue::from_static("1"));
+    }
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(X_REQUEST_ID.clone(), value);

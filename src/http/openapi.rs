@@ -248,7 +248,9 @@ impl Modify for CommonHeaders {
                             ResponseBuilder::new()
                                 .description(
                                     "`SERVICE_UNAVAILABLE`: the database cannot be reached or is \
-                                     busy; nothing was changed, retry after `Retry-After` seconds",
+                                     busy, or the request took too long; a change may or may not \
+                                     have been made: retry after `Retry-After` seconds, a create \
+                                     with the same `Idempotency-Key`",
                                 )
                                 .content(
                                     "application/json",

@@ -136,7 +136,7 @@ pub async fn submit_batch(
         return Ok(answer(answers, false));
     }
     // By meaning (`fingerprint`); the body parsed above, so it is JSON.
-    let request_hash = key.and_then(|_| fingerprint::of_json(&body.0));
+    let request_hash = key.map(|_| fingerprint::of_json(&body.0));
     // Each order's purchase order number by its place, for a duplicate's answer.
     let mut purchase_order_nos = vec![String::new(); answers.len()];
     for (index, order) in &orders {

@@ -190,7 +190,7 @@ pub async fn create_order(
     order.livemode = !partner.sandbox;
     // By meaning (`fingerprint`), and only when a key asks for it; the
     // body parsed above, so it is JSON.
-    let request_hash = key.and_then(|_| fingerprint::of_json(&body.0));
+    let request_hash = key.map(|_| fingerprint::of_json(&body.0));
     let idempotency = key
         .zip(request_hash.as_ref())
         .map(|(key, hash)| Idempotency {

@@ -81,25 +81,31 @@ impl Presented {
     }
 }
 
-/// The token `row`'s token was refreshed into, if that was within `grace`
-/// of `now` and it has not been refreshed itself.
-fn repeat_within<D: Dialect>(
-    row: &D::Row,
-    now: OffsetDateTime,
-    grace: time::Duration,
+/// Token `jti` as issued, unless it has been refreshed itself. Read in a
+/// statement of its own, after the presented token's row was locked: on
+/// PostgreSQL that statement sees every refresh committed before the lock
+/// was granted (a join in the locking statement would not).
+async fn not_refreshed<D: Dialect>(
+    tx: &mut Transaction<'_, D>,
+    jti: &str,
 ) -> StoreResult<Option<IssuedToken>> {
-    let refreshed_at: Option<Timestamp> = D::get(row, "refreshed_at")?;
-    let next_jti: Option<String> = D::get(row, "next_jti")?;
-    let (Some(refreshed_at), Some(jti)) = (refreshed_at, next_jti) else {
+    let row = sqlx::query::<D>(
+        "SELECT issued_at, expires_at, refreshed_at IS NOT NULL AS refreshed
+         FROM auth_tokens WHERE jti = $1",
+    )
+    .arg(jti)
+    .fetch_optional(D::on(tx))
+    .await?;
+    let Some(row) = row else {
         return Ok(None);
     };
-    if now - refreshed_at.get() >= grace || D::get::<bool>(row, "next_refreshed")? {
+    if D::get::<bool>(&row, "refreshed")? {
         return Ok(None);
     }
     Ok(Some(IssuedToken {
-        jti,
-        issued_at: D::get::<Timestamp>(row, "next_issued_at")?.get(),
-        expires_at: D::get::<Timestamp>(row, "next_expires_at")?.get(),
+        jti: jti.to_owned(),
+        issued_at: D::get::<Timestamp>(&row, "issued_at")?.get(),
+        expires_at: D::get::<Timestamp>(&row, "expires_at")?.get(),
     }))
 }
 
@@ -178,13 +184,10 @@ impl<D: Dialect> SqlStore<D> {
         // committed `refreshed_at` of the first and is treated as reuse.
         let mut select = QueryBuilder::<D>::new(
             "SELECT t.refreshed_at IS NOT NULL AS refreshed, s.revoked_at IS NOT NULL AS revoked,
-                    p.enabled, p.secret_version, t.refreshed_at, c.jti AS next_jti,
-                    c.issued_at AS next_issued_at, c.expires_at AS next_expires_at,
-                    c.refreshed_at IS NOT NULL AS next_refreshed
+                    p.enabled, p.secret_version, t.refreshed_at, t.replaced_by
              FROM auth_tokens t
              JOIN auth_sessions s ON s.id = t.session_id
              JOIN partners p ON p.client_id = s.client_id
-             LEFT JOIN auth_tokens c ON c.jti = t.replaced_by
              WHERE t.jti = ",
         );
         select
@@ -202,12 +205,16 @@ impl<D: Dialect> SqlStore<D> {
             secret_version: D::get(&row, "secret_version")?,
         };
         let refusal = presented.refusal(secret_version);
+        let refreshed_at: Option<Timestamp> = D::get(&row, "refreshed_at")?;
+        let replaced_by: Option<String> = D::get(&row, "replaced_by")?;
+        drop(row);
         if refusal == Some(RefreshOutcome::Reused)
-            && let Some(repeated) = repeat_within::<D>(&row, new.issued_at, grace)?
+            && let (Some(refreshed_at), Some(next)) = (refreshed_at, replaced_by)
+            && new.issued_at - refreshed_at.get() < grace
+            && let Some(repeated) = not_refreshed(&mut tx, &next).await?
         {
             return Ok(RefreshOutcome::Repeated(repeated));
         }
-        drop(row);
         let outcome = match refusal {
             Some(RefreshOutcome::Reused) => {
                 sqlx::query::<D>(

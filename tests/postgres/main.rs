@@ -62,6 +62,9 @@ mod manage;
 #[path = "../api/orders.rs"]
 mod orders;
 #[cfg(postgres_tests)]
+#[path = "../api/sandbox.rs"]
+mod sandbox;
+#[cfg(postgres_tests)]
 #[path = "../api/service.rs"]
 mod service;
 #[cfg(postgres_tests)]
