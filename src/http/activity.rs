@@ -6,13 +6,13 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use super::authenticate::AuthenticatedPartner;
 use super::error::{ApiError, ErrorEnvelope, FieldError};
 use super::extract::{KnownParams, Params};
 use super::openapi::SIGNED_ROUTE_401;
+use super::orders::instant_param;
 use super::state::AppState;
 use crate::domain::AuditKind;
 use crate::store::{AuditEvent, AuditQuery};
@@ -141,16 +141,7 @@ pub async fn list_activity(
 
 pub(super) fn parse(params: &ActivityParams) -> Result<(Option<OffsetDateTime>, u32), ApiError> {
     let mut errors = Vec::new();
-    let since = params.since.as_deref().and_then(|text| {
-        let parsed = OffsetDateTime::parse(text, &Rfc3339).ok();
-        if parsed.is_none() {
-            errors.push(FieldError::new(
-                "since",
-                "must be an RFC 3339 date-time, e.g. 2026-11-24T00:00:00Z",
-            ));
-        }
-        parsed
-    });
+    let since = instant_param("since", params.since.as_deref(), &mut errors);
     let limit = match params.limit.as_deref().map(str::parse::<u32>) {
         None => DEFAULT_LIMIT,
         Some(Ok(limit)) if (1..=MAX_LIMIT).contains(&limit) => limit,

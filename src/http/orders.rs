@@ -315,7 +315,7 @@ async fn find(
 }
 
 /// A single-order answer, with the order's version as its `ETag`.
-pub(super) fn single(status: StatusCode, message: &'static str, order: Order) -> Response {
+fn single(status: StatusCode, message: &'static str, order: Order) -> Response {
     let etag = etag(order.version);
     (
         status,
@@ -522,15 +522,39 @@ async fn cancel(
             state.clock.now(),
         )
         .await?;
+    moved(outcome, id, OrderStatus::Cancelled, "Sales order cancelled")
+}
+
+/// The answer to a status move of order `id` to `requested`: the partner's
+/// cancel, or a sandbox partner's move of its own order.
+pub(super) fn moved(
+    outcome: Transition,
+    id: String,
+    requested: OrderStatus,
+    message: &'static str,
+) -> Result<Response, ApiError> {
     match outcome {
-        Transition::Changed(order) => Ok(single(StatusCode::OK, "Sales order cancelled", *order)),
+        Transition::Changed(order) => Ok(single(StatusCode::OK, message, *order)),
         Transition::NotFound => Err(ApiError::OrderNotFound(id)),
         Transition::VersionMismatch { current } => Err(ApiError::VersionMismatch { current }),
-        Transition::Refused { current } => Err(ApiError::StatusConflict {
-            current,
-            requested: OrderStatus::Cancelled,
-        }),
+        Transition::Refused { current } => Err(ApiError::StatusConflict { current, requested }),
     }
+}
+
+/// An RFC 3339 query parameter `name`, if given; a bad one is added to `errors`.
+pub(super) fn instant_param(
+    name: &str,
+    text: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> Option<OffsetDateTime> {
+    let parsed = OffsetDateTime::parse(text?, &Rfc3339).ok();
+    if parsed.is_none() {
+        errors.push(FieldError::new(
+            name,
+            "must be an RFC 3339 date-time, e.g. 2026-11-24T00:00:00Z",
+        ));
+    }
+    parsed
 }
 
 /// The `Idempotency-Key` header, if sent: Stripe's limit of 255 characters,
@@ -582,17 +606,7 @@ pub(super) fn parse_list_params(params: ListParams) -> Result<OrderQuery, ApiErr
         }
         status
     });
-    let mut instant = |name: &str, text: Option<&str>| {
-        let text = text?;
-        let parsed = OffsetDateTime::parse(text, &Rfc3339).ok();
-        if parsed.is_none() {
-            errors.push(FieldError::new(
-                name,
-                "must be an RFC 3339 date-time, e.g. 2026-11-24T00:00:00Z",
-            ));
-        }
-        parsed
-    };
+    let mut instant = |name: &str, text: Option<&str>| instant_param(name, text, &mut errors);
     let created_from = instant("created_from", params.created_from.as_deref());
     let created_to = instant("created_to", params.created_to.as_deref());
     let updated_from = instant("updated_from", params.updated_from.as_deref());

@@ -5,7 +5,6 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -14,10 +13,10 @@ use super::authenticate::AuthenticatedPartner;
 use super::error::{ApiError, ErrorEnvelope, FieldError};
 use super::extract::JsonBody;
 use super::openapi::SIGNED_ROUTE_401;
-use super::orders::{OrderResponse, single};
+use super::orders::{OrderResponse, moved};
 use super::state::AppState;
 use crate::domain::{Actor, OrderStatus};
-use crate::store::{OrderRef, StatusChange, Transition};
+use crate::store::{OrderRef, StatusChange};
 
 /// Reasons are shown to the partner; as long as the operator's.
 const MAX_REASON: usize = 500;
@@ -140,13 +139,5 @@ async fn move_order(
             state.clock.now(),
         )
         .await?;
-    match outcome {
-        Transition::Changed(order) => Ok(single(StatusCode::OK, "Sales order moved", *order)),
-        Transition::NotFound => Err(ApiError::OrderNotFound(id)),
-        Transition::VersionMismatch { current } => Err(ApiError::VersionMismatch { current }),
-        Transition::Refused { current } => Err(ApiError::StatusConflict {
-            current,
-            requested: to,
-        }),
-    }
+    moved(outcome, id, to, "Sales order moved")
 }
