@@ -262,12 +262,20 @@ async fn a_sandbox_login_may_ask_for_a_short_token_and_a_live_one_may_not() {
         app.post_json("/api/v1/auth/login", &body).await
     };
 
+    // The clock is real time plus what the test advanced, so a second may
+    // tick between the login and reading it: bound the expiry from both sides.
+    let before = app.now();
     let short: Value = login(&test.client_id, &test.secret, json!(10))
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(short["expired_at"].as_i64().unwrap() - app.now(), 10);
+    let after = app.now();
+    let expires = short["expired_at"].as_i64().unwrap();
+    assert!(
+        (before + 10..=after + 10).contains(&expires),
+        "expired_at {expires}, logged in between {before} and {after}"
+    );
     let session = Session {
         partner: &test,
         token: short["token"].as_str().unwrap().to_owned(),
