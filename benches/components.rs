@@ -263,6 +263,53 @@ fn insert_anatomy(c: &mut Criterion) {
     }
 }
 
+/// What an order's `order.created` event costs the same 256 concurrent
+/// inserts, part by part: each variant replaces `order_events` (the event
+/// statement is unchanged) so the difference to the one before it is what
+/// that part costs. Compare with `sqlite_insert_256_concurrent_orders`.
+fn event_anatomy(c: &mut Criterion) {
+    const COLUMNS: &str = "id TEXT NOT NULL, client_id TEXT NOT NULL, sequence INTEGER NOT NULL, \
+                           type TEXT NOT NULL, created_at TEXT NOT NULL, data TEXT NOT NULL";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (name, table) in [
+        (
+            "rows_ignored",
+            format!(
+                "CREATE TABLE order_events ({COLUMNS}); \
+                 CREATE TRIGGER no_events BEFORE INSERT ON order_events BEGIN SELECT RAISE(IGNORE); END"
+            ),
+        ),
+        (
+            "rows_without_index",
+            format!("CREATE TABLE order_events ({COLUMNS})"),
+        ),
+        (
+            "rows_with_sequence_index",
+            format!("CREATE TABLE order_events ({COLUMNS}, UNIQUE (client_id, sequence))"),
+        ),
+        (
+            "rows_with_sequence_and_id_index",
+            format!(
+                "CREATE TABLE order_events ({COLUMNS}, UNIQUE (client_id, sequence), UNIQUE (id))"
+            ),
+        ),
+        (
+            "rows_keyed_by_sequence_without_rowid",
+            format!(
+                "CREATE TABLE order_events ({COLUMNS}, PRIMARY KEY (client_id, sequence)) WITHOUT ROWID"
+            ),
+        ),
+    ] {
+        let (_dir, store) = sqlite_store(&runtime, &format!("DROP TABLE order_events; {table}"));
+        insert_256_concurrent(
+            c,
+            &runtime,
+            &format!("sqlite_insert_256_events_{name}"),
+            &store,
+        );
+    }
+}
+
 /// One durable insert by the bench partner, as the create handler makes it.
 async fn insert(store: &Store, order: NewOrder) {
     let client = ClientId::parse("bench-client").unwrap();
@@ -279,6 +326,7 @@ criterion_group!(
     parse_and_validate,
     store_insert,
     postgres_insert,
-    insert_anatomy
+    insert_anatomy,
+    event_anatomy
 );
 criterion_main!(components);

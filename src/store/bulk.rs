@@ -64,7 +64,7 @@ pub async fn insert<D: Dialect, T: Serialize>(
 
 /// `rows` as JSON arrays in order, each at most `max` bytes unless it
 /// holds a single row that is larger.
-fn json_chunks<T: Serialize>(rows: &[T], max: usize) -> StoreResult<Vec<String>> {
+pub(super) fn json_chunks<T: Serialize>(rows: &[T], max: usize) -> StoreResult<Vec<String>> {
     let mut chunks = Vec::new();
     let mut chunk = String::from("[");
     for row in rows {

@@ -86,11 +86,10 @@ pub trait Dialect:
     /// The statement that opens a write transaction.
     const BEGIN: &'static str;
 
-    /// A statement that tells other instances, once the transaction commits,
-    /// that a partner's events grew: `$1` the channel, `$2` the client id.
-    /// `None` where there are no other instances to tell (SQLite is one
-    /// process's file).
-    const ANNOUNCE: Option<&'static str>;
+    /// Whether other instances share the database and must be told, once a
+    /// transaction commits, that a partner's events grew (PostgreSQL's
+    /// `NOTIFY`). SQLite is one process's file.
+    const ANNOUNCES: bool;
 
     /// Opens a write transaction on `pool`.
     fn begin(
@@ -175,7 +174,7 @@ macro_rules! bridge {
 
 impl Dialect for Sqlite {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
-    const ANNOUNCE: Option<&'static str> = None;
+    const ANNOUNCES: bool = false;
     const MAX_BULK_JSON: usize = 1024 * 1024;
 
     fn lock(_clause: &'static str) -> &'static str {
@@ -214,8 +213,7 @@ impl Dialect for Sqlite {
 
 impl Dialect for Postgres {
     const BEGIN: &'static str = "BEGIN";
-    /// Delivered at COMMIT, and not at all on rollback.
-    const ANNOUNCE: Option<&'static str> = Some("SELECT pg_notify($1, $2)");
+    const ANNOUNCES: bool = true;
     /// Under a TLS record (16 KiB) with room for the statement's text and
     /// the protocol's framing (see `bulk` for why).
     const MAX_BULK_JSON: usize = 12 * 1024;

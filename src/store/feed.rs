@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use sqlx::{Executor, Transaction};
+use sqlx::{AssertSqlSafe, Executor, Transaction};
 use time::OffsetDateTime;
 
-use super::bulk::{self, insert_json_rows};
+use super::bulk;
 use super::dialect::{Bind, Dialect};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
@@ -35,59 +35,74 @@ pub struct NewEvent<'a> {
     pub at: Timestamp,
 }
 
+/// Takes partner `$1`'s next `$2` event numbers, answering the last of them,
+/// and holds its row until the transaction ends.
+const TAKE: &str = "INSERT INTO event_sequences (client_id, last) VALUES ($1, $2)
+     ON CONFLICT (client_id) DO UPDATE SET last = event_sequences.last + excluded.last
+     RETURNING last";
+
 /// Writes `events` in `tx`, numbered per partner in the order given. Call it
 /// last before COMMIT (see the module doc), and once committed wake the
 /// partners' readers ([`super::wakeups`]).
+///
+/// A partner's rows travel numbered 1, 2, 3, … and are stored shifted by
+/// where its numbering stood. On SQLite that is two statements: take the
+/// numbers, insert the rows. On PostgreSQL, where every statement inside
+/// the group commit is a round trip, the first chunk of rows goes in the
+/// statement that takes the numbers and sends the `NOTIFY`.
 pub async fn append<D: Dialect>(
     tx: &mut Transaction<'_, D>,
     events: &[NewEvent<'_>],
 ) -> StoreResult<()> {
     // Partners in one order, so two transactions that both write for two
     // partners take their rows in the same order and cannot deadlock.
-    let mut counts: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    let mut by_partner: BTreeMap<&str, Vec<&NewEvent>> = BTreeMap::new();
     for event in events {
-        counts.entry(event.client_id.as_str()).or_default().0 += 1;
+        by_partner
+            .entry(event.client_id.as_str())
+            .or_default()
+            .push(event);
     }
-    for (client_id, (count, next)) in &mut counts {
-        let row = sqlx::query::<D>(
-            "INSERT INTO event_sequences (client_id, last) VALUES ($1, $2)
-             ON CONFLICT (client_id) DO UPDATE SET last = event_sequences.last + excluded.last
-             RETURNING last",
-        )
-        .arg(*client_id)
-        .arg(*count)
-        .fetch_one(D::on(tx))
-        .await?;
-        *next = D::get::<i64>(&row, "last")? - *count + 1;
-        if let Some(announce) = D::ANNOUNCE {
-            sqlx::query::<D>(announce)
-                .arg(CHANNEL)
-                .arg(*client_id)
+    for (client_id, events) in by_partner {
+        let rows = events
+            .iter()
+            .zip(1..)
+            .map(|(event, sequence)| EventRow::new(event, sequence))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let mut chunks = bulk::json_chunks(&rows, D::MAX_BULK_JSON)?.into_iter();
+        let base = if D::ANNOUNCES {
+            let first = chunks
+                .next()
+                .ok_or_else(|| StoreError::Corrupt("events without rows".into()))?;
+            let numbered = sqlx::query::<D>(AssertSqlSafe(take_insert_and_announce::<D>()))
+                .arg(first)
+                .arg(client_id)
+                .arg(count)
+                .fetch_all(D::on(tx))
+                .await?;
+            // The first chunk holds row 1, so the lowest number stored is base + 1.
+            let mut lowest = i64::MAX;
+            for row in &numbered {
+                lowest = lowest.min(D::get::<i64>(row, "sequence")?);
+            }
+            lowest - 1
+        } else {
+            let row = sqlx::query::<D>(TAKE)
+                .arg(client_id)
+                .arg(count)
+                .fetch_one(D::on(tx))
+                .await?;
+            D::get::<i64>(&row, "last")? - count
+        };
+        for chunk in chunks {
+            sqlx::query::<D>(AssertSqlSafe(insert_shifted::<D>()))
+                .arg(chunk)
+                .arg(base)
                 .execute(D::on(tx))
                 .await?;
         }
     }
-    let mut rows = Vec::with_capacity(events.len());
-    for event in events {
-        let (_, next) = counts
-            .get_mut(event.client_id.as_str())
-            .ok_or_else(|| StoreError::Corrupt("an event's partner was not counted".into()))?;
-        // Nested in the rows' JSON as it is, not as a string: no escaping,
-        // and the databases read it back as the same (minified) text.
-        let data = serde_json::value::to_raw_value(&EventData { order: event.order })
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        rows.push(EventRow {
-            id: ids::new_event_id(),
-            client_id: event.client_id.as_str(),
-            sequence: *next,
-            r#type: event.kind.as_str(),
-            created_at: event.at.rfc3339(),
-            data,
-        });
-        *next += 1;
-    }
-    let statement = insert_json_rows::<D>("order_events", EVENT_COLUMNS, "");
-    bulk::insert(tx, &statement, &rows).await?;
     Ok(())
 }
 
@@ -100,6 +115,33 @@ const EVENT_COLUMNS: &[(&str, &str)] = &[
     ("data", "text"),
 ];
 
+/// The rows of the JSON array `$1`, numbered from 1, stored numbered from `$2` + 1.
+fn insert_shifted<D: Dialect>() -> String {
+    format!(
+        "INSERT INTO order_events (id, client_id, sequence, type, created_at, data)
+         SELECT id, client_id, sequence + $2, type, created_at, data FROM {}",
+        D::json_rows(EVENT_COLUMNS)
+    )
+}
+
+/// PostgreSQL's one round trip: takes partner `$2`'s next `$3` numbers,
+/// stores the rows of `$1` (numbered from 1) under them, and sends a
+/// `NOTIFY` on [`CHANNEL`] with the client id, delivered at COMMIT and not
+/// at all on rollback; answers the numbers stored.
+fn take_insert_and_announce<D: Dialect>() -> String {
+    format!(
+        "WITH taken AS (
+             INSERT INTO event_sequences (client_id, last) VALUES ($2, $3)
+             ON CONFLICT (client_id) DO UPDATE SET last = event_sequences.last + excluded.last
+             RETURNING last)
+         INSERT INTO order_events (id, client_id, sequence, type, created_at, data)
+         SELECT r.id, r.client_id, r.sequence + taken.last - $3, r.type, r.created_at, r.data
+         FROM taken, pg_notify('{CHANNEL}', $2), {}
+         RETURNING sequence",
+        D::json_rows(EVENT_COLUMNS)
+    )
+}
+
 #[derive(Serialize)]
 struct EventRow<'a> {
     id: String,
@@ -108,6 +150,23 @@ struct EventRow<'a> {
     r#type: &'static str,
     created_at: String,
     data: Box<RawValue>,
+}
+
+impl<'a> EventRow<'a> {
+    fn new(event: &NewEvent<'a>, sequence: i64) -> StoreResult<Self> {
+        // Nested in the rows' JSON as it is, not as a string: no escaping,
+        // and the databases read it back as the same (minified) text.
+        let data = serde_json::value::to_raw_value(&EventData { order: event.order })
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        Ok(Self {
+            id: ids::new_event_id(),
+            client_id: event.client_id.as_str(),
+            sequence,
+            r#type: event.kind.as_str(),
+            created_at: event.at.rfc3339(),
+            data,
+        })
+    }
 }
 
 impl<D: Dialect> SqlStore<D> {
@@ -185,4 +244,19 @@ fn event_from_row<D: Dialect>(row: &D::Row) -> StoreResult<Event> {
         data: RawValue::from_string(data)
             .map_err(|error| StoreError::Corrupt(error.to_string()))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_numbers_events_and_announces_them_on_the_channel_the_instances_listen_to() {
+        let statement = take_insert_and_announce::<sqlx::Postgres>();
+        assert!(statement.contains(&format!("pg_notify('{CHANNEL}', $2)")));
+        // The same upsert as SQLite's, with the client id and count moved on by one.
+        let take = TAKE.replace("$2", "$3").replace("$1", "$2");
+        let squeeze = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(squeeze(&statement).contains(&squeeze(&take)));
+    }
 }

@@ -375,3 +375,43 @@ async fn a_batch_body_is_read_only_for_a_caller_with_a_valid_token() {
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains("TOKEN_INVALID"), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_batchs_events_follow_the_partners_numbering_in_the_batchs_order() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    // One event first, so the batch's numbers are shifted from where the
+    // numbering stood; a hundred events are several statements on PostgreSQL.
+    let first = app.create_order(&session, &order_body("PO-FIRST")).await;
+    assert_eq!(first.status(), 201);
+    let orders: Vec<Value> = (0..100).map(|i| order_body(&format!("PO-{i}"))).collect();
+    let answered = items(submit(&app, &session, &json!({ "orders": orders }), None).await).await;
+    assert!(answered.iter().all(|item| item["status"] == 201));
+    let last = app.create_order(&session, &order_body("PO-LAST")).await;
+    assert_eq!(last.status(), 201);
+
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = app
+            .get(&session, &format!("/api/v1/events?after={after}&limit=100"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let page = page["data"].as_array().unwrap().clone();
+        let Some(end) = page.last() else { break };
+        after = end["sequence"].as_i64().unwrap();
+        seen.extend(page);
+    }
+    let sequences: Vec<i64> = seen
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sequences, (1..=102).collect::<Vec<_>>());
+    let ids: Vec<&Value> = seen.iter().map(|e| &e["data"]["order"]["id"]).collect();
+    let batch_ids: Vec<&Value> = answered.iter().map(|item| &item["data"]["id"]).collect();
+    assert_eq!(ids[1..101], batch_ids[..]);
+    assert_eq!(seen[101]["data"]["order"]["purchase_order_no"], "PO-LAST");
+}
