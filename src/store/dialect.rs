@@ -88,7 +88,8 @@ pub trait Dialect:
 
     /// Whether other instances share the database and must be told, once a
     /// transaction commits, that a partner's events grew (PostgreSQL's
-    /// `NOTIFY`). SQLite is one process's file.
+    /// `NOTIFY`). SQLite is one process's file. Where true, events are
+    /// written with PostgreSQL's SQL: an `INSERT` inside `WITH`, `pg_notify`.
     const ANNOUNCES: bool;
 
     /// Opens a write transaction on `pool`.

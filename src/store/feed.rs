@@ -46,10 +46,11 @@ const TAKE: &str = "INSERT INTO event_sequences (client_id, last) VALUES ($1, $2
 /// partners' readers ([`super::wakeups`]).
 ///
 /// A partner's rows travel numbered 1, 2, 3, … and are stored shifted by
-/// where its numbering stood. On SQLite that is two statements: take the
-/// numbers, insert the rows. On PostgreSQL, where every statement inside
-/// the group commit is a round trip, the first chunk of rows goes in the
-/// statement that takes the numbers and sends the `NOTIFY`.
+/// where its numbering stood. On SQLite that is a statement to take the
+/// numbers and one to insert the rows (one more per MiB of rows). On
+/// PostgreSQL, where every statement inside the group commit is a round
+/// trip, the first chunk of rows (12 KiB) goes in the statement that takes
+/// the numbers and sends the `NOTIFY`, the rest in inserts of their own.
 pub async fn append<D: Dialect>(
     tx: &mut Transaction<'_, D>,
     events: &[NewEvent<'_>],
@@ -82,11 +83,12 @@ pub async fn append<D: Dialect>(
                 .fetch_all(D::on(tx))
                 .await?;
             // The first chunk holds row 1, so the lowest number stored is base + 1.
-            let mut lowest = i64::MAX;
+            let mut lowest = None;
             for row in &numbered {
-                lowest = lowest.min(D::get::<i64>(row, "sequence")?);
+                let sequence = D::get::<i64>(row, "sequence")?;
+                lowest = Some(lowest.map_or(sequence, |low: i64| low.min(sequence)));
             }
-            lowest - 1
+            lowest.ok_or_else(|| StoreError::Corrupt("events numbered but none stored".into()))? - 1
         } else {
             let row = sqlx::query::<D>(TAKE)
                 .arg(client_id)
@@ -115,7 +117,7 @@ const EVENT_COLUMNS: &[(&str, &str)] = &[
     ("data", "text"),
 ];
 
-/// The rows of the JSON array `$1`, numbered from 1, stored numbered from `$2` + 1.
+/// The rows of the JSON array `$1`, each stored under its number + `$2`.
 fn insert_shifted<D: Dialect>() -> String {
     format!(
         "INSERT INTO order_events (id, client_id, sequence, type, created_at, data)
