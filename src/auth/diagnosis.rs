@@ -632,6 +632,14 @@ mod tests {
             request.path_and_query = path;
             (request, signature.to_owned())
         };
+        // A v2 create signed over another digest of its body.
+        let signed_with_digest = |digest: &str| {
+            with_query(
+                true,
+                &v2("1764000000", "POST", "/api/v1/sales-orders", digest),
+                "/api/v1/sales-orders",
+            )
+        };
         let cases = [
             // Milliseconds signed, seconds sent: 1764000000 then 1764000001.387.
             (
@@ -663,42 +671,15 @@ mod tests {
                 "SIGNED_LOWERCASE_METHOD",
             ),
             (
-                with_query(
-                    true,
-                    &v2(
-                        "1764000000",
-                        "POST",
-                        "/api/v1/sales-orders",
-                        &digest.to_uppercase(),
-                    ),
-                    "/api/v1/sales-orders",
-                ),
+                signed_with_digest(&digest.to_uppercase()),
                 "SIGNED_OTHER_BODY_DIGEST",
             ),
             (
-                with_query(
-                    true,
-                    &v2(
-                        "1764000000",
-                        "POST",
-                        "/api/v1/sales-orders",
-                        &signature::body_digest(pretty),
-                    ),
-                    "/api/v1/sales-orders",
-                ),
+                signed_with_digest(&signature::body_digest(pretty)),
                 "SIGNED_OTHER_BODY_DIGEST",
             ),
             (
-                with_query(
-                    true,
-                    &v2(
-                        "1764000000",
-                        "POST",
-                        "/api/v1/sales-orders",
-                        &signature::body_digest(b""),
-                    ),
-                    "/api/v1/sales-orders",
-                ),
+                signed_with_digest(&signature::body_digest(b"")),
                 "SIGNED_OTHER_BODY_DIGEST",
             ),
             (
