@@ -213,6 +213,11 @@ impl<D: Dialect> SqlStore<D> {
             && new.issued_at - refreshed_at.get() < grace
             && let Some(repeated) = not_refreshed(&mut tx, &next).await?
         {
+            // A lost answer, but the secret was rotated since: the token it
+            // would repeat is dead, so say why rather than hand it out.
+            if presented.secret_version != secret_version {
+                return Ok(RefreshOutcome::SecretRotated);
+            }
             return Ok(RefreshOutcome::Repeated(repeated));
         }
         let outcome = match refusal {
