@@ -32,7 +32,6 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use utoipa_swagger_ui::SwaggerUi;
 
 pub use state::{AppState, Services};
 
@@ -93,13 +92,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(service::healthz))
         .route("/readyz", get(service::readyz))
         .route("/examples/{file}", get(service::example))
-        .route("/docs", get(docs::reference))
-        .route("/docs/", get(docs::reference))
-        .route("/docs/guide", get(docs::guide))
-        .route("/docs/redoc.standalone.js", get(docs::redoc_script))
+        .merge(docs::router(document))
         .route_layer(axum::middleware::from_fn(middleware::record_route))
         .with_state(state)
-        .merge(SwaggerUi::new("/docs/try").url("/openapi.json", document))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
