@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # A partner client in bash with curl, openssl and jq: log in, sign, create an
 # order, read it back, refresh the token, amend the order, send a batch. See
-# examples/README.md.
+# "Signing in your language" in the guide (/docs/guide).
 #
 #   BASE_URL=http://127.0.0.1:8080 CLIENT_ID=... CLIENT_SECRET=... \
-#   PRIVATE_KEY=private.pem examples/bash/client.sh
+#   PRIVATE_KEY=private.pem bash client.sh
 set -euo pipefail
 : "${BASE_URL:?}" "${CLIENT_ID:?}" "${CLIENT_SECRET:?}" "${PRIVATE_KEY:?}"
 

@@ -1,9 +1,10 @@
 // A partner client in Java 17 with the JDK only (java.net.http and
 // SHA256withRSA): log in, sign, create an order, read it back, refresh the
-// token, amend the order, send a batch. See examples/README.md.
+// token, amend the order, send a batch. See "Signing in your language" in
+// the guide (/docs/guide).
 //
 //   BASE_URL=http://127.0.0.1:8080 CLIENT_ID=... CLIENT_SECRET=... \
-//   PRIVATE_KEY=private.pem java examples/java/Client.java
+//   PRIVATE_KEY=private.pem java Client.java
 //
 // The JDK has no JSON library: requests are built with a small escaper and
 // the few fields read back are picked out with a regular expression. A real

@@ -1,9 +1,9 @@
 // A partner client in Node.js 20 with the built-in `crypto` and `fetch`: log
 // in, sign, create an order, read it back, refresh the token, amend the order,
-// send a batch. See examples/README.md.
+// send a batch. See "Signing in your language" in the guide (/docs/guide).
 //
 //   BASE_URL=http://127.0.0.1:8080 CLIENT_ID=... CLIENT_SECRET=... \
-//   PRIVATE_KEY=private.pem node examples/node/client.mjs
+//   PRIVATE_KEY=private.pem node client.mjs
 import { createPrivateKey, randomUUID, sign as rsaSign } from "node:crypto";
 import { readFileSync } from "node:fs";
 

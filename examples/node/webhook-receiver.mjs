@@ -1,6 +1,6 @@
 // A webhook receiver in Node.js 20 with the Standard Webhooks library (npm
 // `standardwebhooks`): verify each delivery, handle each event once, print it.
-// See examples/README.md and "Order events and webhooks" in the guide.
+// See "Order events and webhooks" in the guide (/docs/guide).
 //
 //   npm ci    # beside this file's package.json and package-lock.json
 //   WEBHOOK_SECRET=whsec_... node webhook-receiver.mjs --port 8000

@@ -1,9 +1,9 @@
 """A partner client in Python with `cryptography` and `requests`: log in,
 sign, create an order, read it back, refresh the token, amend the order, send
-a batch. See examples/README.md.
+a batch. See "Signing in your language" in the guide (/docs/guide).
 
     BASE_URL=http://127.0.0.1:8080 CLIENT_ID=... CLIENT_SECRET=... \
-    PRIVATE_KEY=private.pem python3 examples/python/client.py
+    PRIVATE_KEY=private.pem python3 client.py
 
 SIGNATURE_VERSION=2 signs every request with version 2 (method, path and body).
 """

@@ -1,8 +1,8 @@
 """A webhook receiver in Python with the Standard Webhooks library
 (`standardwebhooks`): verify each delivery, handle each event once, print it.
-See examples/README.md and "Order events and webhooks" in the guide.
+See "Order events and webhooks" in the guide (/docs/guide).
 
-    WEBHOOK_SECRET=whsec_... python3 examples/python/webhook_receiver.py --port 8000
+    WEBHOOK_SECRET=whsec_... python3 webhook_receiver.py --port 8000
 
 WEBHOOK_SECRET is the `secret` the endpoint's registration answered with. A
 delivery is answered 204 when its signature verifies and 400 when it does not

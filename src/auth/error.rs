@@ -78,6 +78,24 @@ impl AuthError {
             Self::PartnerDisabled => "PARTNER_DISABLED",
         }
     }
+
+    /// The `WWW-Authenticate: Bearer` challenge (RFC 6750 section 3): a token
+    /// that is no good says `error="invalid_token"`, so OAuth client
+    /// libraries that read the header know to refresh or log in again; other
+    /// refusals (no token, the signature, the login) carry the bare scheme.
+    pub fn bearer_challenge(&self) -> &'static str {
+        match self {
+            Self::TokenExpired => {
+                "Bearer realm=\"sales-order-api\", error=\"invalid_token\", error_description=\"the access token expired\""
+            }
+            Self::TokenInvalid(_)
+            | Self::TokenRevoked(_)
+            | Self::TokenReused
+            | Self::RefreshWindowClosed
+            | Self::SessionExpired => "Bearer realm=\"sales-order-api\", error=\"invalid_token\"",
+            _ => "Bearer realm=\"sales-order-api\"",
+        }
+    }
 }
 
 /// Why a signature did not verify, as far as the server can tell (see

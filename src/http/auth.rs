@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorEnvelope, FieldError};
@@ -98,13 +99,23 @@ pub async fn login(
     Audited(kind, result)
 }
 
+/// The login body's members, read as the login reads them (the OpenAPI
+/// example of a refused login is made by this too).
+pub(super) fn login_fields(body: &JsonBody) -> Result<([String; 2], Option<Value>), ApiError> {
+    body.string_fields_and(["client_id", "client_secret"], Some("ttl_seconds"))
+}
+
+/// The refresh body's one member, read as the refresh reads it.
+pub(super) fn refresh_fields(body: &JsonBody) -> Result<[String; 1], ApiError> {
+    body.string_fields(["token"])
+}
+
 async fn log_in(
     state: &AppState,
     extensions: &axum::http::Extensions,
     body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
-    let ([client_id, client_secret], ttl_seconds) =
-        body.string_fields_and(["client_id", "client_secret"], Some("ttl_seconds"))?;
+    let ([client_id, client_secret], ttl_seconds) = login_fields(&body)?;
     let ttl_seconds = ttl_seconds.map(parse_ttl).transpose()?;
     // No secret we issue holds whitespace: this is a copying mistake, told
     // as one (and refused before the throttle and argon2, for any client).
@@ -246,7 +257,7 @@ async fn exchange(
     extensions: &axum::http::Extensions,
     body: JsonBody,
 ) -> Result<TokenResponse, ApiError> {
-    let [token] = body.string_fields(["token"])?;
+    let [token] = refresh_fields(&body)?;
     let old = state.tokens.decode(token.trim())?;
     let now = state.clock.unix_now();
     if old.is_issued_after(now) {

@@ -292,10 +292,10 @@ impl IntoResponse for ApiError {
             message: self.to_string(),
         };
         let mut response = status.into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        if let Self::Auth(error) = &self {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"sales-order-api\""),
+                HeaderValue::from_static(error.bearer_challenge()),
             );
         }
         if let Self::RequestTimeout(_) = &self {

@@ -124,6 +124,7 @@ fn endpoint(with_secret: bool) -> Value {
 /// contents: bad bodies go through the parser that route uses.
 fn errors(path: &str) -> Vec<ApiError> {
     let auth_route = path.starts_with("/api/v1/auth/");
+    let refresh_route = path == "/api/v1/auth/refresh";
     let webhook_route = path.starts_with("/api/v1/webhook-endpoints");
     let batch_route = path == "/api/v1/sales-orders/batch";
     let invalid_body = |body: &str| {
@@ -149,8 +150,12 @@ fn errors(path: &str) -> Vec<ApiError> {
         }
         if auth_route {
             let body = JsonBody(body.to_owned().into_bytes().into());
-            let error = body.string_fields(["client_id", "client_secret"]);
-            return error.expect_err("the example body is invalid");
+            let read = if refresh_route {
+                super::auth::refresh_fields(&body).map(|_| ())
+            } else {
+                super::auth::login_fields(&body).map(|_| ())
+            };
+            return read.expect_err("the example body is invalid");
         }
         if batch_route {
             return super::order_batch::parse_batch(body.as_bytes())
@@ -163,7 +168,9 @@ fn errors(path: &str) -> Vec<ApiError> {
             Ok(_) => unreachable!("the example body is invalid"),
         }
     };
-    let invalid_fields = if auth_route {
+    let invalid_fields = if refresh_route {
+        r#"{"refresh_token": "…"}"#
+    } else if auth_route {
         r#"{"client_id": "versuni-client-001", "clientSecret": "…"}"#
     } else if batch_route {
         r#"{"orders": [], "atomic": "yes"}"#

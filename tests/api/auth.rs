@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -121,6 +121,46 @@ async fn an_expired_token_is_refused_on_api_calls_the_second_exp_is_reached() {
         "TOKEN_EXPIRED",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_token_says_invalid_token_in_its_bearer_challenge_as_rfc_6750_asks() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    app.advance_clock(13 * HOUR);
+    let expired = app.get(&session, "/api/v1/sales-orders").await;
+    assert_eq!(
+        expired.headers()["www-authenticate"],
+        "Bearer realm=\"sales-order-api\", error=\"invalid_token\", \
+         error_description=\"the access token expired\""
+    );
+    expect_error(expired, 401, "TOKEN_EXPIRED").await;
+
+    let forged = Session {
+        token: format!("{}x", session.token),
+        ..session
+    };
+    let invalid = app.get(&forged, "/api/v1/sales-orders").await;
+    assert_eq!(
+        invalid.headers()["www-authenticate"],
+        "Bearer realm=\"sales-order-api\", error=\"invalid_token\""
+    );
+    expect_error(invalid, 401, "TOKEN_INVALID").await;
+
+    // Not the token's fault: the bare challenge, no error code.
+    let wrong_secret = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"client_id": "versuni-client-001", "client_secret": "sk_live_wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong_secret.headers()["www-authenticate"],
+        "Bearer realm=\"sales-order-api\""
+    );
+    expect_error(wrong_secret, 401, "INVALID_CREDENTIALS").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -297,6 +337,8 @@ async fn a_refresh_whose_answer_was_lost_is_answered_again_with_the_same_token_w
     let first = app.session(&partner).await;
     app.advance_clock(Duration::from_secs(60));
     let lost: Value = app.refresh(&first.token).await.json().await.unwrap();
+    // Refreshing does not end the old token: requests in flight still pass.
+    assert_eq!(app.get(&first, "/api/v1/sales-orders").await.status(), 200);
     app.advance_clock(Duration::from_secs(29));
 
     let again = app.refresh(&first.token).await;
@@ -323,6 +365,24 @@ async fn a_refresh_whose_answer_was_lost_is_answered_again_with_the_same_token_w
         "TOKEN_REVOKED",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_refresh_repeated_after_the_secret_was_rotated_is_refused_not_answered_with_a_dead_token()
+ {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let first = app.session(&partner).await;
+    assert_eq!(app.refresh(&first.token).await.status(), 200);
+    let new_hash =
+        sales_order_api::auth::secret::hash(&sales_order_api::config::Secret::new("new")).unwrap();
+    app.state
+        .store
+        .rotate_secret(&partner.id(), &new_hash, app.time())
+        .await
+        .unwrap();
+    app.advance_clock(Duration::from_secs(5));
+    expect_error(app.refresh(&first.token).await, 401, "TOKEN_REVOKED").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

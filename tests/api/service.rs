@@ -1,6 +1,6 @@
 //! Health, readiness, metrics, OpenAPI and the docs page.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -105,6 +105,19 @@ async fn the_docs_pages_load_their_scripts_from_this_server_only() {
     ] {
         let response = app.client.get(app.url(page)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{page}");
+        // The browser holds the page to this server: no CDN, no badge, no logo.
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            policy.starts_with("default-src 'self'; script-src 'self';"),
+            "{policy}"
+        );
+        assert!(
+            !policy.contains("http") && !policy.contains('*'),
+            "{policy}"
+        );
         let html = response.text().await.unwrap();
         assert!(
             !html.contains("http://") && !html.contains("https://"),
@@ -113,8 +126,20 @@ async fn the_docs_pages_load_their_scripts_from_this_server_only() {
         assert!(html.contains(script.rsplit('/').next().unwrap()), "{page}");
         let script = app.client.get(app.url(script)).send().await.unwrap();
         assert_eq!(script.status(), 200);
-        assert!(script.text().await.unwrap().len() > 100_000);
+        let script = script.text().await.unwrap();
+        assert!(script.len() > 100_000);
+        assert!(!script.contains("cdn.redoc.ly"), "{page}");
     }
+    let initializer = app
+        .client
+        .get(app.url("/docs/try/swagger-initializer.js"))
+        .send()
+        .await;
+    let initializer = initializer.unwrap().text().await.unwrap();
+    assert!(
+        initializer.contains(r#""validatorUrl": "none""#),
+        "{initializer}"
+    );
     let guide = app.client.get(app.url("/docs/guide")).send().await.unwrap();
     assert_eq!(guide.status(), 200);
     let guide = guide.text().await.unwrap();
@@ -242,6 +267,34 @@ async fn every_operation_documents_an_example_request_and_an_example_of_every_an
         signature["error"]["details"][0]["mistake"]["code"],
         "SIGNED_OTHER_TIMESTAMP"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_refused_login_and_refresh_name_the_fields_those_routes_take() {
+    let app = TestApp::spawn().await;
+    let document = openapi_document(&app).await;
+    for (path, body) in [
+        (
+            "/api/v1/auth/login",
+            json!({"client_id": "versuni-client-001", "clientSecret": "…"}),
+        ),
+        ("/api/v1/auth/refresh", json!({"refresh_token": "…"})),
+    ] {
+        let documented = &document["paths"][path]["post"]["responses"]["400"]["content"]["application/json"]
+            ["examples"]["VALIDATION_FAILED"]["value"];
+        let response = app
+            .client
+            .post(app.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let answered = expect_error(response, 400, "VALIDATION_FAILED").await;
+        assert_eq!(
+            answered["error"]["details"], documented["error"]["details"],
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
