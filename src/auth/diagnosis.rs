@@ -145,11 +145,11 @@ fn find_mistake(
             "SIGNED_OTHER_STRING",
             format!(
                 "the signature was made with your active key {} ({}), but over another string \
-                 than string_to_sign, and not by a common mistake (a newline, the other \
-                 version, the body, another timestamp or unit, the query or the body digest \
-                 left out or written differently); compare your string with string_to_sign \
-                 byte by byte",
-                key.key_id, key.fingerprint
+                 than string_to_sign, and none of these, which we tried: {}. Compare your \
+                 string with string_to_sign byte by byte",
+                key.key_id,
+                key.fingerprint,
+                ruled_out(request, expected).join("; ")
             ),
         ),
         None => Mistake::new(
@@ -160,6 +160,57 @@ fn find_mistake(
              (`openssl pkey -in private.pem -pubout -outform DER | sha256sum`)",
         ),
     })
+}
+
+/// What [`string_mistake`] tried for `request` and did not find, as the
+/// partner would say it: exactly the guesses made, so the answer never
+/// rules out more than was checked.
+fn ruled_out(request: &SignedRequest<'_>, expected: &str) -> Vec<String> {
+    let mut tried = vec![
+        "string_to_sign with a newline after it".to_owned(),
+        format!("the version {} string", if request.v2 { 1 } else { 2 }),
+    ];
+    if !request.body.is_empty() && std::str::from_utf8(request.body).is_ok() {
+        tried.push("the body itself".to_owned());
+    }
+    if request.v2 {
+        if request.path_and_query.contains('?') {
+            tried.push(
+                "string_to_sign with the path without its query, or with it percent-decoded"
+                    .to_owned(),
+            );
+        }
+        tried.push("string_to_sign with the method in lower case".to_owned());
+        let respaced = if request.body.len() <= MAX_RESPACED_BODY
+            && std::str::from_utf8(request.body).is_ok()
+        {
+            ", or of the body serialized again with other spacing"
+        } else {
+            ""
+        };
+        tried.push(format!(
+            "string_to_sign with the body digest in upper-case hex or base64, of an empty body, \
+             of the body with a newline after it{respaced}"
+        ));
+    }
+    if !slipped_timestamps(request.timestamp).is_empty() {
+        tried.push(format!(
+            "string_to_sign with a timestamp up to {TIMESTAMP_SLIP} seconds either side of X-TIMESTAMP"
+        ));
+    }
+    if expected.len() <= MAX_GUESSED_LEN {
+        let units = match unix(request.timestamp) {
+            Some(_) if request.timestamp.len() == 13 => "unix seconds",
+            Some(_) => "unix milliseconds",
+            None => "unix seconds or milliseconds",
+        };
+        if !timestamps_in_other_units(request.timestamp).is_empty() {
+            tried.push(format!(
+                "string_to_sign with X-TIMESTAMP's instant (2 seconds either side) written in {units}"
+            ));
+        }
+    }
+    tried
 }
 
 /// The mistakes in what was signed, found by trying the strings partners
@@ -555,6 +606,59 @@ mod tests {
         diagnose(request, &request.string_to_sign(), keys)
             .mistake
             .map(|mistake| mistake.code)
+    }
+
+    #[test]
+    fn no_mistake_found_says_exactly_what_was_ruled_out() {
+        let active = partner("key_active", false);
+        let keys = [active.record.clone()];
+        let other = STANDARD.encode(sign(&active.key, b"acme|something else"));
+        let hint = |request: &SignedRequest<'_>| {
+            let mistake = diagnose(request, &request.string_to_sign(), &keys).mistake;
+            let mistake = mistake.unwrap();
+            assert_eq!(mistake.code, "SIGNED_OTHER_STRING");
+            mistake.hint
+        };
+
+        // v1 in unix seconds: every guess made for it, and no v2 ones.
+        let v1 = hint(&request("1764000000", false, &other));
+        for tried in [
+            "string_to_sign with a newline after it",
+            "the version 2 string",
+            "the body itself",
+            "a timestamp up to 5 seconds either side of X-TIMESTAMP",
+            "X-TIMESTAMP's instant (2 seconds either side) written in unix milliseconds",
+        ] {
+            assert!(v1.contains(tried), "{tried}: {v1}");
+        }
+        assert!(!v1.contains("query") && !v1.contains("digest"), "{v1}");
+
+        // RFC 3339 sent: no seconds-either-side guesses were made.
+        let rfc = hint(&request("2025-11-24T16:00:00Z", false, &other));
+        assert!(
+            !rfc.contains("either side,") && !rfc.contains("up to 5"),
+            "{rfc}"
+        );
+        assert!(
+            rfc.contains("written in unix seconds or milliseconds"),
+            "{rfc}"
+        );
+
+        // v2 with a query too long for the unit guesses: they are not claimed.
+        let long_path = format!("/api/v1/sales-orders?q={}", "a".repeat(2000));
+        let mut v2 = request("1764000000", true, &other);
+        v2.path_and_query = &long_path;
+        let v2 = hint(&v2);
+        for tried in [
+            "the version 1 string",
+            "the path without its query, or with it percent-decoded",
+            "the method in lower case",
+            "of the body serialized again with other spacing",
+            "a timestamp up to 5 seconds either side of X-TIMESTAMP",
+        ] {
+            assert!(v2.contains(tried), "{tried}: {v2}");
+        }
+        assert!(!v2.contains("written in unix"), "{v2}");
     }
 
     #[test]

@@ -519,9 +519,70 @@ async fn a_body_or_query_changed_after_v2_signing_is_refused_showing_what_was_ve
     let mut request = request.build().unwrap();
     request.url_mut().set_query(Some("status=cancelled"));
     let response = app.client.execute(request).await.unwrap();
-    expect_error(response, 401, "SIGNATURE_INVALID").await;
+    let error = expect_error(response, 401, "SIGNATURE_INVALID").await;
+    // A real change is no slip of the partner's: told as another string.
+    assert_eq!(
+        error["error"]["details"][0]["mistake"]["code"], "SIGNED_OTHER_STRING",
+        "{error}"
+    );
     let listed: Value = app.get(&session, ORDERS).await.json().await.unwrap();
     assert_eq!(listed["data"], json!([]), "nothing was created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_v2_signature_without_the_query_or_over_another_body_digest_is_named_over_http() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    let now = app.now().to_string();
+    let v2 = |method: &str, path: &str, digest: &str| {
+        partner
+            .key
+            .sign(&sales_order_api::auth::signature::string_to_sign_v2(
+                "versuni-client-001",
+                &now,
+                method,
+                path,
+                digest,
+            ))
+    };
+    let send = |method: Method, path: &str, signature: String, body: Vec<u8>| {
+        app.with_headers(
+            &session,
+            method,
+            path,
+            "versuni-client-001",
+            &now,
+            Some(signature),
+        )
+        .header("X-SIGNATURE-VERSION", "2")
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+    };
+    let mistake = |error: Value| error["error"]["details"][0]["mistake"].clone();
+
+    let empty = sales_order_api::auth::signature::body_digest(b"");
+    let query = format!("{ORDERS}?status=received");
+    let response = send(Method::GET, &query, v2("GET", ORDERS, &empty), Vec::new());
+    let error = expect_error(response.await.unwrap(), 401, "SIGNATURE_INVALID").await;
+    assert_eq!(
+        mistake(error.clone())["code"],
+        "SIGNED_WITHOUT_QUERY",
+        "{error}"
+    );
+
+    let body = bytes(&order_body("PO-1"));
+    let digest = sales_order_api::auth::signature::body_digest(&body);
+    let upper = v2("POST", ORDERS, &digest.to_uppercase());
+    let response = send(Method::POST, ORDERS, upper, body);
+    let error = expect_error(response.await.unwrap(), 401, "SIGNATURE_INVALID").await;
+    let mistake = mistake(error.clone());
+    assert_eq!(mistake["code"], "SIGNED_OTHER_BODY_DIGEST", "{error}");
+    assert!(
+        mistake["hint"].as_str().unwrap().contains("upper-case hex"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
