@@ -269,7 +269,7 @@ pub async fn run(args: OrderArgs, store: &Store) -> anyhow::Result<()> {
 
 /// New columns go at the end, so an import that reads columns by position
 /// keeps working.
-const CSV_HEADER: [&str; 22] = [
+const CSV_HEADER: [&str; 23] = [
     "order_id",
     "order_number",
     "client_id",
@@ -292,6 +292,7 @@ const CSV_HEADER: [&str; 22] = [
     "notes",
     "currency",
     "version",
+    "livemode",
 ];
 
 /// Pages through the orders by position, so memory holds one page at a time.
@@ -381,6 +382,8 @@ fn write_csv<W: Write>(csv: &mut csv::Writer<W>, order: &Order) -> anyhow::Resul
             optional(&line.notes),
             order.currency.clone(),
             order.version.to_string(),
+            // With --include-sandbox, what tells a test order from a real one.
+            order.livemode.to_string(),
         ])?;
     }
     Ok(())

@@ -92,12 +92,48 @@ async fn a_sandbox_partner_gets_a_test_secret_and_its_orders_and_events_say_live
     assert_eq!(listed(&[]), ["PO-LIVE"]);
     assert_eq!(listed(&["--include-sandbox"]), ["PO-TEST", "PO-LIVE"]);
     assert_eq!(listed(&["--partner", "versuni-sandbox"]), ["PO-TEST"]);
-    let export = cli(&app.database_url, &["order", "export", "--format", "csv"]);
-    let export = String::from_utf8(export.stdout).unwrap();
-    assert!(
-        export.contains("PO-LIVE") && !export.contains("PO-TEST"),
-        "{export}"
+    let export = |args: &[&str]| -> Vec<(String, String)> {
+        let mut all = vec!["order", "export", "--format", "csv"];
+        all.extend_from_slice(args);
+        let output = cli(&app.database_url, &all).stdout;
+        let mut reader = csv::Reader::from_reader(output.as_slice());
+        let header = reader.headers().unwrap().clone();
+        let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let (po, livemode) = (column("purchase_order_no"), column("livemode"));
+        let mut orders: Vec<(String, String)> = reader
+            .records()
+            .map(|row| {
+                let row = row.unwrap();
+                (row[po].to_owned(), row[livemode].to_owned())
+            })
+            .collect();
+        orders.dedup(); // a row per order line
+        orders
+    };
+    let row = |po: &str, livemode: &str| (po.to_owned(), livemode.to_owned());
+    assert_eq!(export(&[]), [row("PO-LIVE", "true")]);
+    assert_eq!(
+        export(&["--include-sandbox"]),
+        [row("PO-LIVE", "true"), row("PO-TEST", "false")]
     );
+    assert_eq!(
+        export(&["--partner", "versuni-sandbox"]),
+        [row("PO-TEST", "false")]
+    );
+
+    // A batch from the sandbox is test data too.
+    let batch = app
+        .signed(&test_session, Method::POST, &format!("{ORDERS}/batch"))
+        .json(&json!({"orders": [order_body("PO-TEST-B1"), order_body("PO-TEST-B2")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), 200);
+    let batch: Value = batch.json().await.unwrap();
+    for item in batch["data"].as_array().unwrap() {
+        assert_eq!(item["data"]["livemode"], false, "{item}");
+    }
+    assert_eq!(listed(&[]), ["PO-LIVE"]);
     let shown = json_of(&cli(
         &app.database_url,
         &["partner", "show", "versuni-sandbox", "--json"],
@@ -203,6 +239,78 @@ async fn a_sandbox_partner_moves_its_order_by_the_operators_rules_with_its_event
         "ORDER_NOT_FOUND",
     )
     .await;
+
+    // A rejection, with its reason, event and history.
+    let rejected = move_order(
+        &app,
+        &session,
+        other,
+        &json!({"status": "rejected", "reason": "unknown site"}),
+    )
+    .await;
+    assert_eq!(rejected.status(), 200);
+    let rejected: Value = rejected.json().await.unwrap();
+    assert_eq!(rejected["data"]["status"], "rejected");
+    assert_eq!(rejected["data"]["status_reason"], "unknown site");
+    let events: Value = app
+        .get(&session, "/api/v1/events?after=3")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["data"][1]["type"], "order.rejected", "{events}");
+    assert_eq!(events["data"][1]["data"]["order"]["id"], other);
+
+    // The moves are in the order's history, as the sandbox's.
+    let history = |id: &str| -> Vec<(Value, Value, Value, Value)> {
+        let shown = json_of(&cli(&app.database_url, &["order", "show", id, "--json"]));
+        shown["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|event| {
+                let field = |name: &str| event[name].clone();
+                (
+                    field("actor_name"),
+                    field("from"),
+                    field("to"),
+                    field("reason"),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        history(id),
+        [
+            (
+                json!("versuni-sandbox"),
+                Value::Null,
+                json!("received"),
+                Value::Null
+            ),
+            (
+                json!("sandbox"),
+                json!("received"),
+                json!("accepted"),
+                Value::Null
+            ),
+            (
+                json!("sandbox"),
+                json!("accepted"),
+                json!("fulfilled"),
+                json!("delivered")
+            ),
+        ]
+    );
+    assert_eq!(
+        history(other)[1],
+        (
+            json!("sandbox"),
+            json!("received"),
+            json!("rejected"),
+            json!("unknown site")
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
