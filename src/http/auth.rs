@@ -221,9 +221,10 @@ async fn log_in(
 ///
 /// Exchanges a token, expired or not, for a new one. Each token is refreshed
 /// into exactly one new token; the old one keeps working until it expires. The
-/// same refresh sent again within 30 seconds (its answer was lost) gets the
-/// same new token; later, or once the new token was refreshed in turn, it is
-/// `TOKEN_REUSED` and every token of the login ends. Refused when the token expired more than 7 days ago, the login
+/// same refresh sent again within the refresh grace, 30 seconds by default
+/// (its answer was lost), gets the same new token; later, or once the new
+/// token was refreshed in turn, it is `TOKEN_REUSED` and every token of the
+/// login ends. Refused when the token expired more than 7 days ago, the login
 /// is older than 30 days, the secret was rotated, or the partner is disabled.
 #[utoipa::path(
     post,

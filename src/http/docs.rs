@@ -150,6 +150,15 @@ mod tests {
         assert!(page.contains("<h2>Quick start: your first order in five minutes</h2>"));
         assert!(page.contains("<table>"));
         assert!(!page.contains("<script"));
+        // How to read amounts exactly, in each language the guide serves a client for.
+        assert!(page.contains("<h2>Amounts are exact decimals</h2>"));
+        for advice in [
+            "<code>lossless-json</code>",
+            "<code>json.loads(text, parse_float=decimal.Decimal)</code>",
+            "<code>DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS</code>",
+        ] {
+            assert!(page.contains(advice), "{advice}");
+        }
     }
 
     #[test]
