@@ -253,11 +253,11 @@ async fn a_received_order_is_amended_in_place_with_its_event_and_a_history_of_wh
         String::from_utf8(cli(&app.database_url, &["order", "export", "--format", "csv"]).stdout)
             .unwrap();
     let header = export.lines().next().unwrap();
-    assert!(header.ends_with(",currency,version"), "{header}");
+    assert!(header.ends_with(",currency,version,livemode"), "{header}");
     assert!(
         export
             .lines()
-            .any(|line| line.contains("PRD-010") && line.ends_with(",USD,2")),
+            .any(|line| line.contains("PRD-010") && line.ends_with(",USD,2,true")),
         "{export}"
     );
 }
