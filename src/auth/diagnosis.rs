@@ -33,6 +33,8 @@ const MAX_RESPACED_BODY: usize = 64 * 1024;
 /// a client that reads the clock twice, once to sign and once for the
 /// header, is usually off by one or two.
 const TIMESTAMP_SLIP: i64 = 5;
+/// Seconds either side of the instant sent that the unit guesses cover.
+const UNIT_GUESS_NEAR: i64 = 2;
 
 impl Mistake {
     fn new(code: &'static str, hint: impl Into<String>) -> Self {
@@ -181,16 +183,23 @@ fn ruled_out(request: &SignedRequest<'_>, expected: &str) -> Vec<String> {
             );
         }
         tried.push("string_to_sign with the method in lower case".to_owned());
-        let respaced = if request.body.len() <= MAX_RESPACED_BODY
+        // As `other_body_digests` makes them.
+        let mut digests = vec!["in upper-case hex or base64"];
+        if !request.body.is_empty() {
+            digests.push("of an empty body");
+            digests.push("of the body with a newline after it");
+        }
+        // An empty body has no other spacing.
+        if !request.body.is_empty()
+            && request.body.len() <= MAX_RESPACED_BODY
             && std::str::from_utf8(request.body).is_ok()
         {
-            ", or of the body serialized again with other spacing"
-        } else {
-            ""
-        };
+            digests.push("of the body without spaces and line breaks");
+            digests.push("of the body with a space after each `,` and `:`");
+        }
         tried.push(format!(
-            "string_to_sign with the body digest in upper-case hex or base64, of an empty body, \
-             of the body with a newline after it{respaced}"
+            "string_to_sign with the body digest {}",
+            digests.join(", ")
         ));
     }
     if !slipped_timestamps(request.timestamp).is_empty() {
@@ -206,7 +215,8 @@ fn ruled_out(request: &SignedRequest<'_>, expected: &str) -> Vec<String> {
         };
         if !timestamps_in_other_units(request.timestamp).is_empty() {
             tried.push(format!(
-                "string_to_sign with X-TIMESTAMP's instant (2 seconds either side) written in {units}"
+                "string_to_sign with X-TIMESTAMP's instant ({UNIT_GUESS_NEAR} seconds either side) \
+                 written in {units}"
             ));
         }
     }
@@ -516,10 +526,11 @@ fn slipped_timestamps(sent: &str) -> Vec<String> {
 /// milliseconds (every one of those seconds) for seconds sent, and both for
 /// RFC 3339 sent.
 fn timestamps_in_other_units(sent: &str) -> Vec<(String, &'static str)> {
-    const NEAR: i64 = 2;
-    let seconds = |at: i64| (at - NEAR..=at + NEAR).map(|s| (s.to_string(), "unix seconds"));
+    let seconds = |at: i64| {
+        (at - UNIT_GUESS_NEAR..=at + UNIT_GUESS_NEAR).map(|s| (s.to_string(), "unix seconds"))
+    };
     let milliseconds = |at: i64| {
-        (at - NEAR..=at + NEAR).flat_map(|s| {
+        (at - UNIT_GUESS_NEAR..=at + UNIT_GUESS_NEAR).flat_map(|s| {
             (0..1000).map(move |ms| ((s * 1000 + ms).to_string(), "unix milliseconds"))
         })
     };
@@ -635,10 +646,7 @@ mod tests {
 
         // RFC 3339 sent: no seconds-either-side guesses were made.
         let rfc = hint(&request("2025-11-24T16:00:00Z", false, &other));
-        assert!(
-            !rfc.contains("either side,") && !rfc.contains("up to 5"),
-            "{rfc}"
-        );
+        assert!(!rfc.contains("up to 5 seconds"), "{rfc}");
         assert!(
             rfc.contains("written in unix seconds or milliseconds"),
             "{rfc}"
@@ -653,12 +661,27 @@ mod tests {
             "the version 1 string",
             "the path without its query, or with it percent-decoded",
             "the method in lower case",
-            "of the body serialized again with other spacing",
+            "of the body without spaces and line breaks, of the body with a space after each",
             "a timestamp up to 5 seconds either side of X-TIMESTAMP",
         ] {
             assert!(v2.contains(tried), "{tried}: {v2}");
         }
         assert!(!v2.contains("written in unix"), "{v2}");
+
+        // A v2 GET has no body: only the digest guesses made for one are claimed.
+        let mut get = request("1764000000", true, &other);
+        (get.method, get.body) = ("GET", b"");
+        let get = hint(&get);
+        assert!(
+            get.contains("the body digest in upper-case hex or base64;"),
+            "{get}"
+        );
+        assert!(
+            !get.contains("the body with a newline")
+                && !get.contains("an empty body")
+                && !get.contains("the body itself"),
+            "{get}"
+        );
     }
 
     #[test]

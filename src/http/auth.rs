@@ -224,8 +224,9 @@ async fn log_in(
 /// same refresh sent again within the refresh grace, 30 seconds by default
 /// (its answer was lost), gets the same new token; later, or once the new
 /// token was refreshed in turn, it is `TOKEN_REUSED` and every token of the
-/// login ends. Refused when the token expired more than 7 days ago, the login
-/// is older than 30 days, the secret was rotated, or the partner is disabled.
+/// login ends. Refused when the token expired longer ago than the refresh
+/// window (7 days by default), the login is older than the absolute lifetime
+/// (30 days by default), the secret was rotated, or the partner is disabled.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/refresh",

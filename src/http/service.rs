@@ -36,7 +36,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The example clients of `examples/`, built into the binary so that a
 /// partner who has only the `/docs` page can download and run one.
-const EXAMPLES: [(&str, &str, &str); 8] = [
+const EXAMPLES: [(&str, &str, &str); 9] = [
     (
         "client.sh",
         "text/x-shellscript",
@@ -76,6 +76,11 @@ const EXAMPLES: [(&str, &str, &str); 8] = [
         "package.json",
         "application/json",
         include_str!("../../examples/node/package.json"),
+    ),
+    (
+        "package-lock.json",
+        "application/json",
+        include_str!("../../examples/node/package-lock.json"),
     ),
 ];
 

@@ -130,6 +130,7 @@ async fn a_sandbox_partner_gets_a_test_secret_and_its_orders_and_events_say_live
         .unwrap();
     assert_eq!(batch.status(), 200);
     let batch: Value = batch.json().await.unwrap();
+    assert_eq!(batch["data"].as_array().unwrap().len(), 2, "{batch}");
     for item in batch["data"].as_array().unwrap() {
         assert_eq!(item["data"]["livemode"], false, "{item}");
     }

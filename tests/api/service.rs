@@ -142,6 +142,8 @@ async fn the_docs_pages_load_their_scripts_from_this_server_only() {
     );
     let guide = app.client.get(app.url("/docs/guide")).send().await.unwrap();
     assert_eq!(guide.status(), 200);
+    let policy = &guide.headers()["content-security-policy"];
+    assert!(policy.to_str().unwrap().starts_with("default-src 'self';"));
     let guide = guide.text().await.unwrap();
     assert!(guide.contains("Quick start") && !guide.contains("<script"));
 }
@@ -344,6 +346,7 @@ async fn the_example_clients_the_guide_links_to_are_served_as_they_are_in_exampl
         ("webhook_receiver.py", "examples/python/webhook_receiver.py"),
         ("webhook-receiver.mjs", "examples/node/webhook-receiver.mjs"),
         ("package.json", "examples/node/package.json"),
+        ("package-lock.json", "examples/node/package-lock.json"),
     ] {
         assert!(
             guide.contains(&format!("(/examples/{file})")),
