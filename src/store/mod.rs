@@ -465,6 +465,14 @@ impl Store {
         shared!(self, store => store.purge_attempts(before).await)
     }
 
+    pub fn endpoints_generation(&self) -> u64 {
+        shared!(self, store => store.endpoints_generation())
+    }
+
+    pub async fn any_enabled_endpoint(&self) -> Result<bool, StoreError> {
+        shared!(self, store => store.any_enabled_endpoint().await)
+    }
+
     /// Whether any event committed since the last call returned (see [`Wakeups::changed`]).
     pub fn any_event(&self) -> AnyEvent {
         shared!(self, store => store.any_event())

@@ -49,6 +49,12 @@ impl<D: Dialect> SqlStore<D> {
         }
     }
 
+    /// Moves when an endpoint is registered or enabled through this
+    /// instance (see [`Wakeups::endpoints_changed`]).
+    pub fn endpoints_generation(&self) -> u64 {
+        self.wakeups.endpoints_generation()
+    }
+
     /// Starts watching every partner's events (see [`Wakeups`]).
     pub fn any_event(&self) -> AnyEvent {
         self.wakeups.any_event()

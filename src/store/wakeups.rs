@@ -12,6 +12,7 @@
 //! `NOTIFY` ([`super::postgres`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -23,6 +24,10 @@ pub struct Wakeups {
     waiting: Mutex<HashMap<ClientId, watch::Sender<()>>>,
     /// Any partner's events: what the webhook dispatcher waits for.
     any: watch::Sender<()>,
+    /// Endpoints registered or enabled through this instance, counted: the
+    /// dispatcher, which stops looking while no endpoint is enabled, looks
+    /// again when this moves.
+    endpoints: AtomicU64,
 }
 
 impl Default for Wakeups {
@@ -30,6 +35,7 @@ impl Default for Wakeups {
         Self {
             waiting: Mutex::default(),
             any: watch::channel(()).0,
+            endpoints: AtomicU64::new(0),
         }
     }
 }
@@ -55,6 +61,17 @@ impl Wakeups {
         if let Some(sender) = self.lock().get(client_id) {
             sender.send_replace(());
         }
+    }
+
+    /// An endpoint was registered or enabled: wakes the dispatcher to look.
+    pub fn endpoints_changed(&self) {
+        self.endpoints.fetch_add(1, Ordering::Release);
+        self.any.send_replace(());
+    }
+
+    /// How many times [`Self::endpoints_changed`] was called.
+    pub fn endpoints_generation(&self) -> u64 {
+        self.endpoints.load(Ordering::Acquire)
     }
 
     /// Watches every partner's events at once.

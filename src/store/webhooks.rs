@@ -162,6 +162,7 @@ impl<D: Dialect> SqlStore<D> {
         .execute(D::on(&mut tx))
         .await?;
         D::commit(tx).await?;
+        self.wakeups.endpoints_changed();
         self.endpoint(Some(endpoint.client_id), endpoint.id).await
     }
 
@@ -255,7 +256,20 @@ impl<D: Dialect> SqlStore<D> {
             .execute(D::pool(&self.writer))
             .await?
             .rows_affected();
+        if enabled && changed > 0 {
+            self.wakeups.endpoints_changed();
+        }
         Ok(changed > 0)
+    }
+
+    /// Whether any endpoint, of any partner, is enabled: with none, there is
+    /// nothing to dispatch or deliver.
+    pub async fn any_enabled_endpoint(&self) -> StoreResult<bool> {
+        let row =
+            sqlx::query::<D>("SELECT 1 AS enabled FROM webhook_endpoints WHERE enabled LIMIT 1")
+                .fetch_optional(D::pool(&self.reader))
+                .await?;
+        Ok(row.is_some())
     }
 
     /// Queues `payload` as event `event_id` for one endpoint, due now.

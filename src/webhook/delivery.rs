@@ -70,6 +70,32 @@ struct Worker {
     outcomes: mpsc::UnboundedSender<Outcome>,
 }
 
+/// While no endpoint is enabled anywhere there is nothing to dispatch or
+/// send: a round is then one query, and rounds woken by events (hundreds a
+/// second under load) are skipped until [`POLL`] has passed since it was
+/// found none, or an endpoint was registered or enabled through this
+/// instance (the store's endpoints generation moved). An endpoint enabled
+/// elsewhere (another instance, the operator's command) is seen within POLL.
+#[derive(Debug, Default)]
+struct NoneEnabled(Option<(Instant, u64)>);
+
+impl NoneEnabled {
+    fn worth_a_look(&self, generation: u64, now: Instant) -> bool {
+        match self.0 {
+            Some((since, seen)) => seen != generation || now.duration_since(since) >= POLL,
+            None => true,
+        }
+    }
+
+    fn found(&mut self, generation: u64, at: Instant) {
+        self.0 = Some((at, generation));
+    }
+
+    fn forget(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// Attempts in flight, counted per endpoint and per partner; an entry goes
 /// with its last attempt.
 #[derive(Default)]
@@ -174,18 +200,21 @@ impl Drop for AbortOnDrop {
 impl Worker {
     async fn run(self: Arc<Self>) {
         let mut events = self.store.any_event();
+        let mut none_enabled = NoneEnabled::default();
         loop {
-            let now = self.clock.now();
-            if let Err(error) = self
-                .store
-                .dispatch(now, DISPATCH_ENDPOINTS, DISPATCH_EVENTS)
-                .await
-            {
-                tracing::warn!(%error, "queueing webhook deliveries failed");
-            }
-            // Now again: the lease must not count the dispatch's time.
-            if let Err(error) = self.claim_and_send(self.clock.now()).await {
-                tracing::warn!(%error, "claiming webhook deliveries failed");
+            let generation = self.store.endpoints_generation();
+            if none_enabled.worth_a_look(generation, Instant::now()) {
+                match self.store.any_enabled_endpoint().await {
+                    Ok(true) => {
+                        none_enabled.forget();
+                        self.round().await;
+                    }
+                    Ok(false) => none_enabled.found(generation, Instant::now()),
+                    Err(error) => {
+                        tracing::warn!(%error, "looking for webhook endpoints failed");
+                        none_enabled.forget();
+                    }
+                }
             }
             tokio::select! {
                 // Under load events commit hundreds of times a second: a
@@ -194,6 +223,22 @@ impl Worker {
                 () = self.finished.notified() => {}
                 () = tokio::time::sleep(POLL) => {}
             }
+        }
+    }
+
+    /// Queues the events endpoints are behind on, then sends what is due.
+    async fn round(self: &Arc<Self>) {
+        let now = self.clock.now();
+        if let Err(error) = self
+            .store
+            .dispatch(now, DISPATCH_ENDPOINTS, DISPATCH_EVENTS)
+            .await
+        {
+            tracing::warn!(%error, "queueing webhook deliveries failed");
+        }
+        // Now again: the lease must not count the dispatch's time.
+        if let Err(error) = self.claim_and_send(self.clock.now()).await {
+            tracing::warn!(%error, "claiming webhook deliveries failed");
         }
     }
 
@@ -398,4 +443,23 @@ impl Worker {
 fn jitter() -> f64 {
     let [byte] = random_bytes::<1>();
     f64::from(byte) / 127.5 - 1.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_no_endpoint_enabled_the_worker_looks_again_only_after_poll_or_a_new_endpoint() {
+        let start = Instant::now();
+        let mut none = NoneEnabled::default();
+        assert!(none.worth_a_look(7, start), "nothing known yet");
+        none.found(7, start);
+        let soon = start + POLL / 2;
+        assert!(!none.worth_a_look(7, soon), "events alone wake no look");
+        assert!(none.worth_a_look(8, soon), "an endpoint registered here");
+        assert!(none.worth_a_look(7, start + POLL), "POLL passed");
+        none.forget();
+        assert!(none.worth_a_look(7, soon), "endpoints were found");
+    }
 }

@@ -189,7 +189,10 @@ async fn an_event_is_delivered_signed_with_the_endpoints_secret_as_standard_webh
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
     let session = app.session(&partner).await;
     let receiver = Receiver::start(&[]).await;
+    let generation = app.state.store.endpoints_generation();
     let created = endpoint(&app, &session, &receiver.url()).await;
+    // The worker, idle while no endpoint was enabled, is told to look again.
+    assert_eq!(app.state.store.endpoints_generation(), generation + 1);
     let secret = created["secret"].as_str().unwrap();
     assert!(secret.starts_with("whsec_"), "{created}");
     assert_eq!(created["enabled"], true);
