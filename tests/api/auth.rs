@@ -212,11 +212,8 @@ async fn refresh_is_refused_for_a_disabled_partner() {
     expect_error(app.refresh(&session.token).await, 401, "PARTNER_DISABLED").await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn refresh_and_api_calls_are_refused_after_the_secret_was_rotated() {
-    let app = TestApp::spawn().await;
-    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
-    let session = app.session(&partner).await;
+/// Gives `partner` a new client secret, as `partner rotate-secret` does.
+async fn rotate_secret(app: &TestApp, partner: &Partner) {
     let new_hash =
         sales_order_api::auth::secret::hash(&sales_order_api::config::Secret::new("new")).unwrap();
     app.state
@@ -224,6 +221,14 @@ async fn refresh_and_api_calls_are_refused_after_the_secret_was_rotated() {
         .rotate_secret(&partner.id(), &new_hash, app.time())
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_and_api_calls_are_refused_after_the_secret_was_rotated() {
+    let app = TestApp::spawn().await;
+    let partner = app.register("versuni-client-001", TestKey::vectors()).await;
+    let session = app.session(&partner).await;
+    rotate_secret(&app, &partner).await;
     expect_error(
         app.get(&session, "/api/v1/sales-orders").await,
         401,
@@ -374,13 +379,7 @@ async fn a_lost_refresh_repeated_after_the_secret_was_rotated_is_refused_not_ans
     let partner = app.register("versuni-client-001", TestKey::vectors()).await;
     let first = app.session(&partner).await;
     assert_eq!(app.refresh(&first.token).await.status(), 200);
-    let new_hash =
-        sales_order_api::auth::secret::hash(&sales_order_api::config::Secret::new("new")).unwrap();
-    app.state
-        .store
-        .rotate_secret(&partner.id(), &new_hash, app.time())
-        .await
-        .unwrap();
+    rotate_secret(&app, &partner).await;
     app.advance_clock(Duration::from_secs(5));
     expect_error(app.refresh(&first.token).await, 401, "TOKEN_REVOKED").await;
 }
