@@ -48,6 +48,21 @@ pub fn new_event_id() -> String {
     time_ordered_id("evt_")
 }
 
+/// An order's `order.created` event: the order's id with `evt_` in place of
+/// `so_`, so the event is found from its order (its first change stores the
+/// snapshot there, see `store::feed`) and the order from its event. It
+/// begins with the order's time, like every event id.
+pub fn created_event_id(order_id: &str) -> String {
+    format!("evt_{}", order_id.strip_prefix("so_").unwrap_or(order_id))
+}
+
+/// The order whose `order.created` event is `event_id`.
+pub fn created_order_id(event_id: &str) -> Option<String> {
+    event_id
+        .strip_prefix("evt_")
+        .map(|rest| format!("so_{rest}"))
+}
+
 pub fn new_endpoint_id() -> String {
     random_id("we_")
 }
@@ -97,6 +112,22 @@ mod tests {
         assert!(id.as_str() >= event_id_bound(now).as_str());
         assert!(id < event_id_bound(now + time::Duration::seconds(1)));
         assert!(event_id_bound(now - time::Duration::days(31)) < event_id_bound(now));
+    }
+
+    #[test]
+    fn an_orders_creation_event_and_the_order_name_each_other() {
+        let order = new_order_id();
+        let event = created_event_id(&order);
+        assert!(
+            event.starts_with("evt_") && event.len() == 4 + 12 + 20,
+            "{event}"
+        );
+        assert_eq!(created_order_id(&event).as_deref(), Some(order.as_str()));
+        // Purged with the events of its time.
+        assert!(
+            event < event_id_bound(time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
+        );
+        assert_eq!(created_order_id("so_123"), None);
     }
 
     #[test]

@@ -8,18 +8,27 @@
 //! them on unused: 1, 2, 3, … without a gap. The row is taken last, just
 //! before COMMIT, so it is held as briefly as possible; partners never wait
 //! for each other. On SQLite the one writer gives the same order.
+//!
+//! Snapshots: an event carries its order as it was right after the change.
+//! An `order.created` event is written without it, because the order's own
+//! rows hold it until the order first changes (version 1): its id is the
+//! order's (`evt_` in place of `so_`), readers load the order, and the first
+//! change of an order stores the creation snapshot in its transaction
+//! ([`keep_creation`]) before moving the version on. Order intake is the hot
+//! path: the snapshot roughly doubled what a create writes (BENCHMARKS.md).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use sqlx::{AssertSqlSafe, Executor, Transaction};
+use sqlx::{AssertSqlSafe, Transaction};
 use time::OffsetDateTime;
 
 use super::bulk;
 use super::dialect::{Bind, Dialect};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
+use super::orders::orders_by_ids;
 use super::sql::SqlStore;
 use crate::domain::event::EventData;
 use crate::domain::{ClientId, Event, EventType, Order, ids};
@@ -151,17 +160,22 @@ struct EventRow<'a> {
     sequence: i64,
     r#type: &'static str,
     created_at: String,
-    data: Box<RawValue>,
+    /// `None` (SQL `NULL`) for an `order.created` event: see the module doc.
+    data: Option<Box<RawValue>>,
 }
 
 impl<'a> EventRow<'a> {
     fn new(event: &NewEvent<'a>, sequence: i64) -> StoreResult<Self> {
-        // Nested in the rows' JSON as it is, not as a string: no escaping,
-        // and the databases read it back as the same (minified) text.
-        let data = serde_json::value::to_raw_value(&EventData { order: event.order })
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        let (id, data) = if event.kind == EventType::OrderCreated {
+            (ids::created_event_id(&event.order.id), None)
+        } else {
+            // Nested in the rows' JSON as it is, not as a string: no
+            // escaping, and the databases read it back as the same
+            // (minified) text.
+            (ids::new_event_id(), Some(snapshot(event.order)?))
+        };
         Ok(Self {
-            id: ids::new_event_id(),
+            id,
             client_id: event.client_id.as_str(),
             sequence,
             r#type: event.kind.as_str(),
@@ -169,6 +183,32 @@ impl<'a> EventRow<'a> {
             data,
         })
     }
+}
+
+/// An event's `data`: `{"order": …}`.
+fn snapshot(order: &Order) -> StoreResult<Box<RawValue>> {
+    serde_json::value::to_raw_value(&EventData { order })
+        .map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+/// Stores the `order.created` snapshot of `order`, read in `tx` before its
+/// first change (version 1), in the transaction that makes that change: from
+/// then on the order's rows no longer hold it. Later changes, and orders
+/// whose creation event was purged or written with its snapshot, change
+/// nothing.
+pub async fn keep_creation<D: Dialect>(
+    tx: &mut Transaction<'_, D>,
+    order: &Order,
+) -> StoreResult<()> {
+    if order.version != 1 {
+        return Ok(());
+    }
+    sqlx::query::<D>("UPDATE order_events SET data = $1 WHERE id = $2 AND data IS NULL")
+        .arg(snapshot(order)?.get())
+        .arg(ids::created_event_id(&order.id))
+        .execute(D::on(tx))
+        .await?;
+    Ok(())
 }
 
 impl<D: Dialect> SqlStore<D> {
@@ -179,11 +219,13 @@ impl<D: Dialect> SqlStore<D> {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>> {
-        events_after(D::pool(&self.reader), client_id, after, limit).await
+        let mut reader = self.reader.acquire().await?;
+        events_after::<D>(&mut reader, client_id, after, limit).await
     }
 
     /// One of the partner's events, by id.
     pub async fn event(&self, client_id: &ClientId, id: &str) -> StoreResult<Option<Event>> {
+        let mut reader = self.reader.acquire().await?;
         let row = sqlx::query::<D>(
             "SELECT e.id, e.sequence, e.type, e.created_at, e.data, p.sandbox
              FROM order_events e JOIN partners p ON p.client_id = e.client_id
@@ -191,9 +233,11 @@ impl<D: Dialect> SqlStore<D> {
         )
         .arg(client_id)
         .arg(id)
-        .fetch_optional(D::pool(&self.reader))
+        .fetch_optional(D::on(&mut reader))
         .await?;
-        row.as_ref().map(event_from_row::<D>).transpose()
+        let stored = row.as_ref().map(stored_from_row::<D>).transpose()?;
+        let mut events = with_snapshots::<D>(&mut reader, stored.into_iter().collect()).await?;
+        Ok(events.pop())
     }
 
     /// Forgets events made before `before`. Numbering goes on where it was.
@@ -211,10 +255,10 @@ impl<D: Dialect> SqlStore<D> {
 }
 
 /// The partner's events numbered above `after`, oldest first, at most
-/// `limit`, read on `executor`: a pool, or (for the webhook dispatcher) the
-/// transaction that moves a cursor over them.
-pub(super) async fn events_after<'c, D: Dialect>(
-    executor: impl Executor<'c, Database = D>,
+/// `limit`, read on `connection`: a reader's, or (for the webhook
+/// dispatcher) the transaction that moves a cursor over them.
+pub(super) async fn events_after<D: Dialect>(
+    connection: &mut D::Connection,
     client_id: &ClientId,
     after: i64,
     limit: u32,
@@ -227,30 +271,162 @@ pub(super) async fn events_after<'c, D: Dialect>(
     .arg(client_id)
     .arg(after)
     .arg(i64::from(limit))
-    .fetch_all(executor)
+    .fetch_all(D::on(connection))
     .await?;
-    rows.iter().map(event_from_row::<D>).collect()
+    let stored = rows
+        .iter()
+        .map(stored_from_row::<D>)
+        .collect::<StoreResult<_>>()?;
+    with_snapshots::<D>(connection, stored).await
 }
 
-fn event_from_row<D: Dialect>(row: &D::Row) -> StoreResult<Event> {
+/// An event as its row holds it: `data` is `None` for an `order.created`
+/// event whose order has not changed yet.
+struct StoredEvent {
+    event: Event,
+    data: Option<String>,
+}
+
+fn stored_from_row<D: Dialect>(row: &D::Row) -> StoreResult<StoredEvent> {
     let kind: &str = D::get(row, "type")?;
-    let data: String = D::get(row, "data")?;
-    Ok(Event {
-        id: D::get(row, "id")?,
-        kind: EventType::parse(kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("bad event type {kind:?}")))?,
-        sequence: D::get(row, "sequence")?,
-        created_at: D::get::<Timestamp>(row, "created_at")?.rfc3339(),
-        // The partner's mode: a partner is created live or sandbox, never moved.
-        livemode: !D::get::<bool>(row, "sandbox")?,
-        data: RawValue::from_string(data)
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+    Ok(StoredEvent {
+        event: Event {
+            id: D::get(row, "id")?,
+            kind: EventType::parse(kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad event type {kind:?}")))?,
+            sequence: D::get(row, "sequence")?,
+            created_at: D::get::<Timestamp>(row, "created_at")?.rfc3339(),
+            // The partner's mode: a partner is created live or sandbox, never moved.
+            livemode: !D::get::<bool>(row, "sandbox")?,
+            data: Box::default(),
+        },
+        data: D::get(row, "data")?,
     })
+}
+
+/// Completes `stored` with their snapshots, loading in one go the orders
+/// whose creation snapshot their rows still hold (see the module doc).
+async fn with_snapshots<D: Dialect>(
+    connection: &mut D::Connection,
+    stored: Vec<StoredEvent>,
+) -> StoreResult<Vec<Event>> {
+    let unchanged: Vec<String> = stored
+        .iter()
+        .filter(|stored| stored.data.is_none())
+        .map(|stored| order_id(&stored.event.id))
+        .collect::<StoreResult<_>>()?;
+    let mut orders: HashMap<String, Order> = if unchanged.is_empty() {
+        HashMap::new()
+    } else {
+        orders_by_ids::<D>(connection, &unchanged)
+            .await?
+            .into_iter()
+            .map(|order| (order.id.clone(), order))
+            .collect()
+    };
+    let mut events = Vec::with_capacity(stored.len());
+    for StoredEvent { mut event, data } in stored {
+        event.data = match data {
+            Some(data) => RawValue::from_string(data)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+            None => match orders.remove(&order_id(&event.id)?) {
+                Some(order) if order.version == 1 => snapshot(&order)?,
+                // Changed between the two reads: the change stored the
+                // snapshot in the transaction that moved the version on.
+                _ => stored_snapshot::<D>(connection, &event.id).await?,
+            },
+        };
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// The snapshot stored in event `id`'s row.
+async fn stored_snapshot<D: Dialect>(
+    connection: &mut D::Connection,
+    id: &str,
+) -> StoreResult<Box<RawValue>> {
+    let data: Option<String> = sqlx::query::<D>("SELECT data FROM order_events WHERE id = $1")
+        .arg(id)
+        .fetch_optional(D::on(connection))
+        .await?
+        .map(|row| D::get::<Option<String>>(&row, "data"))
+        .transpose()?
+        .flatten();
+    let data = data.ok_or_else(|| {
+        StoreError::Corrupt(format!("event {id} holds no snapshot and its order none"))
+    })?;
+    RawValue::from_string(data).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+/// The order an `order.created` event stored without its snapshot is about.
+fn order_id(event_id: &str) -> StoreResult<String> {
+    ids::created_order_id(event_id)
+        .ok_or_else(|| StoreError::Corrupt(format!("bad creation event id {event_id:?}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Actor, NewOrder, OrderStatus};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{InsertOrder, OrderRef, PendingOrder, StatusChange, Transition};
+
+    #[tokio::test]
+    async fn a_creation_read_before_the_orders_first_change_and_completed_after_it_shows_the_order_as_created()
+     {
+        let (_dir, store) = SqliteStore::with_partner_p().await;
+        let client_id = ClientId::parse("p").unwrap();
+        let pending = PendingOrder::new(
+            &client_id,
+            NewOrder::example(Some("PO-1")),
+            None,
+            OffsetDateTime::now_utc(),
+        );
+        let Ok(InsertOrder::Created(created)) = store.insert_order(pending).await else {
+            panic!("the order is created");
+        };
+        let mut reader = store.sql.reader.acquire().await.unwrap();
+        let rows = sqlx::query::<sqlx::Sqlite>(
+            "SELECT e.id, e.sequence, e.type, e.created_at, e.data, p.sandbox
+             FROM order_events e JOIN partners p ON p.client_id = e.client_id",
+        )
+        .fetch_all(&mut *reader)
+        .await
+        .unwrap();
+        let stale: Vec<StoredEvent> = rows
+            .iter()
+            .map(stored_from_row::<sqlx::Sqlite>)
+            .collect::<StoreResult<_>>()
+            .unwrap();
+        assert!(stale[0].data.is_none(), "a creation stores no snapshot");
+
+        let change = StatusChange {
+            to: OrderStatus::Accepted,
+            reason: None,
+            actor: Actor::Operator,
+            actor_name: "ops",
+            if_version: None,
+        };
+        let moved = store
+            .sql
+            .change_status(
+                OrderRef::operator(&created.id),
+                change,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(moved, Transition::Changed(_)));
+
+        // The order is at version 2 now: its creation comes from the row the change wrote.
+        let events = with_snapshots::<sqlx::Sqlite>(&mut reader, stale)
+            .await
+            .unwrap();
+        let expected = snapshot(&created).unwrap();
+        assert_eq!(events[0].data.get(), expected.get());
+        assert_eq!(events[0].id, ids::created_event_id(&created.id));
+    }
 
     #[test]
     fn postgres_numbers_events_and_announces_them_on_the_channel_the_instances_listen_to() {

@@ -97,6 +97,7 @@ impl<D: Dialect> SqlStore<D> {
         {
             return Ok(Amend::DuplicatePurchaseOrder { existing_id });
         }
+        feed::keep_creation(&mut tx, &current).await?;
         sqlx::query::<D>(
             "UPDATE sales_orders SET customer_code = $1, site_code = $2, sales_name = $3,
                  address = $4, purchase_order_no = $5, currency = $6, total_amount = $7,

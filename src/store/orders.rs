@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Transaction};
+use sqlx::{Executor, QueryBuilder, Transaction};
 use time::OffsetDateTime;
 
 use super::bulk::{self, insert_json_rows};
@@ -211,6 +211,7 @@ impl<D: Dialect> SqlStore<D> {
         if !current.can_move_to(change.to) {
             return Ok(Transition::Refused { current });
         }
+        feed::keep_creation(&mut tx, &order).await?;
         order.status = change.to;
         order.status_reason = change.reason.map(str::to_owned);
         order.updated_at = at.rfc3339();
@@ -290,33 +291,57 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Turns order rows into orders, loading all their lines in one query.
     async fn with_lines(&self, rows: Vec<D::Row>) -> StoreResult<Vec<Order>> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let seqs: Vec<i64> = rows
-            .iter()
-            .map(|row| D::get(row, "seq"))
-            .collect::<Result<_, _>>()?;
-        let mut select =
-            QueryBuilder::<D>::new("SELECT * FROM sales_order_lines WHERE order_seq IN (");
-        let mut separated = select.separated(", ");
-        for seq in &seqs {
-            separated.arg(*seq);
-        }
-        select.push(") ORDER BY order_seq, line_no");
-        let line_rows = select.build().fetch_all(D::pool(&self.reader)).await?;
-        let mut lines: HashMap<i64, Vec<OrderLine>> = HashMap::new();
-        for row in &line_rows {
-            lines
-                .entry(D::get(row, "order_seq")?)
-                .or_default()
-                .push(line_from_row::<D>(row)?);
-        }
-        rows.iter()
-            .zip(seqs)
-            .map(|(row, seq)| order_from_row::<D>(row, seq, lines.remove(&seq).unwrap_or_default()))
-            .collect()
+        with_lines(D::pool(&self.reader), rows).await
     }
+}
+
+/// The orders with these ids that exist, in no particular order, read on
+/// `connection`.
+pub(super) async fn orders_by_ids<D: Dialect>(
+    connection: &mut D::Connection,
+    ids: &[String],
+) -> StoreResult<Vec<Order>> {
+    let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_orders WHERE id IN (");
+    let mut separated = select.separated(", ");
+    for id in ids {
+        separated.arg(id.as_str());
+    }
+    select.push(")");
+    let rows = select.build().fetch_all(D::on(connection)).await?;
+    with_lines(D::on(connection), rows).await
+}
+
+/// Turns order rows into orders, loading all their lines in one query on
+/// `executor`.
+async fn with_lines<'c, D: Dialect>(
+    executor: impl Executor<'c, Database = D>,
+    rows: Vec<D::Row>,
+) -> StoreResult<Vec<Order>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let seqs: Vec<i64> = rows
+        .iter()
+        .map(|row| D::get(row, "seq"))
+        .collect::<Result<_, _>>()?;
+    let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_order_lines WHERE order_seq IN (");
+    let mut separated = select.separated(", ");
+    for seq in &seqs {
+        separated.arg(*seq);
+    }
+    select.push(") ORDER BY order_seq, line_no");
+    let line_rows = select.build().fetch_all(executor).await?;
+    let mut lines: HashMap<i64, Vec<OrderLine>> = HashMap::new();
+    for row in &line_rows {
+        lines
+            .entry(D::get(row, "order_seq")?)
+            .or_default()
+            .push(line_from_row::<D>(row)?);
+    }
+    rows.iter()
+        .zip(seqs)
+        .map(|(row, seq)| order_from_row::<D>(row, seq, lines.remove(&seq).unwrap_or_default()))
+        .collect()
 }
 
 /// The order `target` with its position, locked in `tx` until it ends:

@@ -351,7 +351,7 @@ impl<D: Dialect> SqlStore<D> {
             let types = parse_types(D::get(row, "types")?)?;
             let after: i64 = D::get(row, "last_sequence")?;
             let client_id = ClientId::parse(&client_id).map_err(StoreError::Corrupt)?;
-            let events = events_after(D::on(&mut tx), &client_id, after, per_endpoint).await?;
+            let events = events_after::<D>(&mut tx, &client_id, after, per_endpoint).await?;
             // None left (purged while the endpoint was disabled): the cursor
             // moves to the partner's latest, or this endpoint would look
             // behind for ever.

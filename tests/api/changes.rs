@@ -204,6 +204,19 @@ async fn a_received_order_is_amended_in_place_with_its_event_and_a_history_of_wh
     assert_eq!(types, ["order.created", "order.amended"]);
     assert_eq!(feed[1]["sequence"], 2);
     assert_eq!(feed[1]["data"]["order"], amended);
+    // The creation still shows the order as created, with its first lines
+    // (kept by the amendment: the created event stores no snapshot of its own).
+    assert_eq!(feed[0]["data"]["order"], order);
+    let one = app
+        .get(
+            &session,
+            &format!("/api/v1/events/{}", feed[0]["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(
+        one.json::<Value>().await.unwrap()["data"]["data"]["order"],
+        order
+    );
 
     // The old number is free again; the new one is held.
     created(app.create_order(&session, &order_body("PO-1")).await).await;

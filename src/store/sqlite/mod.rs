@@ -479,6 +479,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn events_written_with_their_snapshots_read_back_the_same_after_creations_stopped_storing_them()
+     {
+        use crate::domain::{ClientId, NewOrder};
+        use crate::store::PendingOrder;
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let pool = migrated_below(&url, "0012").await;
+        let data = r#"{"order":{"id":"so_1","status":"received"}}"#;
+        for statement in [
+            "INSERT INTO partners (client_id, name, secret_hash, created_at, updated_at) VALUES ('p', 'P', '-', '2025-11-24T16:00:00.000Z', '2025-11-24T16:00:00.000Z')",
+            "INSERT INTO event_sequences (client_id, last) VALUES ('p', 1)",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::query("INSERT INTO order_events (id, client_id, sequence, type, created_at, data) VALUES ('evt_1', 'p', 1, 'order.created', '2025-11-24T16:00:00.000Z', ?)")
+            .bind(data)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        store.migrate().await.unwrap();
+
+        let p = ClientId::parse("p").unwrap();
+        let pending = PendingOrder::new(
+            &p,
+            NewOrder::example(Some("PO-2")),
+            None,
+            time::OffsetDateTime::now_utc(),
+        );
+        store.insert_order(pending).await.unwrap();
+        let events = store.sql.events_after(&p, 0, 10).await.unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            (events[0].id.as_str(), events[0].data.get()),
+            ("evt_1", data)
+        );
+        assert_eq!(events[1].sequence, 2);
+        assert!(
+            events[1]
+                .data
+                .get()
+                .contains(r#""purchase_order_no":"PO-2""#)
+        );
+        let repeated = sqlx::query("INSERT INTO order_events (id, client_id, sequence, type, created_at) VALUES ('evt_x', 'p', 2, 'order.created', '2025-11-24T16:00:00.000Z')")
+            .execute(&store.sql.writer)
+            .await;
+        assert!(repeated.is_err(), "a partner's numbers stay unique");
+    }
+
+    #[tokio::test]
     async fn order_numbers_go_on_after_the_migration_even_when_every_order_was_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("old.db").display());
