@@ -13,6 +13,9 @@
 //! delays it until the lease ends. On PostgreSQL the claim and the dispatch
 //! skip rows another instance holds (`SKIP LOCKED`).
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 use time::OffsetDateTime;
@@ -24,7 +27,7 @@ use super::error::{StoreError, StoreResult};
 use super::feed::events_after;
 use super::sql::SqlStore;
 use crate::domain::webhook::{DeliveryAttempt, Endpoint, WebhookSecret};
-use crate::domain::{ClientId, EventType};
+use crate::domain::{ClientId, Event, EventType};
 
 /// Deliveries that are neither delivered nor given up.
 const PENDING: &str = "pending";
@@ -345,13 +348,25 @@ impl<D: Dialect> SqlStore<D> {
         .fetch_all(D::on(&mut tx))
         .await?;
         let mut queued = 0;
+        // A partner's endpoints usually stand at the same place in its feed:
+        // its events are read once for all of them, which matters because
+        // on SQLite this transaction holds the one writer, and reading a
+        // creation loads its order (see `feed`).
+        let mut read: HashMap<(String, i64), Vec<Event>> = HashMap::new();
         for row in &behind {
             let endpoint_id: String = D::get(row, "id")?;
             let client_id: String = D::get(row, "client_id")?;
             let types = parse_types(D::get(row, "types")?)?;
             let after: i64 = D::get(row, "last_sequence")?;
-            let client_id = ClientId::parse(&client_id).map_err(StoreError::Corrupt)?;
-            let events = events_after::<D>(&mut tx, &client_id, after, per_endpoint).await?;
+            let events = match read.entry((client_id, after)) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    let client_id = ClientId::parse(&entry.key().0).map_err(StoreError::Corrupt)?;
+                    let events =
+                        events_after::<D>(&mut tx, &client_id, after, per_endpoint).await?;
+                    entry.insert(events)
+                }
+            };
             // None left (purged while the endpoint was disabled): the cursor
             // moves to the partner's latest, or this endpoint would look
             // behind for ever.
