@@ -14,7 +14,6 @@
 //! skip rows another instance holds (`SKIP LOCKED`).
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
@@ -351,20 +350,25 @@ impl<D: Dialect> SqlStore<D> {
         // A partner's endpoints usually stand at the same place in its feed:
         // its events are read once for all of them, which matters because
         // on SQLite this transaction holds the one writer, and reading a
-        // creation loads its order (see `feed`).
+        // creation loads its order (see `feed`). A page is kept only until
+        // the last endpoint that wants it has had it.
+        let mut wanted: HashMap<(String, i64), usize> = HashMap::new();
+        for row in &behind {
+            let place = (D::get(row, "client_id")?, D::get(row, "last_sequence")?);
+            *wanted.entry(place).or_default() += 1;
+        }
         let mut read: HashMap<(String, i64), Vec<Event>> = HashMap::new();
         for row in &behind {
             let endpoint_id: String = D::get(row, "id")?;
             let client_id: String = D::get(row, "client_id")?;
             let types = parse_types(D::get(row, "types")?)?;
             let after: i64 = D::get(row, "last_sequence")?;
-            let events = match read.entry((client_id, after)) {
-                Entry::Occupied(entry) => entry.into_mut(),
-                Entry::Vacant(entry) => {
-                    let client_id = ClientId::parse(&entry.key().0).map_err(StoreError::Corrupt)?;
-                    let events =
-                        events_after::<D>(&mut tx, &client_id, after, per_endpoint).await?;
-                    entry.insert(events)
+            let place = (client_id, after);
+            let events = match read.remove(&place) {
+                Some(events) => events,
+                None => {
+                    let client_id = ClientId::parse(&place.0).map_err(StoreError::Corrupt)?;
+                    events_after::<D>(&mut tx, &client_id, after, per_endpoint).await?
                 }
             };
             // None left (purged while the endpoint was disabled): the cursor
@@ -406,6 +410,12 @@ impl<D: Dialect> SqlStore<D> {
                 .arg(&endpoint_id)
                 .execute(D::on(&mut tx))
                 .await?;
+            if let Some(left) = wanted.get_mut(&place) {
+                *left -= 1;
+                if *left > 0 {
+                    read.insert(place, events);
+                }
+            }
         }
         D::commit(tx).await?;
         Ok(queued)
