@@ -28,7 +28,7 @@ use super::bulk;
 use super::dialect::{Bind, Dialect, PushBind};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
-use super::orders::orders_by_ids;
+use super::order_rows::orders_by_ids;
 use super::sql::SqlStore;
 use crate::domain::event::EventData;
 use crate::domain::{ClientId, Event, EventType, Order, ids};

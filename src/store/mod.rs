@@ -25,6 +25,7 @@ mod group_commit;
 mod order_amend;
 mod order_batch;
 mod order_insert;
+mod order_rows;
 mod orders;
 mod partners;
 pub mod postgres;
