@@ -114,6 +114,7 @@ async fn every_change_writes_its_event_carrying_the_order_as_it_became() {
         order(&app, &session, third).await
     );
     assert_eq!(events[4]["data"]["order"]["status"], "accepted");
+    assert_eq!(events[0]["data"]["order"]["status"], "received");
     // Each creation as it was, though every order has changed since.
     let carried: Vec<&Value> = events[..3].iter().map(|e| &e["data"]["order"]).collect();
     assert_eq!(carried, as_created.iter().collect::<Vec<_>>());
