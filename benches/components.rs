@@ -21,6 +21,11 @@ use sales_order_api::domain::{ClientId, Code, NewOrder, PublicKey, TextField};
 use sales_order_api::store::{NewPartner, Store};
 use sqlx::Connection;
 
+/// The server's allocator (`src/main.rs`), so each part costs here what it
+/// costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn jwt_verify(c: &mut Criterion) {
     let keys = TokenKeys::new(&[7u8; 32], std::time::Duration::from_secs(12 * 3600));
     let claims = Claims {

@@ -98,7 +98,13 @@ impl SqliteStore {
             // FULL: a commit is on disk before we answer 201, even across power loss.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // A multi-row insert keeps a statement journal (to undo itself
+            // if it fails halfway). In a temporary file, that was two
+            // `pwrite`s for every page a group commit touched (strace,
+            // BENCHMARKS.md); in memory it costs a copy. Nothing in it
+            // outlives its statement.
+            .pragma("temp_store", "memory");
         if let Some(file) = database_file(url)
             && let Some(warning) = secure_file(&file)?
         {
@@ -288,6 +294,18 @@ mod tests {
 
     fn at(unix: i64) -> time::OffsetDateTime {
         time::OffsetDateTime::from_unix_timestamp(unix).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_writer_and_the_readers_keep_statement_journals_in_memory() {
+        let (_dir, store) = SqliteStore::with_partner_p().await;
+        for pool in [&store.sql.writer, &store.sql.reader] {
+            let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(temp_store, 2, "MEMORY, not a temporary file");
+        }
     }
 
     #[tokio::test]
