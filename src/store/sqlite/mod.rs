@@ -21,6 +21,9 @@ use super::order_insert::{InsertOrder, PendingOrder};
 use super::sql::SqlStore;
 use super::wakeups::Wakeups;
 
+/// The write connection's `temp_store` (see `connect`).
+const TEMP_IN_MEMORY: &str = "MEMORY";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Clone)]
@@ -98,13 +101,7 @@ impl SqliteStore {
             // FULL: a commit is on disk before we answer 201, even across power loss.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // A multi-row insert keeps a statement journal (to undo itself
-            // if it fails halfway). In a temporary file, that was two
-            // `pwrite`s for every page a group commit touched (strace,
-            // BENCHMARKS.md); in memory it costs a copy. Nothing in it
-            // outlives its statement.
-            .pragma("temp_store", "memory");
+            .busy_timeout(Duration::from_secs(10));
         if let Some(file) = database_file(url)
             && let Some(warning) = secure_file(&file)?
         {
@@ -113,7 +110,15 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(15))
-            .connect_with(options.clone())
+            // A multi-row insert in a transaction keeps a statement journal
+            // (to undo itself if it fails halfway). In a temporary file,
+            // that was two `pwrite`s for every page a group commit touched
+            // (strace, BENCHMARKS.md); in memory it costs a copy. The
+            // writer's statements touch a batch's pages and sort at most a
+            // batch's rows, so this stays small; readers and migrations,
+            // whose sorts can span whole tables, keep SQLite's temporary
+            // files (`migrate`).
+            .connect_with(options.clone().pragma("temp_store", TEMP_IN_MEMORY))
             .await?;
         // Opened lazily, so that no reader holds the schema from before
         // `migrate`: a statement prepared against it and re-prepared by
@@ -163,7 +168,19 @@ impl SqliteStore {
     /// sqlx takes no lock for SQLite migrations: with several processes on one
     /// file, run `migrate` once before starting them.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR.run(&self.sql.writer).await?;
+        let mut writer = self.sql.writer.acquire().await?;
+        // Migrations build indexes and copy tables whole: their sorts go to
+        // temporary files, as SQLite's default has them, not into memory.
+        sqlx::query("PRAGMA temp_store = DEFAULT")
+            .execute(&mut *writer)
+            .await?;
+        let migrated = MIGRATOR.run(&mut *writer).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA temp_store = {TEMP_IN_MEMORY}"
+        )))
+        .execute(&mut *writer)
+        .await?;
+        migrated?;
         Ok(())
     }
 
@@ -296,16 +313,20 @@ mod tests {
         time::OffsetDateTime::from_unix_timestamp(unix).unwrap()
     }
 
+    async fn temp_store(pool: &sqlx::SqlitePool) -> i64 {
+        sqlx::query_scalar("PRAGMA temp_store")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
-    async fn the_writer_and_the_readers_keep_statement_journals_in_memory() {
+    async fn the_writer_keeps_statement_journals_in_memory_after_migrating_and_readers_in_files() {
+        // `with_partner_p` migrates, which runs with temporary files.
         let (_dir, store) = SqliteStore::with_partner_p().await;
-        for pool in [&store.sql.writer, &store.sql.reader] {
-            let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            assert_eq!(temp_store, 2, "MEMORY, not a temporary file");
-        }
+
+        assert_eq!(temp_store(&store.sql.writer).await, 2, "MEMORY");
+        assert_eq!(temp_store(&store.sql.reader).await, 0, "DEFAULT: files");
     }
 
     #[tokio::test]
