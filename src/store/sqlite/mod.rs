@@ -175,12 +175,14 @@ impl SqliteStore {
             .execute(&mut *writer)
             .await?;
         let migrated = MIGRATOR.run(&mut *writer).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let restored = sqlx::query(sqlx::AssertSqlSafe(format!(
             "PRAGMA temp_store = {TEMP_IN_MEMORY}"
         )))
         .execute(&mut *writer)
-        .await?;
+        .await;
+        // A failed migration is the error to report, not what followed it.
         migrated?;
+        restored?;
         Ok(())
     }
 
