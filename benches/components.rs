@@ -2,7 +2,8 @@
 //! BENCHMARKS.md: JWT verify, RSA-2048 and RSA-4096 signature verify, body
 //! parse and validation (1 and 50 lines), and the store's insert: SQLite's,
 //! PostgreSQL's (with `BENCH_PG_SERVER`), and SQLite's without each
-//! secondary index.
+//! secondary index; and a statement's round trip to SQLite's connection
+//! thread.
 //!
 //!     cargo bench --bench components
 
@@ -219,6 +220,29 @@ fn store_insert(c: &mut Criterion) {
     insert_256_concurrent(c, &runtime, "sqlite_insert_256_concurrent_orders", &store);
 }
 
+/// A statement that does no work, on a connection of its own to a database
+/// like the store's: what each statement of a group commit pays to reach
+/// SQLite's connection thread (sqlx runs each connection on a thread of its
+/// own) and come back, before any work.
+fn sqlite_round_trip(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (dir, _store) = sqlite_store(&runtime, "");
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let mut connection = runtime
+        .block_on(sqlx::SqliteConnection::connect(&url))
+        .unwrap();
+    c.bench_function("sqlite_statement_round_trip", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                sqlx::query("SELECT 1")
+                    .execute(&mut connection)
+                    .await
+                    .unwrap()
+            })
+        })
+    });
+}
+
 /// The same on PostgreSQL, in a database of its own on the server
 /// `BENCH_PG_SERVER` names (e.g. `postgres://postgres@127.0.0.1:5432`),
 /// dropped afterwards; skipped when it is unset. Its time includes
@@ -331,6 +355,7 @@ criterion_group!(
     rsa_verify,
     parse_and_validate,
     store_insert,
+    sqlite_round_trip,
     postgres_insert,
     insert_anatomy,
     event_anatomy

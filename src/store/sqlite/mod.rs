@@ -110,6 +110,11 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(15))
+            // No ping before a connection is handed out: a SQLite connection
+            // has no server to lose, and each ping is a round trip to the
+            // connection's thread (55 µs, BENCHMARKS.md) before every batch.
+            // sqlx still pings each connection as it comes back to the pool.
+            .test_before_acquire(false)
             // A multi-row insert in a transaction keeps a statement journal
             // (to undo itself if it fails halfway). In a temporary file,
             // that was two `pwrite`s for every page a group commit touched
@@ -126,6 +131,8 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(5))
+            // As the writer's, before every read.
+            .test_before_acquire(false)
             .connect_lazy_with(options.read_only(true));
         let wakeups = Arc::new(Wakeups::default());
         tokio::spawn(watch_feeds(reader.clone(), Arc::downgrade(&wakeups)));
@@ -329,6 +336,28 @@ mod tests {
 
         assert_eq!(temp_store(&store.sql.writer).await, 2, "MEMORY");
         assert_eq!(temp_store(&store.sql.reader).await, 0, "DEFAULT: files");
+    }
+
+    #[tokio::test]
+    async fn connections_are_handed_out_without_a_ping_and_still_serve_after_an_idle_spell() {
+        let (_dir, store) = SqliteStore::with_partner_p().await;
+        assert!(!store.sql.writer.options().get_test_before_acquire());
+        assert!(!store.sql.reader.options().get_test_before_acquire());
+
+        // Past the PostgreSQL pools' idle check, to show nothing here relies on one.
+        tokio::time::sleep(super::super::group_commit::CHECK_IDLE_AFTER).await;
+        let p = crate::domain::ClientId::parse("p").unwrap();
+        let created = store
+            .insert_order(PendingOrder::new(
+                &p,
+                crate::domain::NewOrder::example(Some("PO-9")),
+                None,
+                time::OffsetDateTime::now_utc(),
+            ))
+            .await
+            .unwrap();
+        assert!(matches!(created, InsertOrder::Created(_)), "{created:?}");
+        assert!(store.sql.partner(&p).await.unwrap().is_some());
     }
 
     #[tokio::test]
