@@ -220,10 +220,11 @@ fn store_insert(c: &mut Criterion) {
     insert_256_concurrent(c, &runtime, "sqlite_insert_256_concurrent_orders", &store);
 }
 
-/// A statement that does no work, on a connection of its own to a database
-/// like the store's: what each statement of a group commit pays to reach
-/// SQLite's connection thread (sqlx runs each connection on a thread of its
-/// own) and come back, before any work.
+/// A statement that does no work, on a connection of its own to the store's
+/// database file: at most what each statement of a group commit pays to
+/// reach SQLite's connection thread (sqlx runs each connection on a thread
+/// of its own) and come back, before any work. Both threads sleep between
+/// trips here, so each trip wakes two; a busy writer's may cost less.
 fn sqlite_round_trip(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (dir, _store) = sqlite_store(&runtime, "");

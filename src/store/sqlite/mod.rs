@@ -111,9 +111,11 @@ impl SqliteStore {
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(15))
             // No ping before a connection is handed out: a SQLite connection
-            // has no server to lose, and each ping is a round trip to the
-            // connection's thread (55 µs, BENCHMARKS.md) before every batch.
-            // sqlx still pings each connection as it comes back to the pool.
+            // has no server to lose (sqlx's ping only asks the connection's
+            // thread whether it is alive), and each ping is a round trip to
+            // that thread, about 55 µs (BENCHMARKS.md), before every batch.
+            // sqlx still pings each connection as it comes back to the pool,
+            // after whatever it ran, so a dead thread is caught there.
             .test_before_acquire(false)
             // A multi-row insert in a transaction keeps a statement journal
             // (to undo itself if it fails halfway). In a temporary file,
@@ -131,7 +133,7 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(5))
-            // As the writer's, before every read.
+            // No ping before every read either, for the writer's reason.
             .test_before_acquire(false)
             .connect_lazy_with(options.read_only(true));
         let wakeups = Arc::new(Wakeups::default());
@@ -339,14 +341,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn connections_are_handed_out_without_a_ping_and_still_serve_after_an_idle_spell() {
+    async fn a_connection_given_back_mid_transaction_is_rolled_back_without_a_ping() {
         let (_dir, store) = SqliteStore::with_partner_p().await;
         assert!(!store.sql.writer.options().get_test_before_acquire());
         assert!(!store.sql.reader.options().get_test_before_acquire());
-
-        // Past the PostgreSQL pools' idle check, to show nothing here relies on one.
-        tokio::time::sleep(super::super::group_commit::CHECK_IDLE_AFTER).await;
         let p = crate::domain::ClientId::parse("p").unwrap();
+
+        // As a caller that goes away mid-transaction leaves it.
+        use sqlx::Connection as _;
+        let mut connection = store.sql.writer.acquire().await.unwrap();
+        let mut tx = connection.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("UPDATE partners SET name = 'changed' WHERE client_id = 'p'")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        drop(tx);
+        drop(connection);
+
         let created = store
             .insert_order(PendingOrder::new(
                 &p,
@@ -357,7 +368,8 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(created, InsertOrder::Created(_)), "{created:?}");
-        assert!(store.sql.partner(&p).await.unwrap().is_some());
+        let partner = store.sql.partner(&p).await.unwrap().unwrap();
+        assert_ne!(partner.name, "changed");
     }
 
     #[tokio::test]
