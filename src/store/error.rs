@@ -50,6 +50,13 @@ impl StoreError {
         ))
     }
 
+    /// An order changed between every read of its row and of its lines.
+    pub fn changing() -> Self {
+        Self::Unavailable(sqlx::Error::Protocol(
+            "an order kept changing while it was read; retry".into(),
+        ))
+    }
+
     /// The same kind of failure, for another caller that waited on the work
     /// that failed (sqlx's errors cannot be cloned); `what` names that work.
     pub fn same_kind(&self, what: &str) -> Self {

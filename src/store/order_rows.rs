@@ -12,55 +12,80 @@ use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
 use crate::domain::{Decimal, Order, OrderLine, OrderStatus, ids};
 
+/// Reads of orders made again when an order changed between its row and
+/// its lines ([`with_lines`]) before the read gives up.
+pub(super) const READ_ATTEMPTS: usize = 3;
+
 /// The orders with these ids that exist, in no particular order, read on
-/// `connection`. The rows and their lines are two statements: outside a
-/// transaction a change can commit between them (`feed` checks the version
-/// afterwards for that reason).
+/// `connection`.
 pub(super) async fn orders_by_ids<D: Dialect>(
     connection: &mut D::Connection,
     ids: &[String],
 ) -> StoreResult<Vec<Order>> {
-    let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_orders WHERE id IN (");
-    let mut separated = select.separated(", ");
-    for id in ids {
-        separated.arg(id.as_str());
+    for _ in 0..READ_ATTEMPTS {
+        let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_orders WHERE id IN (");
+        let mut separated = select.separated(", ");
+        for id in ids {
+            separated.arg(id.as_str());
+        }
+        select.push(")");
+        let rows = select.build().fetch_all(D::on(connection)).await?;
+        if let Some(orders) = with_lines(D::on(connection), rows).await? {
+            return Ok(orders);
+        }
     }
-    select.push(")");
-    let rows = select.build().fetch_all(D::on(connection)).await?;
-    with_lines(D::on(connection), rows).await
+    Err(StoreError::changing())
 }
 
 /// Turns order rows into orders, loading all their lines in one query on
-/// `executor`.
+/// `executor`; `None` when a change committed between the rows' statement
+/// and the lines' (outside a transaction, each statement reads what was
+/// committed when it began), which would pair an order's row with the
+/// lines of another version of it: the caller reads both again. The lines'
+/// statement reads each order's version with them, and an order's lines
+/// and version change in one transaction, so a version that differs from
+/// the row's means the row is stale.
 pub(super) async fn with_lines<'c, D: Dialect>(
     executor: impl Executor<'c, Database = D>,
     rows: Vec<D::Row>,
-) -> StoreResult<Vec<Order>> {
+) -> StoreResult<Option<Vec<Order>>> {
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Some(Vec::new()));
     }
     let seqs: Vec<i64> = rows
         .iter()
         .map(|row| D::get(row, "seq"))
         .collect::<Result<_, _>>()?;
-    let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_order_lines WHERE order_seq IN (");
+    let mut select = QueryBuilder::<D>::new(
+        "SELECT l.*, o.version AS order_version FROM sales_order_lines l \
+         JOIN sales_orders o ON o.seq = l.order_seq WHERE l.order_seq IN (",
+    );
     let mut separated = select.separated(", ");
     for seq in &seqs {
         separated.arg(*seq);
     }
-    select.push(") ORDER BY order_seq, line_no");
+    select.push(") ORDER BY l.order_seq, l.line_no");
     let line_rows = select.build().fetch_all(executor).await?;
-    let mut lines: HashMap<i64, Vec<OrderLine>> = HashMap::new();
+    // Each order's lines, with its version as the lines' statement read it.
+    let mut lines: HashMap<i64, (i64, Vec<OrderLine>)> = HashMap::new();
     for row in &line_rows {
-        lines
+        // One statement: every line of an order comes with the same version.
+        let version: i64 = D::get(row, "order_version")?;
+        let (_, products) = lines
             .entry(D::get(row, "order_seq")?)
-            .or_default()
-            .push(line_from_row::<D>(row)?);
+            .or_insert((version, Vec::new()));
+        products.push(line_from_row::<D>(row)?);
     }
-    rows.iter()
-        .zip(seqs)
-        .map(|(row, seq)| order_from_row::<D>(row, seq, lines.remove(&seq).unwrap_or_default()))
-        .collect()
+    let mut orders = Vec::with_capacity(rows.len());
+    for (row, seq) in rows.iter().zip(seqs) {
+        let (version, products) = lines.remove(&seq).unwrap_or_default();
+        let order = order_from_row::<D>(row, seq, products)?;
+        if !order.products.is_empty() && version != order.version {
+            return Ok(None);
+        }
+        orders.push(order);
+    }
+    Ok(Some(orders))
 }
 
 pub(super) fn line_from_row<D: Dialect>(row: &D::Row) -> StoreResult<OrderLine> {
@@ -105,4 +130,72 @@ pub(super) fn order_from_row<D: Dialect>(
 
 pub(super) fn parse_status(text: &str) -> StoreResult<OrderStatus> {
     OrderStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("bad status {text:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::domain::{ClientId, NewOrder};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Amend, InsertOrder, OrderRef, PendingOrder};
+
+    #[tokio::test]
+    async fn an_order_row_read_before_an_amendment_is_not_paired_with_the_lines_written_by_it() {
+        let (_dir, store) = SqliteStore::with_partner_p().await;
+        let p = ClientId::parse("p").unwrap();
+        let pending = PendingOrder::new(
+            &p,
+            NewOrder::example(Some("PO-1")),
+            None,
+            OffsetDateTime::now_utc(),
+        );
+        let Ok(InsertOrder::Created(created)) = store.insert_order(pending).await else {
+            panic!("the order is created");
+        };
+        let read = || async {
+            sqlx::query("SELECT * FROM sales_orders WHERE id = $1")
+                .bind(&created.id)
+                .fetch_all(&store.sql.reader)
+                .await
+                .unwrap()
+        };
+        let stale = read().await;
+
+        let amended = store
+            .sql
+            .amend(
+                &p,
+                &created.id,
+                &NewOrder::example(Some("PO-2")),
+                None,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(amended, Amend::Amended(_)), "{amended:?}");
+
+        let torn = with_lines(&store.sql.reader, stale).await.unwrap();
+        assert!(
+            torn.is_none(),
+            "a version 1 row with version 2 lines: {torn:?}"
+        );
+        let fresh = with_lines(&store.sql.reader, read().await)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fresh[0].version, 2);
+        assert_eq!(fresh[0].products.len(), created.products.len());
+        let order = store
+            .sql
+            .order(OrderRef::partner(&p, &created.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (order.version, order.purchase_order_no),
+            (2, Some("PO-2".into()))
+        );
+    }
 }

@@ -9,7 +9,7 @@ use super::dialect::{Bind, Dialect, PushBind, RowsAffected};
 use super::encoding::Timestamp;
 use super::error::{StoreError, StoreResult};
 use super::feed::{self, NewEvent};
-use super::order_rows::{line_from_row, order_from_row, parse_status, with_lines};
+use super::order_rows::{READ_ATTEMPTS, line_from_row, order_from_row, parse_status, with_lines};
 use super::sql::SqlStore;
 use crate::domain::{Actor, ClientId, EventType, Order, OrderEvent, OrderStatus, ids};
 
@@ -115,17 +115,32 @@ pub struct OrderPage {
 
 impl<D: Dialect> SqlStore<D> {
     pub async fn order(&self, target: OrderRef<'_>) -> StoreResult<Option<Order>> {
-        let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_orders WHERE ");
-        push_target(&mut select, target);
-        let row = select.build().fetch_optional(D::pool(&self.reader)).await?;
-        match row {
-            Some(row) => Ok(self.with_lines(vec![row]).await?.pop()),
-            None => Ok(None),
+        for _ in 0..READ_ATTEMPTS {
+            let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_orders WHERE ");
+            push_target(&mut select, target);
+            let Some(row) = select.build().fetch_optional(D::pool(&self.reader)).await? else {
+                return Ok(None);
+            };
+            if let Some(mut orders) = self.with_lines(vec![row]).await? {
+                return Ok(orders.pop());
+            }
         }
+        Err(StoreError::changing())
     }
 
     /// One page of orders, in `seq` order.
     pub async fn orders(&self, query: &OrderQuery) -> StoreResult<OrderPage> {
+        for _ in 0..READ_ATTEMPTS {
+            if let Some(page) = self.try_orders(query).await? {
+                return Ok(page);
+            }
+        }
+        Err(StoreError::changing())
+    }
+
+    /// [`Self::orders`], or `None` when an order changed while it was read
+    /// ([`with_lines`]).
+    async fn try_orders(&self, query: &OrderQuery) -> StoreResult<Option<OrderPage>> {
         let mut select = QueryBuilder::<D>::new("SELECT * FROM sales_orders WHERE 1 = 1");
         if let Some(client_id) = &query.client_id {
             select.push(" AND client_id = ").arg(client_id);
@@ -176,10 +191,10 @@ impl<D: Dialect> SqlStore<D> {
         } else {
             None
         };
-        Ok(OrderPage {
-            orders: self.with_lines(rows).await?,
+        Ok(self.with_lines(rows).await?.map(|orders| OrderPage {
+            orders,
             next_after_seq,
-        })
+        }))
     }
 
     /// Moves an order to another status if the state machine allows it from
@@ -286,8 +301,9 @@ impl<D: Dialect> SqlStore<D> {
         Ok(purged)
     }
 
-    /// Turns order rows into orders, loading all their lines in one query.
-    async fn with_lines(&self, rows: Vec<D::Row>) -> StoreResult<Vec<Order>> {
+    /// Turns order rows into orders, loading all their lines in one query;
+    /// `None` when one changed meanwhile ([`with_lines`]).
+    async fn with_lines(&self, rows: Vec<D::Row>) -> StoreResult<Option<Vec<Order>>> {
         with_lines(D::pool(&self.reader), rows).await
     }
 }
