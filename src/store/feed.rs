@@ -330,9 +330,10 @@ async fn with_snapshots<D: Dialect>(
 /// [`with_snapshots`] once the orders are read. Each order is used only if
 /// it is still at version 1 after it was read: its row and its lines came
 /// from two statements, and an amendment committed between them would have
-/// given the created order the amended lines. The version moves in the
-/// transaction that changes the lines and stores the snapshot, so an order
-/// still at version 1 now was read as created.
+/// given the created order the amended lines (`orders_by_ids` leaves out
+/// the orders it catches so; this check stands for any order handed in).
+/// The version moves in the transaction that changes the lines and stores
+/// the snapshot, so an order still at version 1 now was read as created.
 async fn complete<D: Dialect>(
     connection: &mut D::Connection,
     stored: Vec<StoredEvent>,

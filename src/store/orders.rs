@@ -304,7 +304,8 @@ impl<D: Dialect> SqlStore<D> {
     /// Turns order rows into orders, loading all their lines in one query;
     /// `None` when one changed meanwhile ([`with_lines`]).
     async fn with_lines(&self, rows: Vec<D::Row>) -> StoreResult<Option<Vec<Order>>> {
-        with_lines(D::pool(&self.reader), rows).await
+        let orders = with_lines(D::pool(&self.reader), rows).await?;
+        Ok(orders.into_iter().collect())
     }
 }
 
