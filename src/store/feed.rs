@@ -411,25 +411,9 @@ fn order_id(event_id: &str) -> StoreResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Actor, NewOrder, OrderStatus};
+    use crate::domain::{Actor, OrderStatus};
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{InsertOrder, OrderRef, PendingOrder, StatusChange, Transition};
-
-    /// A store with one order of partner `p`, just created.
-    async fn one_order() -> (tempfile::TempDir, SqliteStore, Order) {
-        let (dir, store) = SqliteStore::with_partner_p().await;
-        let client_id = ClientId::parse("p").unwrap();
-        let pending = PendingOrder::new(
-            &client_id,
-            NewOrder::example(Some("PO-1")),
-            None,
-            OffsetDateTime::now_utc(),
-        );
-        let Ok(InsertOrder::Created(created)) = store.insert_order(pending).await else {
-            panic!("the order is created");
-        };
-        (dir, store, *created)
-    }
+    use crate::store::{OrderRef, StatusChange, Transition};
 
     /// Every event row as a reader takes it, before completing it.
     async fn stored_events(reader: &mut sqlx::SqliteConnection) -> Vec<StoredEvent> {
@@ -469,7 +453,7 @@ mod tests {
     #[tokio::test]
     async fn a_creation_read_before_the_orders_first_change_and_completed_after_it_shows_the_order_as_created()
      {
-        let (_dir, store, created) = one_order().await;
+        let (_dir, store, created) = SqliteStore::with_an_order_of_p().await;
         let mut reader = store.sql.reader.acquire().await.unwrap();
         let stale = stored_events(&mut reader).await;
         assert!(stale[0].data.is_none(), "a creation stores no snapshot");
@@ -487,7 +471,7 @@ mod tests {
     #[tokio::test]
     async fn an_order_read_at_version_one_but_changed_before_its_lines_were_read_is_not_taken_for_the_creation()
      {
-        let (_dir, store, created) = one_order().await;
+        let (_dir, store, created) = SqliteStore::with_an_order_of_p().await;
         let mut reader = store.sql.reader.acquire().await.unwrap();
         let stale = stored_events(&mut reader).await;
         // Its row read at version 1, its lines after an amendment committed.
@@ -504,7 +488,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_creation_purged_while_it_was_read_is_left_out_rather_than_failing_the_read() {
-        let (_dir, store, created) = one_order().await;
+        let (_dir, store, created) = SqliteStore::with_an_order_of_p().await;
         let mut reader = store.sql.reader.acquire().await.unwrap();
         let stale = stored_events(&mut reader).await;
         accept(&store, &created).await;

@@ -138,21 +138,12 @@ mod tests {
     use super::*;
     use crate::domain::{ClientId, NewOrder};
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{Amend, InsertOrder, OrderRef, PendingOrder};
+    use crate::store::{Amend, OrderRef};
 
     #[tokio::test]
     async fn an_order_row_read_before_an_amendment_is_not_paired_with_the_lines_written_by_it() {
-        let (_dir, store) = SqliteStore::with_partner_p().await;
+        let (_dir, store, created) = SqliteStore::with_an_order_of_p().await;
         let p = ClientId::parse("p").unwrap();
-        let pending = PendingOrder::new(
-            &p,
-            NewOrder::example(Some("PO-1")),
-            None,
-            OffsetDateTime::now_utc(),
-        );
-        let Ok(InsertOrder::Created(created)) = store.insert_order(pending).await else {
-            panic!("the order is created");
-        };
         let read = || async {
             sqlx::query("SELECT * FROM sales_orders WHERE id = $1")
                 .bind(&created.id)
