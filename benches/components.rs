@@ -2,8 +2,8 @@
 //! BENCHMARKS.md: JWT verify, RSA-2048 and RSA-4096 signature verify, body
 //! parse and validation (1 and 50 lines), and the store's insert: SQLite's,
 //! PostgreSQL's (with `BENCH_PG_SERVER`), and SQLite's without each
-//! secondary index; and a statement's round trip to SQLite's connection
-//! thread.
+//! secondary index; a statement's round trip to SQLite's connection
+//! thread; and SQLite's own work for an order's rows, without the store.
 //!
 //!     cargo bench --bench components
 
@@ -244,6 +244,205 @@ fn sqlite_round_trip(c: &mut Criterion) {
     });
 }
 
+/// The four tables a creation writes, children first.
+const CREATION_TABLES: [&str; 4] = [
+    "sales_order_lines",
+    "sales_order_history",
+    "order_events",
+    "sales_orders",
+];
+
+/// SQLite's own work for the rows of 256 one-line orders, without the
+/// store: the same rows the store wrote (order, line, history entry,
+/// event, the partner's event number) into the same schema, committed with
+/// the store's durability, in one statement sent once. Rows are copied
+/// from in-memory copies of the store's first 256, with new numbers, ids
+/// and purchase order numbers (counted on, as [`orders`] counts them), and
+/// ids and times that keep growing as real ones do. What this costs is
+/// what SQLite charges for the schema; what
+/// `sqlite_insert_256_concurrent_orders` costs beyond it is the store's
+/// (the rows' JSON, the writer, the callers, the trips). Two smaller
+/// schemas bound what cutting the schema could gain: without the indexes
+/// that only serve reads (each serves a list filter or the history), and
+/// bare tables (no key, index or foreign key at all).
+fn sqlite_engine(c: &mut Criterion) {
+    let secondary = [
+        "sales_orders_client_po",
+        "sales_orders_client_seq",
+        "sales_orders_client_status_seq",
+        "sales_orders_client_created",
+        "sales_orders_client_updated",
+        "sales_order_history_order",
+    ]
+    .map(|index| format!("DROP INDEX {index};"))
+    .join(" ");
+    // Foreign keys off: other tables' keys name these tables' columns,
+    // which bare tables no longer hold unique.
+    let bare = std::iter::once("PRAGMA foreign_keys = OFF;".to_owned())
+        .chain(CREATION_TABLES.map(|table| {
+            format!(
+                "CREATE TABLE bare AS SELECT * FROM {table}; DROP TABLE {table}; \
+                 ALTER TABLE bare RENAME TO {table};"
+            )
+        }))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (name, alter, source) in [
+        ("", String::new(), Source::Copied),
+        ("_rows_as_json", String::new(), Source::Json),
+        ("_without_secondary_indexes", secondary, Source::Copied),
+        ("_bare_rows", bare, Source::Copied),
+    ] {
+        sqlite_engine_on(
+            c,
+            &format!("sqlite_engine_256_orders{name}"),
+            &alter,
+            source,
+        );
+    }
+}
+
+/// Where [`sqlite_engine`]'s statement reads the rows it inserts.
+#[derive(Clone, Copy)]
+enum Source {
+    /// In-memory tables, copied from the store's first rows.
+    Copied,
+    /// A JSON array per table bound to the statement and read back with
+    /// `jsonb_each` and `->>`, as the store sends rows (`store::dialect`).
+    Json,
+}
+
+/// [`sqlite_engine`] on a database altered by `alter` after the store wrote
+/// its first 256 orders, reading its rows from `source`.
+fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (dir, store) = sqlite_store(&runtime, "");
+    let template =
+        sales_order_api::http::order_body::parse(&order_body(1), &Default::default()).unwrap();
+    let mut next = 0u64;
+    runtime.block_on(async {
+        let inserts = orders(&template, &mut next, 256).into_iter().map(|order| {
+            let store = store.clone();
+            tokio::spawn(async move { insert(&store, order).await })
+        });
+        for insert in inserts.collect::<Vec<_>>() {
+            insert.await.unwrap();
+        }
+    });
+    drop(store);
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join("bench.db"))
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .pragma("temp_store", "2");
+    let mut connection = runtime
+        .block_on(sqlx::SqliteConnection::connect_with(&options))
+        .unwrap();
+    let mut run = |statement: String| {
+        runtime
+            .block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut connection))
+            .unwrap();
+    };
+    if !alter.is_empty() {
+        run(alter.to_owned());
+    }
+    for table in CREATION_TABLES {
+        run(format!(
+            "CREATE TEMP TABLE template_{table} AS SELECT * FROM main.{table}"
+        ));
+    }
+    // $1: what each number grows by; $2: 12 hex digits of milliseconds
+    // above every id so far; $3: the rows' time; from $4, with
+    // `Source::Json`, each table's rows.
+    let fresh = |table: &str, column: &str| -> String {
+        match (table, column) {
+            ("sales_orders", "seq")
+            | ("sales_order_lines" | "sales_order_history", "order_seq")
+            | ("order_events", "sequence") => format!("{column} + $1"),
+            ("sales_order_history", "id") => "NULL".into(),
+            ("sales_orders", "id") => "'so_' || $2 || substr(id, 16)".into(),
+            ("order_events", "id") => "'evt_' || $2 || substr(id, 17)".into(),
+            ("sales_orders", "purchase_order_no") => "'PO-' || (seq + $1)".into(),
+            ("sales_orders" | "order_events", "created_at" | "updated_at")
+            | ("sales_order_history", "at") => "$3".into(),
+            _ => column.into(),
+        }
+    };
+    let mut statement = String::from("BEGIN IMMEDIATE;\n");
+    let mut rows_json = Vec::new();
+    for table in CREATION_TABLES.iter().rev() {
+        let columns: Vec<String> = runtime
+            .block_on(
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+                )))
+                .fetch_all(&mut connection),
+            )
+            .unwrap();
+        let values: Vec<String> = columns.iter().map(|column| fresh(table, column)).collect();
+        let source = match source {
+            Source::Copied => format!("template_{table}"),
+            Source::Json => {
+                let fields: Vec<String> = columns
+                    .iter()
+                    .map(|column| format!("'{column}', {column}"))
+                    .collect();
+                rows_json.push(
+                    runtime
+                        .block_on(
+                            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                                "SELECT json_group_array(json_object({})) FROM template_{table}",
+                                fields.join(", ")
+                            )))
+                            .fetch_one(&mut connection),
+                        )
+                        .unwrap(),
+                );
+                let fields: Vec<String> = columns
+                    .iter()
+                    .map(|column| format!("value ->> '{column}' AS {column}"))
+                    .collect();
+                format!(
+                    "(SELECT {} FROM jsonb_each(${})) AS r",
+                    fields.join(", "),
+                    3 + rows_json.len()
+                )
+            }
+        };
+        statement.push_str(&format!(
+            "INSERT INTO main.{table} ({}) SELECT {} FROM {source};\n",
+            columns.join(", "),
+            values.join(", ")
+        ));
+    }
+    statement.push_str(
+        "UPDATE event_sequences SET last = last + 256 WHERE client_id = 'bench-client';\nCOMMIT;",
+    );
+    let millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let mut round = 0i64;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            round += 1;
+            let millis = millis + 1_000 + i128::from(round);
+            let at = time::OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).unwrap();
+            let at = at
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
+                .unwrap();
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                .bind(round * 256)
+                .bind(format!("{millis:012x}"))
+                .bind(at);
+            for rows in &rows_json {
+                query = query.bind(rows.clone());
+            }
+            runtime.block_on(async { query.execute(&mut connection).await.unwrap() });
+        })
+    });
+}
+
 /// The same on PostgreSQL, in a database of its own on the server
 /// `BENCH_PG_SERVER` names (e.g. `postgres://postgres@127.0.0.1:5432`),
 /// dropped afterwards; skipped when it is unset. Its time includes
@@ -357,6 +556,7 @@ criterion_group!(
     parse_and_validate,
     store_insert,
     sqlite_round_trip,
+    sqlite_engine,
     postgres_insert,
     insert_anatomy,
     event_anatomy
