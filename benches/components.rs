@@ -113,6 +113,9 @@ fn parse_and_validate(c: &mut Criterion) {
     }
 }
 
+/// The bench partner's client id.
+const BENCH_CLIENT: &str = "bench-client";
+
 /// The store at `url`, migrated, holding the bench partner.
 fn store_at(runtime: &tokio::runtime::Runtime, url: &str) -> Store {
     runtime.block_on(async {
@@ -122,7 +125,7 @@ fn store_at(runtime: &tokio::runtime::Runtime, url: &str) -> Store {
         store.migrate().await.unwrap();
         let pem = std::fs::read("tests/fixtures/keys/partner-b-public.pem").unwrap();
         let key = PublicKey::from_pem(&pem).unwrap();
-        let client_id = ClientId::parse("bench-client").unwrap();
+        let client_id = ClientId::parse(BENCH_CLIENT).unwrap();
         store
             .insert_partner(&NewPartner {
                 client_id: &client_id,
@@ -169,6 +172,18 @@ fn orders(template: &NewOrder, next: &mut u64, count: usize) -> Vec<NewOrder> {
         .collect()
 }
 
+/// Inserts `orders` at once, each in a task of its own, as concurrent
+/// requests do, and waits for all of them.
+async fn insert_concurrently(store: &Store, orders: Vec<NewOrder>) {
+    let inserts = orders.into_iter().map(|order| {
+        let store = store.clone();
+        tokio::spawn(async move { insert(&store, order).await })
+    });
+    for insert in inserts.collect::<Vec<_>>() {
+        insert.await.unwrap();
+    }
+}
+
 /// 256 inserts at once, as under load: group commit writes them in a few
 /// transactions with a commit each. Time per iteration / 256 = cost per order.
 fn insert_256_concurrent(
@@ -185,15 +200,7 @@ fn insert_256_concurrent(
             || orders(&template, &mut next, 256),
             |orders| {
                 let store = store.clone();
-                async move {
-                    let inserts = orders.into_iter().map(|order| {
-                        let store = store.clone();
-                        tokio::spawn(async move { insert(&store, order).await })
-                    });
-                    for insert in inserts.collect::<Vec<_>>() {
-                        insert.await.unwrap();
-                    }
-                }
+                async move { insert_concurrently(&store, orders).await }
             },
             BatchSize::SmallInput,
         )
@@ -244,7 +251,7 @@ fn sqlite_round_trip(c: &mut Criterion) {
     });
 }
 
-/// The four tables a creation writes, children first.
+/// The four tables a creation inserts into, children first.
 const CREATION_TABLES: [&str; 4] = [
     "sales_order_lines",
     "sales_order_history",
@@ -252,19 +259,23 @@ const CREATION_TABLES: [&str; 4] = [
     "sales_orders",
 ];
 
+/// Orders an iteration of [`sqlite_engine`] inserts.
+const ENGINE_ORDERS: i64 = 256;
+
 /// SQLite's own work for the rows of 256 one-line orders, without the
-/// store: the same rows the store wrote (order, line, history entry,
-/// event, the partner's event number) into the same schema, committed with
-/// the store's durability, in one statement sent once. Rows are copied
-/// from in-memory copies of the store's first 256, with new numbers, ids
-/// and purchase order numbers (counted on, as [`orders`] counts them), and
-/// ids and times that keep growing as real ones do. What this costs is
-/// what SQLite charges for the schema; what
-/// `sqlite_insert_256_concurrent_orders` costs beyond it is the store's
-/// (the rows' JSON, the writer, the callers, the trips). Two smaller
-/// schemas bound what cutting the schema could gain: without the indexes
-/// that only serve reads (each serves a list filter or the history), and
-/// bare tables (no key, index or foreign key at all).
+/// store: the rows the store wrote (order, line, history entry, event) and
+/// the partner's event number, in the same schema, committed with the
+/// store's durability, as one query of seven statements sent in one trip.
+/// Rows are copied from in-memory copies of the store's first 256, with new
+/// numbers, ids and purchase order numbers (counted on, as [`orders`]
+/// counts them), and ids and times that keep growing as real ones do. What
+/// this costs is what SQLite charges for the schema at 256 orders a commit;
+/// what `sqlite_insert_256_concurrent_orders` costs beyond it is the
+/// store's (the rows' JSON, the writer, the callers, the trips). Variants:
+/// the rows sent as the store sends them; without the indexes that only
+/// serve reads (each serves a list filter or the history); and bare tables
+/// (`CREATE TABLE … AS SELECT`: no key, index, foreign key, `NOT NULL`,
+/// `CHECK` or `AUTOINCREMENT`).
 fn sqlite_engine(c: &mut Criterion) {
     let secondary = [
         "sales_orders_client_po",
@@ -302,8 +313,7 @@ fn sqlite_engine(c: &mut Criterion) {
     }
 }
 
-/// Where [`sqlite_engine`]'s statement reads the rows it inserts.
-#[derive(Clone, Copy)]
+/// Where [`sqlite_engine`]'s statements read the rows they insert.
 enum Source {
     /// In-memory tables, copied from the store's first rows.
     Copied,
@@ -320,15 +330,8 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
     let template =
         sales_order_api::http::order_body::parse(&order_body(1), &Default::default()).unwrap();
     let mut next = 0u64;
-    runtime.block_on(async {
-        let inserts = orders(&template, &mut next, 256).into_iter().map(|order| {
-            let store = store.clone();
-            tokio::spawn(async move { insert(&store, order).await })
-        });
-        for insert in inserts.collect::<Vec<_>>() {
-            insert.await.unwrap();
-        }
-    });
+    let first = orders(&template, &mut next, ENGINE_ORDERS as usize);
+    runtime.block_on(insert_concurrently(&store, first));
     drop(store);
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(dir.path().join("bench.db"))
@@ -339,6 +342,19 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
     let mut connection = runtime
         .block_on(sqlx::SqliteConnection::connect_with(&options))
         .unwrap();
+    // The new numbers below are the first ones shifted by a round's orders:
+    // they must be 1 to 256 for no round to meet another's.
+    let numbered: (i64, i64, i64, i64) = runtime
+        .block_on(
+            sqlx::query_as(
+                "SELECT (SELECT min(seq) FROM sales_orders), (SELECT max(seq) FROM sales_orders), \
+                        (SELECT min(sequence) FROM order_events), \
+                        (SELECT max(sequence) FROM order_events)",
+            )
+            .fetch_one(&mut connection),
+        )
+        .unwrap();
+    assert_eq!(numbered, (1, ENGINE_ORDERS, 1, ENGINE_ORDERS));
     let mut run = |statement: String| {
         runtime
             .block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut connection))
@@ -381,7 +397,7 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
             )
             .unwrap();
         let values: Vec<String> = columns.iter().map(|column| fresh(table, column)).collect();
-        let source = match source {
+        let rows_from = match source {
             Source::Copied => format!("template_{table}"),
             Source::Json => {
                 let fields: Vec<String> = columns
@@ -411,14 +427,15 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
             }
         };
         statement.push_str(&format!(
-            "INSERT INTO main.{table} ({}) SELECT {} FROM {source};\n",
+            "INSERT INTO main.{table} ({}) SELECT {} FROM {rows_from};\n",
             columns.join(", "),
             values.join(", ")
         ));
     }
-    statement.push_str(
-        "UPDATE event_sequences SET last = last + 256 WHERE client_id = 'bench-client';\nCOMMIT;",
-    );
+    statement.push_str(&format!(
+        "UPDATE event_sequences SET last = last + {ENGINE_ORDERS} WHERE client_id = '{BENCH_CLIENT}';\n\
+         COMMIT;"
+    ));
     let millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     let mut round = 0i64;
     c.bench_function(name, |b| {
@@ -426,15 +443,10 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
             round += 1;
             let millis = millis + 1_000 + i128::from(round);
             let at = time::OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).unwrap();
-            let at = at
-                .format(time::macros::format_description!(
-                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-                ))
-                .unwrap();
             let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-                .bind(round * 256)
+                .bind(round * ENGINE_ORDERS)
                 .bind(format!("{millis:012x}"))
-                .bind(at);
+                .bind(sales_order_api::store::rfc3339(at));
             for rows in &rows_json {
                 query = query.bind(rows.clone());
             }
@@ -542,7 +554,7 @@ fn event_anatomy(c: &mut Criterion) {
 
 /// One durable insert by the bench partner, as the create handler makes it.
 async fn insert(store: &Store, order: NewOrder) {
-    let client = ClientId::parse("bench-client").unwrap();
+    let client = ClientId::parse(BENCH_CLIENT).unwrap();
     store
         .insert_order(&client, order, None, time::OffsetDateTime::now_utc())
         .await

@@ -4,7 +4,8 @@
 #   1. criterion times the parts every signed create of a one-line order
 #      must pay: JWT, RSA-2048 verify, parse + validate, and its share of a
 #      group commit of 256 orders on each store (PostgreSQL's includes the
-#      database's own work and the round trips to it);
+#      database's own work and the round trips to it), and SQLite's own work
+#      for the same rows without the store;
 #   2. loadgen sends the same create request's bytes to /healthz and reads
 #      the machine's busy cores: the CPU an HTTP request costs on this machine
 #      (server, kernel and load generator) before any work;
@@ -23,8 +24,11 @@ export PG_SERVER=${PG_SERVER:-postgres://postgres@127.0.0.1:5432}
 mkdir -p "$OUT"
 PARTS=(jwt_verify_hs256 rsa2048_verify order_parse_validate_1_lines)
 INSERTS=(sqlite_insert_256_concurrent_orders postgres_insert_256_concurrent_orders)
+# SQLite's own work for the same rows without the store: what no store on
+# this schema can go below (BENCHMARKS.md, "What SQLite itself charges").
+ENGINE=sqlite_engine_256_orders
 BENCH_PG_SERVER=$PG_SERVER cargo bench --quiet --bench components -- --noplot \
-  "^($(IFS='|'; echo "${PARTS[*]}|${INSERTS[*]}"))\$" | tee "$OUT/components.txt"
+  "^($(IFS='|'; echo "${PARTS[*]}|${INSERTS[*]}|$ENGINE"))\$" | tee "$OUT/components.txt"
 cargo build --release --quiet --features loadgen
 
 # One server per store, each on a fresh database, stopped when its subshell ends.
@@ -46,11 +50,11 @@ load sqlite healthz 128,256,512
 load sqlite create "$CONNECTIONS"
 load postgres create "$CONNECTIONS"
 
-python3 - "$OUT" "$(nproc)" "${PARTS[@]}" -- "${INSERTS[@]}" <<'PY'
+python3 - "$OUT" "$(nproc)" "$ENGINE" "${PARTS[@]}" -- "${INSERTS[@]}" <<'PY'
 import json, sys
-out, cores = sys.argv[1], int(sys.argv[2])
+out, cores, engine = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 split = sys.argv.index("--")
-parts, inserts = sys.argv[3:split], sys.argv[split + 1:]
+parts, inserts = sys.argv[4:split], sys.argv[split + 1:]
 stores = ["sqlite", "postgres"]
 names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 def median_us(name):
@@ -75,7 +79,9 @@ lines += [f"| order insert: its share of a 256-order group commit | {insert['sql
 for store in stores:
     lines.append(f"- {names[store]}: floor {cores} cores / {work[store] + transport_us:.2f} µs = "
                  f"{floor[store]:,.0f} orders/s with HTTP, {work_floor[store]:,.0f} orders/s work only")
-lines += [f"- SQLite's order insert / RSA-2048 verify: {insert['sqlite'] / shared['rsa2048_verify']:.2f}", "",
+lines += [f"- SQLite's order insert / RSA-2048 verify: {insert['sqlite'] / shared['rsa2048_verify']:.2f}",
+          f"- SQLite alone, the same rows without the store ({engine}): "
+          f"{median_us(engine) / 256:.2f} µs an order, {median_us(engine) / 256 / shared['rsa2048_verify']:.2f} of the RSA-2048 verify", "",
           "| connections | store | creates/s | p99 ms | errors | machine busy | peak RSS | / work + HTTP floor | PostgreSQL / SQLite |",
           "|---|---|---|---|---|---|---|---|---|"]
 by_store = {store: {s["connections"]: s for s in steps(f"create-{store}")} for store in stores}

@@ -1,6 +1,7 @@
 """Per-order figures of one folder's criterion rounds (round-N.txt), each
 against the same round's RSA-2048 verify: µs an order (a 256-order bench's
-time / 256), and its ratio to RSA; medians over the rounds.
+time / 256; other benches as they are), and its ratio to RSA; medians over
+the rounds.
 
 Usage: python3 summarize.py FOLDER ROUNDS
 """
@@ -13,7 +14,7 @@ for r in range(1, rounds + 1):
     text = open(f"{folder}/round-{r}.txt").read()
     for name, value, unit in re.findall(r"^(\w+)\s*\n?\s*time:\s+\[\S+ \S+ (\S+) (\S+)", text, re.M):
         us = float(value) * (1 if unit == "µs" else 1000)
-        if name != "rsa2048_verify":
+        if "_256_" in name:
             us /= 256
         figures.setdefault(name, []).append(us)
 rsa = figures["rsa2048_verify"]
