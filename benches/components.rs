@@ -301,6 +301,7 @@ fn sqlite_engine(c: &mut Criterion) {
     for (name, alter, source) in [
         ("", String::new(), Source::Copied),
         ("_rows_as_json", String::new(), Source::Json),
+        ("_rows_as_json_arrays", String::new(), Source::JsonArrays),
         ("_without_secondary_indexes", secondary, Source::Copied),
         ("_bare_rows", bare, Source::Copied),
     ] {
@@ -320,6 +321,9 @@ enum Source {
     /// A JSON array per table bound to the statement and read back with
     /// `jsonb_each` and `->>`, as the store sends rows (`store::dialect`).
     Json,
+    /// The same with each row an array, read by position (`value ->> 3`)
+    /// instead of by name.
+    JsonArrays,
 }
 
 /// [`sqlite_engine`] on a database altered by `alter` after the store wrote
@@ -399,16 +403,22 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
         let values: Vec<String> = columns.iter().map(|column| fresh(table, column)).collect();
         let rows_from = match source {
             Source::Copied => format!("template_{table}"),
-            Source::Json => {
-                let fields: Vec<String> = columns
-                    .iter()
-                    .map(|column| format!("'{column}', {column}"))
-                    .collect();
+            Source::Json | Source::JsonArrays => {
+                let by_name = matches!(source, Source::Json);
+                let (row, fields): (&str, Vec<String>) = if by_name {
+                    let fields = columns
+                        .iter()
+                        .map(|column| format!("'{column}', {column}"))
+                        .collect();
+                    ("json_object", fields)
+                } else {
+                    ("json_array", columns.clone())
+                };
                 rows_json.push(
                     runtime
                         .block_on(
                             sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
-                                "SELECT json_group_array(json_object({})) FROM template_{table}",
+                                "SELECT json_group_array({row}({})) FROM template_{table}",
                                 fields.join(", ")
                             )))
                             .fetch_one(&mut connection),
@@ -417,7 +427,14 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
                 );
                 let fields: Vec<String> = columns
                     .iter()
-                    .map(|column| format!("value ->> '{column}' AS {column}"))
+                    .enumerate()
+                    .map(|(position, column)| {
+                        if by_name {
+                            format!("value ->> '{column}' AS {column}")
+                        } else {
+                            format!("value ->> {position} AS {column}")
+                        }
+                    })
                     .collect();
                 format!(
                     "(SELECT {} FROM jsonb_each(${})) AS r",
