@@ -374,7 +374,7 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
     }
     // $1: what each number grows by; $2: 12 hex digits of milliseconds
     // above every id so far; $3: the rows' time; from $4, with
-    // `Source::Json`, each table's rows.
+    // `Source::Json` or `Source::JsonArrays`, each table's rows.
     let fresh = |table: &str, column: &str| -> String {
         match (table, column) {
             ("sales_orders", "seq")
@@ -391,6 +391,9 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
     };
     let mut statement = String::from("BEGIN IMMEDIATE;\n");
     let mut rows_json = Vec::new();
+    // Per table, the columns copied as they are: every row inserted must
+    // match a row of the first 256 in them (checked after the bench).
+    let mut copied = Vec::new();
     for table in CREATION_TABLES.iter().rev() {
         let columns: Vec<String> = runtime
             .block_on(
@@ -401,6 +404,17 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
             )
             .unwrap();
         let values: Vec<String> = columns.iter().map(|column| fresh(table, column)).collect();
+        let kept: Vec<&String> = columns
+            .iter()
+            .filter(|column| fresh(table, column) == **column)
+            .collect();
+        copied.push((
+            *table,
+            kept.iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
         let rows_from = match source {
             Source::Copied => format!("template_{table}"),
             Source::Json | Source::JsonArrays => {
@@ -470,6 +484,20 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
             runtime.block_on(async { query.execute(&mut connection).await.unwrap() });
         })
     });
+    // Each column landed where it belongs (a row read by the wrong name or
+    // position would not match, whatever SQLite's typing let through).
+    for (table, columns) in copied {
+        let strays: i64 = runtime
+            .block_on(
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT count(*) FROM (SELECT {columns} FROM main.{table} \
+                     EXCEPT SELECT {columns} FROM template_{table})"
+                )))
+                .fetch_one(&mut connection),
+            )
+            .unwrap();
+        assert_eq!(strays, 0, "{name}: rows of {table} unlike the first 256");
+    }
 }
 
 /// The same on PostgreSQL, in a database of its own on the server
