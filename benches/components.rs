@@ -404,17 +404,12 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
             )
             .unwrap();
         let values: Vec<String> = columns.iter().map(|column| fresh(table, column)).collect();
-        let kept: Vec<&String> = columns
+        let kept: Vec<&str> = columns
             .iter()
-            .filter(|column| fresh(table, column) == **column)
+            .map(String::as_str)
+            .filter(|column| fresh(table, column) == *column)
             .collect();
-        copied.push((
-            *table,
-            kept.iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ));
+        copied.push((*table, kept.join(", ")));
         let rows_from = match source {
             Source::Copied => format!("template_{table}"),
             Source::Json | Source::JsonArrays => {
