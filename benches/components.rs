@@ -414,40 +414,36 @@ fn sqlite_engine_on(c: &mut Criterion, name: &str, alter: &str, source: Source) 
             Source::Copied => format!("template_{table}"),
             Source::Json | Source::JsonArrays => {
                 let by_name = matches!(source, Source::Json);
-                let (row, fields): (&str, Vec<String>) = if by_name {
-                    let fields = columns
-                        .iter()
-                        .map(|column| format!("'{column}', {column}"))
-                        .collect();
-                    ("json_object", fields)
-                } else {
-                    ("json_array", columns.clone())
-                };
+                // Per column: what the row's JSON holds, and how it is read back.
+                let (written, read): (Vec<String>, Vec<String>) = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(position, column)| {
+                        if by_name {
+                            (
+                                format!("'{column}', {column}"),
+                                format!("value ->> '{column}' AS {column}"),
+                            )
+                        } else {
+                            (column.clone(), format!("value ->> {position} AS {column}"))
+                        }
+                    })
+                    .unzip();
+                let row = if by_name { "json_object" } else { "json_array" };
                 rows_json.push(
                     runtime
                         .block_on(
                             sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
                                 "SELECT json_group_array({row}({})) FROM template_{table}",
-                                fields.join(", ")
+                                written.join(", ")
                             )))
                             .fetch_one(&mut connection),
                         )
                         .unwrap(),
                 );
-                let fields: Vec<String> = columns
-                    .iter()
-                    .enumerate()
-                    .map(|(position, column)| {
-                        if by_name {
-                            format!("value ->> '{column}' AS {column}")
-                        } else {
-                            format!("value ->> {position} AS {column}")
-                        }
-                    })
-                    .collect();
                 format!(
                     "(SELECT {} FROM jsonb_each(${})) AS r",
-                    fields.join(", "),
+                    read.join(", "),
                     3 + rows_json.len()
                 )
             }
